@@ -1,0 +1,1 @@
+"""Ingest: venue adapters (one module per venue), connection management, validation, simulator, replay."""

@@ -1,0 +1,71 @@
+"""The topic catalogue: every topic, its key, partitions, retention and value type.
+
+docker-compose's topic-creation service, the Kafka bus and the tests all read
+this table, so a topic exists in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from schemas.events import (
+    Alert, Bar, DeadLetter, FeatureVector, Fill, Health, Order, RiskUpdate,
+    Signal, TargetPortfolio, Tick,
+)
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    value_type: type[msgspec.Struct] | None  # None: opaque bytes (changelogs)
+    key: str | None  # the field that keys the record; None means unkeyed
+    partitions: int = 3
+    retention_ms: int = 7 * DAY_MS  # -1 keeps forever
+    compacted: bool = False
+
+    @property
+    def config(self) -> dict[str, str]:
+        """Kafka topic configs, as kafka-topics --config wants them."""
+        if self.compacted:
+            return {"cleanup.policy": "compact"}
+        return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+
+TICKS = Topic("ticks.v1", Tick, "symbol", partitions=6, retention_ms=2 * DAY_MS)
+BARS = Topic("bars.v1", Bar, "symbol", partitions=6, retention_ms=-1)
+FEATURES = Topic("features.v1", FeatureVector, "symbol", partitions=6, retention_ms=2 * DAY_MS)
+SIGNALS = Topic("signals.v1", Signal, "symbol", partitions=3)
+TARGETS = Topic("targets.v1", TargetPortfolio, "portfolio_id", partitions=1, retention_ms=-1)
+ORDERS = Topic("orders.v1", Order, "portfolio_id", partitions=1, retention_ms=-1)
+FILLS = Topic("fills.v1", Fill, "portfolio_id", partitions=1, retention_ms=-1)
+RISK = Topic("risk.v1", RiskUpdate, "portfolio_id", partitions=1)
+ALERTS = Topic("alerts.v1", Alert, None, partitions=1, retention_ms=30 * DAY_MS)
+DLQ = Topic("dlq.v1", DeadLetter, None, partitions=1, retention_ms=30 * DAY_MS)
+HEALTH = Topic("health.v1", Health, "component", partitions=1, retention_ms=DAY_MS)
+
+CATALOGUE: dict[str, Topic] = {
+    t.name: t
+    for t in (TICKS, BARS, FEATURES, SIGNALS, TARGETS, ORDERS, FILLS, RISK, ALERTS, DLQ, HEALTH)
+}
+
+
+def changelog_topic(consumer: str) -> Topic:
+    """The compacted state changelog of one consumer (keyed by partition or symbol)."""
+    return Topic(f"changelog.{consumer}.v1", None, "partition", partitions=6, compacted=True)
+
+
+CHANGELOG_CONSUMERS = ("features", "signals", "risk", "portfolio", "execution")
+for _name in CHANGELOG_CONSUMERS:
+    _t = changelog_topic(_name)
+    CATALOGUE[_t.name] = _t
+
+
+def topic(name: str) -> Topic:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise KeyError(f"unknown topic {name!r}; known: {', '.join(sorted(CATALOGUE))}") from None

@@ -1,0 +1,276 @@
+"""``kafka://host:port[,host:port]``: the real engine, through aiokafka.
+
+Producer: idempotent, ``acks=all``, small linger so a batch of outputs goes
+out in a few requests. Consumers: manual commits, ``getmany`` batches, a
+rebalance listener that forwards to the runner's hooks. Security settings
+(SASL, TLS) pass through from the URL query or the environment, see
+``KafkaSettings.from_url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping, Sequence
+from urllib.parse import parse_qsl, urlsplit
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+from aiokafka.structs import TopicPartition as KafkaTP
+
+from schemas.topics import CATALOGUE
+from streaming.bus.base import Record, RebalanceHook, TopicPartition
+from streaming.bus.memory import _call
+
+log = logging.getLogger(__name__)
+
+_SECURITY_KEYS = ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+
+
+@dataclass
+class KafkaSettings:
+    bootstrap: str
+    client_id: str = "ticktide"
+    security: dict[str, Any] = field(default_factory=dict)
+    replication_factor: int = 1
+    linger_ms: int = 5
+    max_batch_size: int = 256 * 1024
+    isolation_level: str = "read_committed"
+
+    @classmethod
+    def from_url(cls, url: str) -> "KafkaSettings":
+        """``kafka://h1:9092,h2:9092?security_protocol=SASL_SSL&sasl_mechanism=SCRAM-SHA-512``.
+
+        Secrets come from the environment, never the URL in logs:
+        TICKTIDE_KAFKA_SASL_USERNAME, TICKTIDE_KAFKA_SASL_PASSWORD,
+        TICKTIDE_KAFKA_SSL_CAFILE (plus _CERTFILE/_KEYFILE for mutual TLS).
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "kafka" or not parts.netloc:
+            raise ValueError(f"not a kafka URL: {url!r} (expected kafka://host:port)")
+        query = dict(parse_qsl(parts.query))
+        security: dict[str, Any] = {k: query[k] for k in _SECURITY_KEYS if k in query}
+        env = os.environ
+        if env.get("TICKTIDE_KAFKA_SECURITY_PROTOCOL"):
+            security.setdefault("security_protocol", env["TICKTIDE_KAFKA_SECURITY_PROTOCOL"])
+        if env.get("TICKTIDE_KAFKA_SASL_MECHANISM"):
+            security.setdefault("sasl_mechanism", env["TICKTIDE_KAFKA_SASL_MECHANISM"])
+        if env.get("TICKTIDE_KAFKA_SASL_USERNAME"):
+            security["sasl_plain_username"] = env["TICKTIDE_KAFKA_SASL_USERNAME"]
+            security["sasl_plain_password"] = env.get("TICKTIDE_KAFKA_SASL_PASSWORD", "")
+        if security.get("security_protocol", "PLAINTEXT") in ("SSL", "SASL_SSL"):
+            security["ssl_context"] = create_ssl_context(
+                cafile=query.get("ssl_cafile") or env.get("TICKTIDE_KAFKA_SSL_CAFILE"),
+                certfile=env.get("TICKTIDE_KAFKA_SSL_CERTFILE"),
+                keyfile=env.get("TICKTIDE_KAFKA_SSL_KEYFILE"),
+            )
+        return cls(
+            bootstrap=parts.netloc,
+            client_id=query.get("client_id", "ticktide"),
+            security=security,
+            replication_factor=int(query.get("replication_factor", env.get("TICKTIDE_KAFKA_REPLICATION", 1))),
+        )
+
+
+class KafkaBus:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.settings = KafkaSettings.from_url(url)
+        self._producer: AIOKafkaProducer | None = None
+        self._pending: list[asyncio.Future] = []
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        s = self.settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap,
+            client_id=s.client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=s.linger_ms,
+            max_batch_size=s.max_batch_size,
+            **s.security,
+        )
+        await self._producer.start()
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        if self._producer is None:
+            await self.start()
+        assert self._producer is not None
+        fut = await self._producer.send(topic, value=value, key=key, headers=list(headers) or None)
+        self._pending.append(fut)
+
+    async def flush(self) -> None:
+        """Wait until every published message is acknowledged; raise if one failed."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    def subscribe(self, topics: Sequence[str], group: str, on_assign: RebalanceHook | None = None,
+                  on_revoke: RebalanceHook | None = None, from_beginning: bool = True) -> "KafkaSubscription":
+        return KafkaSubscription(self.settings, tuple(topics), group, on_assign, on_revoke, from_beginning)
+
+    async def ensure_topics(self, names: Sequence[str]) -> None:
+        s = self.settings
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, client_id=s.client_id, **s.security)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            new = []
+            for name in names:
+                if name in existing:
+                    continue
+                info = CATALOGUE.get(name)
+                new.append(NewTopic(
+                    name, num_partitions=info.partitions if info else 3,
+                    replication_factor=s.replication_factor,
+                    topic_configs=info.config if info else {},
+                ))
+            if new:
+                try:
+                    await admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    pass  # another process created it first
+                await self._wait_for_metadata(admin, [t.name for t in new])
+        finally:
+            await admin.close()
+
+    @staticmethod
+    async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+        for _ in range(50):
+            if set(names) <= set(await admin.list_topics()):
+                return
+            await asyncio.sleep(0.1)
+
+    async def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Record]:
+        s = self.settings
+        consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, client_id=s.client_id,
+                                    enable_auto_commit=False, isolation_level=s.isolation_level, **s.security)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps = [KafkaTP(topic, p) for p in sorted(partitions)]
+            if not tps:
+                return []
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            out: list[Record] = []
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while any(await consumer.position(tp) < ends[tp] for tp in tps):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"reading {topic} did not reach its end in {timeout_s}s")
+                got = await consumer.getmany(timeout_ms=200, max_records=10_000)
+                for tp_records in got.values():
+                    out.extend(_to_record(r) for r in tp_records)
+            return out
+        finally:
+            await consumer.stop()
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            try:
+                await self.flush()
+            finally:
+                await self._producer.stop()
+                self._producer = None
+
+
+def _to_record(r: Any) -> Record:
+    return Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp,
+                  tuple(r.headers or ()))
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, sub: "KafkaSubscription") -> None:
+        self.sub = sub
+
+    async def on_partitions_revoked(self, revoked):  # noqa: D401 - aiokafka's names
+        await _call(self.sub.on_revoke, sorted(TopicPartition(tp.topic, tp.partition) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned):
+        await _call(self.sub.on_assign, sorted(TopicPartition(tp.topic, tp.partition) for tp in assigned))
+
+
+class KafkaSubscription:
+    def __init__(self, settings: KafkaSettings, topics: tuple[str, ...], group: str,
+                 on_assign: RebalanceHook | None, on_revoke: RebalanceHook | None,
+                 from_beginning: bool) -> None:
+        self.settings, self.topics, self.group = settings, topics, group
+        self.on_assign, self.on_revoke = on_assign, on_revoke
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap,
+            client_id=settings.client_id,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            isolation_level=settings.isolation_level,
+            # range keeps co-partitioned inputs (ticks.v1 p2 and bars.v1 p2) on one member
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            max_poll_interval_ms=300_000,
+            **settings.security,
+        )
+        self._started = False
+        self._closed = False
+
+    async def _start(self) -> None:
+        if not self._started:
+            await self._consumer.start()
+            self._consumer.subscribe(list(self.topics), listener=_Listener(self))
+            self._started = True
+
+    async def batches(self, max_records: int = 500, timeout_ms: int = 200) -> AsyncIterator[list[Record]]:
+        await self._start()
+        while not self._closed:
+            got = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+            batch: list[Record] = []
+            for tp in sorted(got, key=lambda t: (t.topic, t.partition)):
+                batch.extend(_to_record(r) for r in got[tp])
+            yield batch
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if offsets:
+            await self._consumer.commit({KafkaTP(tp.topic, tp.partition): off for tp, off in offsets.items()})
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._consumer.seek(KafkaTP(tp.topic, tp.partition), offset)
+
+    def seek_to_beginning(self, tp: TopicPartition) -> None:
+        # aiokafka's seek_to_beginning is a coroutine; seeking to 0 then resetting on
+        # OffsetOutOfRange (auto_offset_reset=earliest) has the same effect here.
+        self._consumer.seek(KafkaTP(tp.topic, tp.partition), 0)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        out: dict[TopicPartition, int] = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                pos = await self._consumer.position(tp)
+            except Exception:  # noqa: BLE001 - a partition being revoked has no position
+                continue
+            out[TopicPartition(tp.topic, tp.partition)] = max(0, high - pos)
+        return out
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._started:
+            await self._consumer.stop()

@@ -1,0 +1,62 @@
+"""The ``ticktide`` command line.
+
+Each area registers its own subcommands: a module in ``COMMAND_MODULES``
+exposes ``register(subparsers)`` which adds parsers whose ``func(args)``
+returns an exit code. Keeping registration beside the code keeps this file
+small and lets each package own its CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMAND_MODULES = (
+    "streaming.commands",
+    "producers.commands",
+    "consumers.features.commands",
+    "consumers.signals.commands",
+    "consumers.risk.commands",
+    "consumers.portfolio.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ticktide",
+        description="Event-driven streaming for quantitative trading.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # an area not built yet; a missing third-party dependency is a real error
+            if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""What a consumer implements: pure logic over decoded events, no I/O.
+
+The runner (``streaming.runner``) owns polling, decoding, publishing,
+committing and snapshots; a Processor only turns a batch of input events into
+output events and can save and restore its state per input partition.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import msgspec
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One decoded input event and where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    event: msgspec.Struct
+
+
+@dataclass(slots=True)
+class Output:
+    """One event to publish. ``key`` defaults to the topic's key field."""
+
+    topic: str
+    event: msgspec.Struct
+    key: bytes | None = None
+
+
+class ProcessingError(Exception):
+    """Raised by a Processor for one bad input; the runner dead-letters it.
+
+    Carry the offending envelope so the runner can name its source.
+    """
+
+    def __init__(self, reason: str, envelope: Envelope | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.envelope = envelope
+
+
+@dataclass
+class ProcessResult:
+    outputs: list[Output] = field(default_factory=list)
+    # inputs the processor rejected, with the reason; the runner dead-letters them
+    rejected: list[tuple[Envelope, str]] = field(default_factory=list)
+
+
+class Processor(ABC):
+    """A consumer's pure core.
+
+    ``name`` is the consumer group and the changelog name; ``inputs`` are the
+    topics it reads. A stateful processor keeps its state per input partition
+    (co-partitioned inputs share the number) so that a rebalance moves a
+    partition's state with it.
+    """
+
+    name: str = "processor"
+    inputs: tuple[str, ...] = ()
+    stateful: bool = False
+
+    @abstractmethod
+    def process(self, batch: Sequence[Envelope]) -> ProcessResult:
+        """Turn one batch of inputs (in offset order per partition) into outputs."""
+
+    def snapshot(self, partition: int) -> bytes | None:
+        """State of one input partition for the changelog; None when there is none."""
+        return None
+
+    def restore(self, partition: int, data: bytes) -> None:
+        """Load the state written by ``snapshot``."""
+
+    def drop(self, partition: int) -> None:
+        """Forget a partition's state (it was revoked from this instance)."""
+
+    def tick(self, now_ns: int) -> ProcessResult:
+        """Called on a timer even without input (schedules, staleness checks)."""
+        return ProcessResult()
+
+    def close(self) -> None:
+        """Release resources at shutdown."""

@@ -1,0 +1,283 @@
+"""The one consumer loop: poll, decode, process, publish, flush, commit, snapshot.
+
+At-least-once: offsets are committed only after every output of the batch is
+acknowledged. Stateful processors keep their state per input partition in a
+compacted changelog (``changelog.<name>.v1``) together with the input
+offsets it reflects; when a partition is assigned, the state is restored and
+the inputs are re-read from exactly those offsets, so a restarted or
+rebalanced consumer continues where the old one stopped, publishing the same
+values (possibly twice, never differently).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+import msgspec
+
+from schemas.events import DeadLetter, Health
+from schemas.topics import DLQ, HEALTH, changelog_topic
+from streaming import metrics
+from streaming.bus.base import Bus, Record, Subscription, TopicPartition
+from streaming.codec import decode, encode, key_for
+from streaming.processor import Envelope, Output, Processor, ProcessResult
+
+log = logging.getLogger(__name__)
+
+
+class Snapshot(msgspec.Struct):
+    """One changelog record: a partition's state and the next input offset per topic."""
+
+    partition: int
+    offsets: dict[str, int]
+    state: bytes
+
+
+_snapshot_decoder = msgspec.json.Decoder(Snapshot)
+
+
+@dataclass
+class RunnerSettings:
+    group: str | None = None  # defaults to the processor's name
+    max_records: int = 1000
+    poll_timeout_ms: int = 100
+    snapshot_interval_s: float = 2.0
+    timer_interval_s: float = 1.0
+    health_interval_s: float = 10.0
+    lag_interval_s: float = 2.0
+    duration_s: float | None = None  # stop after this long (demo, tests)
+    instance: str = ""
+
+
+class Runner:
+    def __init__(self, processor: Processor, bus: Bus, settings: RunnerSettings | None = None,
+                 stop: asyncio.Event | None = None) -> None:
+        self.processor = processor
+        self.bus = bus
+        self.settings = settings or RunnerSettings()
+        self.stop = stop or asyncio.Event()
+        self.name = processor.name
+        self.group = self.settings.group or processor.name
+        self.instance = self.settings.instance or f"{socket.gethostname()}:{id(self) & 0xFFFF:x}"
+        self.changelog = changelog_topic(self.name).name
+        self._sub: Subscription | None = None
+        self._next_offsets: dict[TopicPartition, int] = {}  # next offset to read, per processed input
+        self._dirty: set[int] = set()  # partitions whose state changed since the last snapshot
+        self._counts = {"in": 0, "out": 0, "errors": 0}
+        self._last_health = (time.monotonic(), 0)
+
+    # -- rebalance hooks ----------------------------------------------------
+    async def _on_assign(self, gained: list[TopicPartition]) -> None:
+        log.info("%s assigned %s", self.name, [f"{t}:{p}" for t, p in gained])
+        if not self.processor.stateful:
+            return
+        snapshots = await self._read_changelog()
+        for p in sorted({tp.partition for tp in gained}):
+            snap = snapshots.get(p)
+            if snap is not None:
+                self.processor.restore(p, snap.state)
+            for tp in (tp for tp in gained if tp.partition == p):
+                offset = snap.offsets.get(tp.topic) if snap else None
+                if offset is None:
+                    self._sub.seek_to_beginning(tp)  # no state yet: rebuild it from the start
+                else:
+                    self._sub.seek(tp, offset)
+                self._next_offsets.pop(tp, None)
+
+    async def _on_revoke(self, lost: list[TopicPartition]) -> None:
+        log.info("%s revoked %s", self.name, [f"{t}:{p}" for t, p in lost])
+        if self.processor.stateful:
+            lost_parts = {tp.partition for tp in lost}
+            await self._snapshot(lost_parts)
+            for p in lost_parts:
+                self.processor.drop(p)
+        for tp in lost:
+            self._next_offsets.pop(tp, None)
+
+    async def _read_changelog(self) -> dict[int, Snapshot]:
+        latest: dict[int, Snapshot] = {}
+        for record in await self.bus.read_all(self.changelog):
+            try:
+                snap = _snapshot_decoder.decode(record.value)
+            except msgspec.DecodeError:
+                log.error("%s: unreadable changelog record at %s:%d", self.name, record.partition, record.offset)
+                continue
+            latest[snap.partition] = snap  # later records win, as compaction would keep them
+        return latest
+
+    # -- snapshots ------------------------------------------------------------
+    async def _snapshot(self, partitions: set[int] | None = None) -> None:
+        parts = self._dirty if partitions is None else (partitions & self._dirty)
+        if not parts:
+            return
+        size = 0
+        for p in sorted(parts):
+            state = self.processor.snapshot(p)
+            if state is None:
+                continue
+            offsets = {tp.topic: off for tp, off in self._next_offsets.items() if tp.partition == p}
+            value = msgspec.json.encode(Snapshot(p, offsets, state))
+            size += len(state)
+            await self.bus.publish(self.changelog, str(p).encode(), value)
+        await self.bus.flush()
+        self._dirty -= parts
+        metrics.SNAPSHOTS.labels(self.name).inc()
+        metrics.STATE_BYTES.labels(self.name).set(size)
+
+    # -- the loop -------------------------------------------------------------
+    async def run(self) -> None:
+        s = self.settings
+        await self.bus.start()
+        topics = list(self.processor.inputs) + [DLQ.name]
+        if self.processor.stateful:
+            topics.append(self.changelog)
+        await self.bus.ensure_topics(topics)
+        self._sub = self.bus.subscribe(self.processor.inputs, self.group,
+                                       on_assign=self._on_assign, on_revoke=self._on_revoke)
+        metrics.UP.labels(self.name).set(1)
+        started = time.monotonic()
+        due = {"snapshot": started + s.snapshot_interval_s, "timer": started,
+               "health": started + s.health_interval_s, "lag": started}
+        try:
+            async for records in self._sub.batches(s.max_records, s.poll_timeout_ms):
+                if records:
+                    await self.handle(records)
+                now = time.monotonic()
+                if now >= due["timer"]:
+                    due["timer"] = now + s.timer_interval_s
+                    await self._emit(self.processor.tick(time.time_ns()))
+                if now >= due["lag"]:
+                    due["lag"] = now + s.lag_interval_s
+                    await self._report_lag()
+                if now >= due["health"]:
+                    due["health"] = now + s.health_interval_s
+                    await self._publish_health()
+                if self.processor.stateful and now >= due["snapshot"]:
+                    due["snapshot"] = now + s.snapshot_interval_s
+                    await self._snapshot()
+                if self.stop.is_set() or (s.duration_s is not None and now - started >= s.duration_s):
+                    break
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        try:
+            await self.bus.flush()
+            if self.processor.stateful:
+                await self._snapshot()
+        finally:
+            if self._sub is not None:
+                await self._sub.close()
+            self.processor.close()
+            metrics.UP.labels(self.name).set(0)
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        """Process one batch end to end; public so tests can drive it without polling."""
+        t0 = time.perf_counter()
+        metrics.BATCH_SIZE.labels(self.name).observe(len(records))
+        envelopes: list[Envelope] = []
+        for r in records:
+            metrics.EVENTS_IN.labels(self.name, r.topic).inc()
+            try:
+                envelopes.append(Envelope(r.topic, r.partition, r.offset, r.key, decode(r.topic, r.value)))
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError) as exc:
+                await self._dead_letter("decode", f"{type(exc).__name__}: {exc}", r)
+        self._counts["in"] += len(records)
+        if envelopes:
+            result = self._process_isolating_failures(envelopes)
+            for env, reason in result.rejected:
+                await self._dead_letter("process", reason, env)
+            await self._emit(result)
+            last_ts = getattr(envelopes[-1].event, "ts_event", None)
+            if last_ts:
+                metrics.LAST_EVENT_TS.labels(self.name).set(last_ts / 1e9)
+        await self.bus.flush()
+        offsets: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+            self._dirty.add(r.partition)
+        self._next_offsets.update(offsets)
+        if self._sub is not None:
+            await self._sub.commit(offsets)
+        metrics.PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
+
+    def _process_isolating_failures(self, envelopes: list[Envelope]) -> ProcessResult:
+        """Process the batch; if it raises, retry one input at a time so only the poison is rejected."""
+        try:
+            return self.processor.process(envelopes)
+        except Exception:  # noqa: BLE001 - any bug in one input must not stop the stream
+            log.exception("%s: batch failed, isolating the bad input", self.name)
+        merged = ProcessResult()
+        for env in envelopes:
+            try:
+                one = self.processor.process([env])
+            except Exception as exc:  # noqa: BLE001
+                merged.rejected.append((env, f"{type(exc).__name__}: {exc}"))
+                continue
+            merged.outputs.extend(one.outputs)
+            merged.rejected.extend(one.rejected)
+        return merged
+
+    async def _emit(self, result: ProcessResult) -> None:
+        now = time.time_ns()
+        by_topic: dict[str, int] = defaultdict(int)
+        for out in result.outputs:
+            await self._publish(out)
+            by_topic[out.topic] += 1
+            ingest = getattr(out.event, "ts_ingest", 0)
+            if ingest:
+                metrics.END_TO_END_SECONDS.labels(self.name, out.topic).observe(max(0.0, (now - ingest) / 1e9))
+        for topic, n in by_topic.items():
+            metrics.EVENTS_OUT.labels(self.name, topic).inc(n)
+            self._counts["out"] += n
+
+    async def _publish(self, out: Output) -> None:
+        key = out.key if out.key is not None else key_for(out.topic, out.event)
+        await self.bus.publish(out.topic, key, encode(out.event))
+
+    async def _dead_letter(self, stage: str, reason: str, source: Record | Envelope) -> None:
+        raw = source.value if isinstance(source, Record) else encode(source.event)
+        letter = DeadLetter(
+            stage=f"{self.name}:{stage}", reason=reason[:2000], raw=raw, ts_proc=time.time_ns(),
+            source_topic=source.topic, partition=source.partition, offset=source.offset,
+            key=source.key.decode("utf-8", "replace") if source.key else None,
+        )
+        await self.bus.publish(DLQ.name, None, encode(letter))
+        metrics.DEAD_LETTERS.labels(f"{self.name}:{stage}").inc()
+        metrics.ERRORS.labels(self.name).inc()
+        self._counts["errors"] += 1
+        log.warning("%s: dead letter from %s:%s@%s: %s", self.name, source.topic, source.partition,
+                    source.offset, reason[:200])
+
+    async def _report_lag(self) -> None:
+        if self._sub is None:
+            return
+        for tp, lag in (await self._sub.lag()).items():
+            metrics.CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(lag)
+
+    async def _publish_health(self) -> None:
+        now = time.monotonic()
+        then, out_then = self._last_health
+        self._last_health = (now, self._counts["out"])
+        n_in, errors = self._counts["in"], self._counts["errors"]
+        error_rate = errors / n_in if n_in else 0.0
+        health = Health(
+            component=self.name, instance=self.instance,
+            status="failing" if error_rate > 0.1 else "ok", ts_proc=time.time_ns(),
+            events_in=n_in, events_out=self._counts["out"], errors=errors, error_rate=error_rate,
+            queue_size=sum((await self._sub.lag()).values()) if self._sub else 0,
+            throughput=(self._counts["out"] - out_then) / max(now - then, 1e-9),
+        )
+        await self.bus.publish(HEALTH.name, self.name.encode(), encode(health))
+
+
+async def run(processor: Processor, bus: Bus, settings: RunnerSettings | None = None,
+              stop: asyncio.Event | None = None) -> None:
+    await Runner(processor, bus, settings, stop).run()
