@@ -71,12 +71,25 @@ class Runner:
         self._dirty: set[int] = set()  # partitions whose state changed since the last snapshot
         self._counts = {"in": 0, "out": 0, "errors": 0}
         self._last_health = (time.monotonic(), 0)
+        # Rebalance hooks may run concurrently with the loop (aiokafka calls them from its
+        # coordinator task): the lock keeps them at batch boundaries, and records of a
+        # partition we seek in a hook that were fetched before the seek are dropped.
+        self._lock = asyncio.Lock()
+        self._epoch = 0
+        self._sought: set[TopicPartition] = set()
 
     # -- rebalance hooks ----------------------------------------------------
     async def _on_assign(self, gained: list[TopicPartition]) -> None:
         log.info("%s assigned %s", self.name, [f"{t}:{p}" for t, p in gained])
         if not self.processor.stateful:
             return
+        async with self._lock:
+            sought = await self._restore(gained)
+            self._epoch += 1
+            self._sought = sought
+
+    async def _restore(self, gained: list[TopicPartition]) -> set[TopicPartition]:
+        sought: set[TopicPartition] = set()
         snapshots = await self._read_changelog()
         for p in sorted({tp.partition for tp in gained}):
             snap = snapshots.get(p)
@@ -85,13 +98,20 @@ class Runner:
             for tp in (tp for tp in gained if tp.partition == p):
                 offset = snap.offsets.get(tp.topic) if snap else None
                 if offset is None:
-                    self._sub.seek_to_beginning(tp)  # no state yet: rebuild it from the start
+                    if await self._sub.seek_to_beginning(tp):  # no state yet: rebuild it from the start
+                        sought.add(tp)
                 else:
-                    self._sub.seek(tp, offset)
+                    await self._sub.seek(tp, offset)
+                    sought.add(tp)
                 self._next_offsets.pop(tp, None)
+        return sought
 
     async def _on_revoke(self, lost: list[TopicPartition]) -> None:
         log.info("%s revoked %s", self.name, [f"{t}:{p}" for t, p in lost])
+        async with self._lock:
+            await self._release(lost)
+
+    async def _release(self, lost: list[TopicPartition]) -> None:
         if self.processor.stateful:
             lost_parts = {tp.partition for tp in lost}
             await self._snapshot(lost_parts)
@@ -146,8 +166,12 @@ class Runner:
                "health": started + s.health_interval_s, "lag": started}
         try:
             async for records in self._sub.batches(s.max_records, s.poll_timeout_ms):
-                if records:
-                    await self.handle(records)
+                epoch = self._epoch
+                async with self._lock:
+                    if epoch != self._epoch:  # a hook sought partitions while this batch was in flight
+                        records = [r for r in records if TopicPartition(r.topic, r.partition) not in self._sought]
+                    if records:
+                        await self.handle(records)
                 now = time.monotonic()
                 if now >= due["timer"]:
                     due["timer"] = now + s.timer_interval_s

@@ -37,10 +37,11 @@ class Subscription(Protocol):
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the *next* offset to read per partition (Kafka's convention)."""
 
-    def seek(self, tp: TopicPartition, offset: int) -> None:
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
         """Read ``tp`` from ``offset`` on (used when restoring state)."""
 
-    def seek_to_beginning(self, tp: TopicPartition) -> None: ...
+    async def seek_to_beginning(self, tp: TopicPartition) -> bool:
+        """Read ``tp`` from its first offset; False when the position was already there."""
 
     def assignment(self) -> set[TopicPartition]: ...
 

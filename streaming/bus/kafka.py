@@ -41,10 +41,20 @@ class KafkaSettings:
     linger_ms: int = 5
     max_batch_size: int = 256 * 1024
     isolation_level: str = "read_committed"
+    topic_prefix: str = ""  # namespaces every topic, e.g. "staging." or one per test
+
+    def physical(self, topic: str) -> str:
+        return self.topic_prefix + topic
+
+    def logical(self, topic: str) -> str:
+        return topic[len(self.topic_prefix):] if topic.startswith(self.topic_prefix) else topic
 
     @classmethod
     def from_url(cls, url: str) -> "KafkaSettings":
         """``kafka://h1:9092,h2:9092?security_protocol=SASL_SSL&sasl_mechanism=SCRAM-SHA-512``.
+
+        Query keys: security_protocol, sasl_mechanism, ssl_cafile, client_id,
+        replication_factor, prefix (a topic-name prefix; also TICKTIDE_TOPIC_PREFIX).
 
         Secrets come from the environment, never the URL in logs:
         TICKTIDE_KAFKA_SASL_USERNAME, TICKTIDE_KAFKA_SASL_PASSWORD,
@@ -74,6 +84,7 @@ class KafkaSettings:
             client_id=query.get("client_id", "ticktide"),
             security=security,
             replication_factor=int(query.get("replication_factor", env.get("TICKTIDE_KAFKA_REPLICATION", 1))),
+            topic_prefix=query.get("prefix", env.get("TICKTIDE_TOPIC_PREFIX", "")),
         )
 
 
@@ -104,7 +115,7 @@ class KafkaBus:
         if self._producer is None:
             await self.start()
         assert self._producer is not None
-        fut = await self._producer.send(topic, value=value, key=key, headers=list(headers) or None)
+        fut = await self._producer.send(self.settings.physical(topic), value=value, key=key, headers=list(headers) or None)
         self._pending.append(fut)
 
     async def flush(self) -> None:
@@ -125,11 +136,11 @@ class KafkaBus:
             existing = set(await admin.list_topics())
             new = []
             for name in names:
-                if name in existing:
+                if s.physical(name) in existing:
                     continue
                 info = CATALOGUE.get(name)
                 new.append(NewTopic(
-                    name, num_partitions=info.partitions if info else 3,
+                    s.physical(name), num_partitions=info.partitions if info else 3,
                     replication_factor=s.replication_factor,
                     topic_configs=info.config if info else {},
                 ))
@@ -154,6 +165,7 @@ class KafkaBus:
         consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, client_id=s.client_id,
                                     enable_auto_commit=False, isolation_level=s.isolation_level, **s.security)
         await consumer.start()
+        topic = s.physical(topic)
         try:
             partitions = consumer.partitions_for_topic(topic)
             if not partitions:
@@ -167,12 +179,12 @@ class KafkaBus:
             ends = await consumer.end_offsets(tps)
             out: list[Record] = []
             deadline = asyncio.get_running_loop().time() + timeout_s
-            while any(await consumer.position(tp) < ends[tp] for tp in tps):
+            while not await _at_end(consumer, ends):
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"reading {topic} did not reach its end in {timeout_s}s")
                 got = await consumer.getmany(timeout_ms=200, max_records=10_000)
                 for tp_records in got.values():
-                    out.extend(_to_record(r) for r in tp_records)
+                    out.extend(_to_record(r, s) for r in tp_records)
             return out
         finally:
             await consumer.stop()
@@ -186,8 +198,15 @@ class KafkaBus:
                 self._producer = None
 
 
-def _to_record(r: Any) -> Record:
-    return Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp,
+async def _at_end(consumer: AIOKafkaConsumer, ends: dict[KafkaTP, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
+def _to_record(r: Any, settings: KafkaSettings) -> Record:
+    return Record(settings.logical(r.topic), r.partition, r.offset, r.key, r.value, r.timestamp,
                   tuple(r.headers or ()))
 
 
@@ -196,10 +215,10 @@ class _Listener(ConsumerRebalanceListener):
         self.sub = sub
 
     async def on_partitions_revoked(self, revoked):  # noqa: D401 - aiokafka's names
-        await _call(self.sub.on_revoke, sorted(TopicPartition(tp.topic, tp.partition) for tp in revoked))
+        await _call(self.sub.on_revoke, self.sub._logical(revoked))
 
     async def on_partitions_assigned(self, assigned):
-        await _call(self.sub.on_assign, sorted(TopicPartition(tp.topic, tp.partition) for tp in assigned))
+        await _call(self.sub.on_assign, self.sub._logical(assigned))
 
 
 class KafkaSubscription:
@@ -211,7 +230,7 @@ class KafkaSubscription:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap,
             client_id=settings.client_id,
-            group_id=group,
+            group_id=settings.physical(group),
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
             isolation_level=settings.isolation_level,
@@ -228,7 +247,7 @@ class KafkaSubscription:
     async def _start(self) -> None:
         if not self._started:
             await self._consumer.start()
-            self._consumer.subscribe(list(self.topics), listener=_Listener(self))
+            self._consumer.subscribe([self.settings.physical(t) for t in self.topics], listener=_Listener(self))
             self._started = True
 
     async def batches(self, max_records: int = 500, timeout_ms: int = 200) -> AsyncIterator[list[Record]]:
@@ -237,23 +256,36 @@ class KafkaSubscription:
             got = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
             batch: list[Record] = []
             for tp in sorted(got, key=lambda t: (t.topic, t.partition)):
-                batch.extend(_to_record(r) for r in got[tp])
+                batch.extend(_to_record(r, self.settings) for r in got[tp])
             yield batch
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if offsets:
-            await self._consumer.commit({KafkaTP(tp.topic, tp.partition): off for tp, off in offsets.items()})
+            await self._consumer.commit({self._physical(tp): off for tp, off in offsets.items()})
 
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self._consumer.seek(KafkaTP(tp.topic, tp.partition), offset)
+    def _physical(self, tp: TopicPartition) -> KafkaTP:
+        return KafkaTP(self.settings.physical(tp.topic), tp.partition)
 
-    def seek_to_beginning(self, tp: TopicPartition) -> None:
-        # aiokafka's seek_to_beginning is a coroutine; seeking to 0 then resetting on
-        # OffsetOutOfRange (auto_offset_reset=earliest) has the same effect here.
-        self._consumer.seek(KafkaTP(tp.topic, tp.partition), 0)
+    def _logical(self, tps) -> list[TopicPartition]:
+        return sorted(TopicPartition(self.settings.logical(tp.topic), tp.partition) for tp in tps)
+
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
+        ktp = self._physical(tp)
+        # let a pending offset reset of a new partition finish first, or it would win over our seek
+        await self._consumer.position(ktp)
+        self._consumer.seek(ktp, offset)
+
+    async def seek_to_beginning(self, tp: TopicPartition) -> bool:
+        ktp = self._physical(tp)
+        if await self._consumer.committed(ktp) is None:
+            return False  # nothing committed: auto_offset_reset=earliest already starts there
+        # seek_to_beginning() while the new partition's reset is pending delivers records twice
+        await self._consumer.position(ktp)
+        self._consumer.seek(ktp, (await self._consumer.beginning_offsets([ktp]))[ktp])
+        return True
 
     def assignment(self) -> set[TopicPartition]:
-        return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        return set(self._logical(self._consumer.assignment()))
 
     async def lag(self) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}
@@ -265,7 +297,7 @@ class KafkaSubscription:
                 pos = await self._consumer.position(tp)
             except Exception:  # noqa: BLE001 - a partition being revoked has no position
                 continue
-            out[TopicPartition(tp.topic, tp.partition)] = max(0, high - pos)
+            out[TopicPartition(self.settings.logical(tp.topic), tp.partition)] = max(0, high - pos)
         return out
 
     async def close(self) -> None:

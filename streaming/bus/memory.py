@@ -204,11 +204,13 @@ class MemorySubscription:
             if tp in self._assigned:
                 committed[tp] = offset
 
-    def seek(self, tp: TopicPartition, offset: int) -> None:
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
         self._position[tp] = offset
 
-    def seek_to_beginning(self, tp: TopicPartition) -> None:
+    async def seek_to_beginning(self, tp: TopicPartition) -> bool:
+        moved = self._position.get(tp) != 0
         self._position[tp] = 0
+        return moved
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._assigned)

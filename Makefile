@@ -1,0 +1,36 @@
+# The two commands a new user runs (see README):
+#   make demo   - create .venv, install, run the pipeline on the embedded bus
+#   make test   - create .venv, install, start a local Kafka broker, run pytest, stop it
+PYTHON ?= python3.11
+VENV   ?= .venv
+DURATION ?= 20
+
+.PHONY: demo test install kafka-start kafka-stop bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/ticktide demo --duration $(DURATION)
+
+test:
+	scripts/run-tests
+
+kafka-start:
+	scripts/kafka-local start
+
+kafka-stop:
+	scripts/kafka-local stop
+
+bench: install
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info
