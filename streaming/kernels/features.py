@@ -5,21 +5,24 @@ ring buffers (prices, log returns, sizes), compensated running sums,
 Wilder averages, EMAs, monotonic deques for rolling min/max and the last
 output vector. One compiled call (``_update``) processes a whole batch of
 events of many symbols, in order; there is no Python call per tick.
+``streaming.kernels.engine.FeatureEngine`` owns the rows and calls it.
 
 Numerics (why the results equal a full recompute to ~1e-13 relative):
 
 * mean/variance windows (volatility on log returns, z-score on prices) keep
   *shifted* sums S1 = sum(x - c), S2 = sum((x - c)^2) where the shift ``c`` is
-  always a value inside the current window (it is reset to the newest value
+  always a value inside the current window (re-centred on the newest value
   by an exact recompute from the ring at least every ``w`` updates). By
   Samuelson's inequality the cancellation in ``S2 - S1^2/n`` is then at most
   a factor ``n``, whatever the price level (6e4, 1e5 ...).
-* the sums are compensated (TwoSum), so adding and later removing the same
-  value leaves ~eps^2 residue; removing a value that dominates what is left
-  (a jump leaving the window, the start of a flat stretch) triggers an exact
-  recompute, so a flat window gives exactly 0 variance.
-* min/max are exact (monotonic deques), RSI/EMA follow the TA-Lib recurrences
-  operation for operation.
+* each window also keeps the "mass" of squares added and removed since its
+  last exact recompute; when it exceeds MASS_RATIO times the current M2 (a
+  jump or a volatile stretch leaving the window, a flat stretch starting)
+  the window is recomputed exactly, so the running-sum rounding error stays
+  below ~n*eps*MASS_RATIO of M2 and a flat window gives exactly 0. Volume
+  and price*volume sums use the same guard.
+* min/max are exact (one monotonic deque for the nested price levels),
+  RSI/EMA follow the TA-Lib recurrences operation for operation.
 
 Null is NaN here; the event edge turns it into None.
 """
@@ -46,92 +49,113 @@ H_SPREAD = 5
 H_QUOTES = 6  # quotes processed
 HEADER = 8
 
-# dominant-removal threshold: removing a term with d^2 > S2_left / REMOVE_RATIO recomputes
-REMOVE_RATIO = 1e-3
+# exact recompute when the squares added/removed since the last one exceed this
+# multiple of what is left: bounds the rounding error relative to M2 by ~n*eps*MASS_RATIO
+MASS_RATIO = 1e3
 
 _NAN = np.nan
 
 
-@njit(cache=True)
-def _kadd(st, r, i, x):
-    """st[r, i] + st[r, i+1] += x, compensated (Knuth TwoSum)."""
-    s = st[r, i]
-    t = s + x
-    bp = t - s
-    st[r, i + 1] += (s - (t - bp)) + (x - bp)
-    st[r, i] = t
-
-
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _win_push(st, r, ring, m, k, w, o):
     """Add value k of ``ring`` (already stored) to the shifted-sum window at ``o``.
 
-    Slots at o: S1, S1c, S2, S2c, shift, index of the shift value.
+    Slots at o: S1 = sum(x - c), S2 = sum((x - c)^2), mass = sum of every d^2
+    added or removed since the last exact recompute, shift c, index of c.
     Returns (M2, S1, n): M2 = sum of squared deviations of the last n values.
     """
     x = st[r, ring + (k & m)]
     n = k + 1 if k + 1 < w else w
-    recompute = k == 0 or k - int(st[r, o + 5]) >= w
-    if not recompute:
-        c = st[r, o + 4]
+    if k == 0 or k - int(st[r, o + 4]) >= w:
+        recompute = True  # the shift is leaving the window: re-centre on the newest value
+    else:
+        c = st[r, o + 3]
         d = x - c
-        _kadd(st, r, o, d)
-        _kadd(st, r, o + 2, d * d)
+        s1 = st[r, o] + d
+        d2 = d * d
+        s2 = st[r, o + 1] + d2
+        mass = st[r, o + 2] + d2
         if k >= w:
             dy = st[r, ring + ((k - w) & m)] - c
             dy2 = dy * dy
-            _kadd(st, r, o, -dy)
-            _kadd(st, r, o + 2, -dy2)
-            if st[r, o + 2] + st[r, o + 3] < REMOVE_RATIO * dy2:
-                recompute = True
+            s1 -= dy
+            s2 -= dy2
+            mass += dy2
+        m2 = s2 - s1 * s1 / n
+        # rounding error of the running sums is ~ n * eps * mass: keep it below
+        # ~1e-11 of M2, else recompute exactly (this also makes a flat window exactly 0)
+        recompute = m2 * MASS_RATIO < mass
+        if not recompute:
+            st[r, o] = s1
+            st[r, o + 1] = s2
+            st[r, o + 2] = mass
     if recompute:
-        st[r, o + 4] = x
-        st[r, o + 5] = k
-        for j in range(4):
-            st[r, o + j] = 0.0
+        s1 = 0.0
+        s2 = 0.0
         for i in range(k - n + 1, k + 1):
             d = st[r, ring + (i & m)] - x
-            _kadd(st, r, o, d)
-            _kadd(st, r, o + 2, d * d)
-    s1 = st[r, o] + st[r, o + 1]
-    s2 = st[r, o + 2] + st[r, o + 3]
-    m2 = s2 - s1 * s1 / n
+            s1 += d
+            s2 += d * d
+        st[r, o] = s1
+        st[r, o + 1] = s2
+        st[r, o + 2] = s2
+        st[r, o + 3] = x
+        st[r, o + 4] = k
+        m2 = s2 - s1 * s1 / n
     if m2 < 0.0:
         m2 = 0.0
     return m2, s1, n
 
 
-@njit(cache=True)
-def _deque_push(st, r, o, n, P, m, k, x, want_min):
-    """Monotonic deque at o (slots: head, len, n indices); returns the window extreme."""
+@njit(cache=True, error_model="numpy", inline="always")
+def _extremes(st, r, o, L, cap, P, m, k, x, want_min, col):
+    """Rolling min (or max) of the last n prices for every n in L, with one deque.
+
+    The windows all end at k, so they are nested: one monotonic deque sized for
+    the largest window holds every candidate, and window j's extreme is the
+    first entry younger than n_j; its position is kept in a per-window pointer
+    that only moves forward (or back to the tail when pops removed it).
+    Slots at o: head, tail (absolute positions), one pointer per window, then
+    ``cap`` (a power of two) tick indices.
+    """
+    nL = L.shape[0]
+    cm = cap - 1
+    b = o + 2 + nL
     head = int(st[r, o])
-    ln = int(st[r, o + 1])
-    b = o + 2
-    if ln > 0 and int(st[r, b + head]) <= k - n:
+    tail = int(st[r, o + 1])
+    nmax = 0
+    for j in range(nL):
+        if L[j] > nmax:
+            nmax = L[j]
+    if tail > head and int(st[r, b + (head & cm)]) <= k - nmax:
         head += 1
-        if head == n:
-            head = 0
-        ln -= 1
-    while ln > 0:
-        j = head + ln - 1
-        if j >= n:
-            j -= n
-        y = st[r, P + (int(st[r, b + j]) & m)]
+    while tail > head:
+        y = st[r, P + (int(st[r, b + ((tail - 1) & cm)]) & m)]
         if (y >= x) if want_min else (y <= x):
-            ln -= 1
+            tail -= 1
         else:
             break
-    j = head + ln
-    if j >= n:
-        j -= n
-    st[r, b + j] = k
-    ln += 1
+    st[r, b + (tail & cm)] = k
+    tail += 1
     st[r, o] = head
-    st[r, o + 1] = ln
-    return st[r, P + (int(st[r, b + head]) & m)]
+    st[r, o + 1] = tail
+    for j in range(nL):
+        n = L[j]
+        f = int(st[r, o + 2 + j])
+        if f < head:
+            f = head
+        if f > tail - 1:
+            f = tail - 1
+        while int(st[r, b + (f & cm)]) <= k - n:
+            f += 1
+        st[r, o + 2 + j] = f
+        if k >= n - 1:
+            st[r, col + j] = st[r, P + (int(st[r, b + (f & cm)]) & m)]
+        else:
+            st[r, col + j] = _NAN
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
     m = lay[0] - 1
     OP = lay[1]
@@ -234,41 +258,55 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
                 st[r, OL + cV + j] = _NAN
             for j in range(nM):
                 st[r, OL + cM + j] = _NAN
-        # volume mean, ratio, vwap: compensated sums, exact recompute every v updates
+        # volume mean, ratio, vwap: running sums of positive terms, recomputed exactly
+        # every v updates or when what was removed dwarfs what is left
         for j in range(nVP):
             v = VP[j]
             o = OVM + 6 * j
-            if k == 0 or k - int(st[r, o + 4]) >= v:
-                n = k + 1 if k + 1 < v else v
-                for t in range(4):
-                    st[r, o + t] = 0.0
-                st[r, o + 5] = 0.0
-                for t in range(k - n + 1, k + 1):
-                    qq = st[r, OQ + (t & m)]
-                    _kadd(st, r, o, qq)
-                    _kadd(st, r, o + 2, st[r, OP + (t & m)] * qq)
-                    if qq != 0.0:
-                        st[r, o + 5] += 1.0
-                st[r, o + 4] = k
-            else:
-                _kadd(st, r, o, q)
-                _kadd(st, r, o + 2, p * q)
-                if q != 0.0:
-                    st[r, o + 5] += 1.0
+            recompute = k == 0 or k - int(st[r, o + 4]) >= v
+            if not recompute:
+                pq = p * q
+                sq = st[r, o] + q
+                spq = st[r, o + 1] + pq
+                mass = st[r, o + 2] + q
+                mass_pq = st[r, o + 3] + pq
+                nnz = st[r, o + 5] + (1.0 if q != 0.0 else 0.0)
                 if k >= v:
                     t = (k - v) & m
                     qq = st[r, OQ + t]
-                    _kadd(st, r, o, -qq)
-                    _kadd(st, r, o + 2, -(st[r, OP + t] * qq))
+                    pq = st[r, OP + t] * qq
+                    sq -= qq
+                    spq -= pq
+                    mass += qq
+                    mass_pq += pq
                     if qq != 0.0:
-                        st[r, o + 5] -= 1.0
+                        nnz -= 1.0
+                recompute = sq * MASS_RATIO < mass or spq * MASS_RATIO < mass_pq
+            if recompute:
+                n = k + 1 if k + 1 < v else v
+                sq = 0.0
+                spq = 0.0
+                nnz = 0.0
+                for t in range(k - n + 1, k + 1):
+                    qq = st[r, OQ + (t & m)]
+                    sq += qq
+                    spq += st[r, OP + (t & m)] * qq
+                    if qq != 0.0:
+                        nnz += 1.0
+                mass = sq
+                mass_pq = spq
+                st[r, o + 4] = k
+            st[r, o] = sq
+            st[r, o + 1] = spq
+            st[r, o + 2] = mass
+            st[r, o + 3] = mass_pq
+            st[r, o + 5] = nnz
             if k >= v - 1:
-                if st[r, o + 5] > 0.0:
-                    sq = st[r, o] + st[r, o + 1]
+                if nnz > 0.0:
                     ma = sq / v
                     st[r, OL + cVMA + j] = ma
                     st[r, OL + cVR + j] = q / ma
-                    st[r, OL + cVW + j] = (st[r, o + 2] + st[r, o + 3]) / sq
+                    st[r, OL + cVW + j] = spq / sq
                 else:
                     st[r, OL + cVMA + j] = 0.0
                     st[r, OL + cVR + j] = _NAN
@@ -278,26 +316,16 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
                 st[r, OL + cVR + j] = _NAN
                 st[r, OL + cVW + j] = _NAN
         # support / resistance
-        o = ODQ
-        for j in range(nL):
-            n = L[j]
-            lo = _deque_push(st, r, o, n, OP, m, k, p, True)
-            o += 2 + n
-            hi = _deque_push(st, r, o, n, OP, m, k, p, False)
-            o += 2 + n
-            if k >= n - 1:
-                st[r, OL + cSUP + j] = lo
-                st[r, OL + cRES + j] = hi
-            else:
-                st[r, OL + cSUP + j] = _NAN
-                st[r, OL + cRES + j] = _NAN
+        dq = lay[14]
+        _extremes(st, r, ODQ, L, dq, OP, m, k, p, True, OL + cSUP)
+        _extremes(st, r, ODQ + 2 + nL + dq, L, dq, OP, m, k, p, False, OL + cRES)
         # z-score of the price in its window
         for j in range(nV):
             w = V[j]
             oz = OZ + 6 * j
             m2, s1, n = _win_push(st, r, OP, m, k, w, oz)
             if k >= w - 1 and m2 > 0.0:
-                st[r, OL + cZ + j] = ((p - st[r, oz + 4]) - s1 / w) / math.sqrt(m2 / (w - 1))
+                st[r, OL + cZ + j] = ((p - st[r, oz + 3]) - s1 / w) / math.sqrt(m2 / (w - 1))
             else:
                 st[r, OL + cZ + j] = _NAN
         # EMAs seeded by the first price, MACD, its signal seeded by the first MACD
@@ -364,14 +392,15 @@ class Layout:
         self.volume = o
         o += 6 * len(c.volume_periods)
         self.deques = o
-        o += sum(2 * (2 + n) for n in c.price_levels)
+        self.deque = _next_pow2(max(c.price_levels))
+        o += 2 * (2 + len(c.price_levels) + self.deque)
         self.last = o
         o += len(self.names)
         self.width = o
         self.array = np.array(
             [self.ring, self.prices, self.log_returns, self.sizes, self.vol, self.zscore,
              self.rsi, self.volume, self.deques, self.last, len(self.names), EMA_FAST, EMA_SLOW,
-             MACD_SIGNAL],
+             MACD_SIGNAL, self.deque],
             dtype=np.int64,
         )
 
@@ -381,111 +410,3 @@ class Layout:
         row[H_SPREAD] = np.nan
         row[self.last:] = np.nan
         return row
-
-
-class FeatureEngine:
-    """Rows of state for many symbols and the compiled batch update.
-
-    ``add_symbol(key) -> row``; ``update(kinds, rows, x1, x2, out)`` for a mixed,
-    ordered batch; ``update_trades``/``update_quotes`` for homogeneous batches.
-    """
-
-    def __init__(self, config: FeatureConfig | None = None, capacity: int = 16):
-        self.config = config or FeatureConfig()
-        self.layout = Layout(self.config)
-        self.names = self.layout.names
-        self.n_features = len(self.names)
-        self._params = tuple(
-            np.asarray(v, dtype=np.int64)
-            for v in (self.config.return_periods, self.config.volatility_windows,
-                      self.config.momentum_periods, self.config.volume_periods,
-                      self.config.price_levels)
-        )
-        self.state = np.empty((max(1, capacity), self.layout.width), dtype=np.float64)
-        self._rows: dict[object, int] = {}
-        self._keys: list[object | None] = []
-        self._free: list[int] = []
-
-    # -- rows ----------------------------------------------------------------
-    @property
-    def state_bytes_per_symbol(self) -> int:
-        return self.layout.width * 8
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def row_of(self, key) -> int | None:
-        return self._rows.get(key)
-
-    def add_symbol(self, key) -> int:
-        """The row of ``key``, allocated (blank) on first sight; the array doubles when full."""
-        row = self._rows.get(key)
-        if row is not None:
-            return row
-        if self._free:
-            row = self._free.pop()
-            self._keys[row] = key
-        else:
-            row = len(self._keys)
-            if row >= self.state.shape[0]:
-                grown = np.empty((self.state.shape[0] * 2, self.layout.width), dtype=np.float64)
-                grown[:row] = self.state[:row]
-                self.state = grown
-            self._keys.append(key)
-        self.state[row] = self.layout.blank()
-        self._rows[key] = row
-        return row
-
-    def remove_symbol(self, key) -> None:
-        row = self._rows.pop(key, None)
-        if row is not None:
-            self._keys[row] = None
-            self._free.append(row)
-
-    def keys(self) -> list:
-        return list(self._rows)
-
-    def count(self, row: int) -> int:
-        """Prices (trades/bars) processed by ``row``."""
-        return int(self.state[row, H_COUNT])
-
-    def state_of(self, row: int) -> bytes:
-        return self.state[row].tobytes()
-
-    def load_state(self, row: int, data: bytes) -> None:
-        arr = np.frombuffer(data, dtype=np.float64)
-        if arr.shape[0] != self.layout.width:
-            raise ValueError(f"state has {arr.shape[0]} slots, this layout needs {self.layout.width}")
-        self.state[row] = arr
-
-    # -- updates -------------------------------------------------------------
-    def new_out(self, n: int) -> np.ndarray:
-        return np.empty((n, self.n_features), dtype=np.float64)
-
-    def update(self, kinds, rows, x1, x2, out=None) -> np.ndarray:
-        """Process an ordered batch: kind 0 = (price, size), kind 1 = (bid, ask)."""
-        rows = np.ascontiguousarray(rows, dtype=np.int64)
-        if out is None:
-            out = self.new_out(rows.shape[0])
-        _update(self.state, *self._params, self.layout.array,
-                np.ascontiguousarray(kinds, dtype=np.int8), rows,
-                np.ascontiguousarray(x1, dtype=np.float64),
-                np.ascontiguousarray(x2, dtype=np.float64), out)
-        return out
-
-    def update_trades(self, rows, prices, sizes, out=None) -> np.ndarray:
-        n = len(rows)
-        return self.update(np.zeros(n, dtype=np.int8), rows, prices, sizes, out)
-
-    def update_quotes(self, rows, bids, asks, out=None) -> np.ndarray:
-        n = len(rows)
-        return self.update(np.ones(n, dtype=np.int8), rows, bids, asks, out)
-
-
-def compute(prices, sizes=None, config: FeatureConfig | None = None) -> np.ndarray:
-    """Features of one series (convenience for tests and the CLI): an (n, n_features) array."""
-    eng = FeatureEngine(config, capacity=1)
-    row = eng.add_symbol(0)
-    prices = np.asarray(prices, dtype=np.float64)
-    sizes = np.zeros_like(prices) if sizes is None else np.asarray(sizes, dtype=np.float64)
-    return eng.update_trades(np.full(prices.shape[0], row, dtype=np.int64), prices, sizes)

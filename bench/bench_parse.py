@@ -1,0 +1,117 @@
+"""Parse benchmark: Binance trade frames per second per core.
+
+Input: the ``btcusdt@trade`` frames of the hftbacktest recording
+``tests/data/spot_btcusdt_20240808.ndjson.gz`` (9,757 frames), loaded in memory.
+
+- ticktide: ``BinanceAdapter.parse`` (msgspec typed decode) + ``Validator.validate``
+  (default rules) + ``msgspec.json`` encode of the Tick, per frame.
+- baseline: ``json.loads`` + a dict with ``Decimal`` price/size (the naive way).
+
+Single process, single thread (= one core). Reports the best of ``--repeat``
+passes over ``--loops`` copies of the input; a fresh Validator per pass.
+
+    PYTHONPATH=. .venv/bin/python bench/bench_parse.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from producers.binance import BinanceAdapter  # noqa: E402
+from producers.recordings import read_frames  # noqa: E402
+from producers.validation import Validator  # noqa: E402
+
+DATA = ROOT / "tests" / "data" / "spot_btcusdt_20240808.ndjson.gz"
+
+
+def load_trade_frames(path: Path) -> list[tuple[int, bytes]]:
+    return [(ts, fr) for ts, fr in read_frames(path) if b'@trade"' in fr[:40]]
+
+
+def run_ticktide(frames: list[tuple[int, bytes]]) -> int:
+    adapter = BinanceAdapter()
+    parse = adapter.parse
+    validate = Validator().validate
+    encode_into = msgspec.json.Encoder().encode_into
+    buf = bytearray()  # output buffer, flushed every 64 KiB like a file writer would
+    n = 0
+    for ts, fr in frames:
+        for tick in parse(fr, ts).ticks:
+            v = validate(tick)
+            if v.accepted is not None:
+                encode_into(v.accepted, buf, -1)
+                buf += b"\n"
+                n += 1
+                if len(buf) > 65536:
+                    buf.clear()
+    return n
+
+
+def run_baseline(frames: list[tuple[int, bytes]]) -> int:
+    loads = json.loads
+    n = 0
+    for ts, fr in frames:
+        d = loads(fr)["data"]
+        out = {
+            "symbol": d["s"], "venue": "binance", "kind": "trade",
+            "ts_event": d["T"] * 1_000_000, "ts_recv": ts,
+            "price": Decimal(d["p"]), "size": Decimal(d["q"]),
+            "side": "sell" if d["m"] else "buy", "trade_id": str(d["t"]), "seq": d["t"],
+        }
+        if out:
+            n += 1
+    return n
+
+
+def best_rate(fn, frames, repeat: int) -> tuple[float, int]:
+    best = 0.0
+    n = 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        n = fn(frames)
+        dt = time.perf_counter() - t0
+        best = max(best, len(frames) / dt)
+    return best, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--file", default=str(DATA))
+    ap.add_argument("--loops", type=int, default=5, help="copies of the input per pass")
+    ap.add_argument("--repeat", type=int, default=7, help="passes; the best is reported")
+    args = ap.parse_args(argv)
+
+    base = load_trade_frames(Path(args.file))
+    frames = base * args.loops
+    avg_len = sum(len(f) for _, f in base) / len(base)
+    print(f"input: {args.file}")
+    print(f"  {len(base)} btcusdt@trade frames (avg {avg_len:.0f} bytes) x {args.loops} loops "
+          f"= {len(frames)} frames per pass, best of {args.repeat} passes, 1 core")
+    print(f"  python {platform.python_version()} msgspec {msgspec.__version__} "
+          f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}")
+    ours, n_ours = best_rate(run_ticktide, frames, args.repeat)
+    base_rate, n_base = best_rate(run_baseline, frames, args.repeat)
+    assert n_ours == len(frames), f"ticktide accepted {n_ours} of {len(frames)}"
+    assert n_base == len(frames)
+    print(f"ticktide parse+validate+encode: {ours:12,.0f} frames/s  ({1e6 / ours:.2f} us/frame)")
+    print(f"baseline json.loads+Decimal:    {base_rate:12,.0f} frames/s  ({1e6 / base_rate:.2f} us/frame)")
+    print(f"ratio: {ours / base_rate:.2f}x   target: >= 300,000 frames/s and >= 3x")
+    ok = ours >= 300_000 and ours / base_rate >= 3
+    print("PASS" if ok else "BELOW TARGET")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

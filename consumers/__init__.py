@@ -1,0 +1,1 @@
+"""Consumers: one package per stage (features, signals, risk, portfolio, execution, alerts, gateway)."""

@@ -1,0 +1,95 @@
+"""``ticktide features``: the offline twin of the features consumer, same kernels."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+
+import msgspec
+import numpy as np
+
+from streaming.kernels.config import FeatureConfig
+from streaming.kernels.engine import FeatureEngine
+
+log = logging.getLogger("ticktide.features")
+
+CHUNK = 65536
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "features",
+        help="compute rolling features offline from ticks (JSON lines) or a bars/close-price CSV",
+        description=(
+            "Compute the features.v1 rolling features over a file with the same Numba kernels "
+            "as the consumer. FILE is canonical ticks as JSON lines (ticktide normalize), a long "
+            "bars CSV (ts,symbol,open,high,low,close,volume) or a wide close-price CSV (date plus "
+            "one column per symbol, empty cells skipped). Writes one record per input row "
+            "(symbol, ts and every feature; null until its window is full) to stdout."
+        ),
+    )
+    p.add_argument("--input", required=True, metavar="FILE", help="input file (.gz ok, - for stdin)")
+    p.add_argument("--config", metavar="FILE", help="FeatureConfig as TOML or JSON (default: built-in)")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default jsonl)")
+    p.add_argument("--output", "-o", metavar="FILE", default="-", help="write here instead of stdout")
+    p.set_defaults(func=run)
+
+
+def _fmt(v: float) -> str:
+    return "" if v != v else repr(v)
+
+
+def run(args: argparse.Namespace) -> int:
+    from consumers.features.inputs import InputError, read_input
+
+    try:
+        config = FeatureConfig.load(args.config) if args.config else FeatureConfig()
+    except (OSError, ValueError, msgspec.MsgspecError) as exc:
+        print(f"ticktide features: bad --config: {exc}", file=sys.stderr)
+        return 2
+    try:
+        table = read_input(args.input)
+    except InputError as exc:
+        print(f"ticktide features: {exc}", file=sys.stderr)
+        return 2
+    if table.skipped:
+        log.warning("skipped %d unusable input rows, e.g. %s", table.skipped, "; ".join(table.reasons))
+    engine = FeatureEngine(config)
+    names = engine.names
+    rowmap: dict[str, int] = {}
+    rows = np.fromiter((rowmap.get(s) if s in rowmap else rowmap.setdefault(s, engine.add_symbol(s))
+                        for s in table.symbols), dtype=np.int64, count=len(table))
+    kinds, x1, x2 = table.arrays()
+    out_f = sys.stdout if args.output == "-" else open(args.output, "w", newline="", encoding="utf-8")
+    try:
+        if args.format == "csv":
+            w = csv.writer(out_f, lineterminator="\n")
+            w.writerow(["symbol", "ts", *names])
+        else:
+            enc = msgspec.json.Encoder()
+            keys = ["symbol", "ts", *names]
+        for start in range(0, len(table), CHUNK):
+            stop = min(start + CHUNK, len(table))
+            out = engine.update(kinds[start:stop], rows[start:stop], x1[start:stop], x2[start:stop])
+            vals = out.tolist()
+            if args.format == "csv":
+                w.writerows(
+                    [table.symbols[start + i], table.ts[start + i], *map(_fmt, v)] for i, v in enumerate(vals)
+                )
+            else:
+                buf = bytearray()
+                for i, v in enumerate(vals):
+                    rec = dict(zip(keys, [table.symbols[start + i], table.ts[start + i],
+                                          *[x if x == x else None for x in v]]))
+                    buf += enc.encode(rec)
+                    buf += b"\n"
+                out_f.write(buf.decode())
+        out_f.flush()
+    finally:
+        if out_f is not sys.stdout:
+            out_f.close()
+    log.info("features: %d rows (%s input, %d symbols, %d skipped)", len(table), table.format,
+             len(rowmap), table.skipped)
+    return 0

@@ -1,0 +1,18 @@
+"""Risk consumer: fills/ticks/features/targets -> risk.v1 and limit alerts on alerts.v1.
+
+- ``metrics``: pure risk metrics (empyrical conventions) and the risk level;
+- ``stress``: market crash, volatility spike, liquidity crisis scenarios;
+- ``portfolio``: positions, cash, marks, sampled equity;
+- ``report``: RiskUpdate assembly and limit checks (shared by CLI and consumer);
+- ``processor``: the streaming adapter (``ticktide consume risk``);
+- ``commands``: ``ticktide risk --prices FILE --weights FILE``.
+"""
+
+from __future__ import annotations
+
+from consumers.risk.config import RiskConfig
+from consumers.risk.processor import RiskProcessor
+
+
+def create_processor(config_path: str | None = None) -> RiskProcessor:
+    return RiskProcessor(RiskConfig.load(config_path))

@@ -1,0 +1,121 @@
+"""``ticktide risk --prices FILE --weights FILE``: portfolio risk without a bus.
+
+- ``--prices``: a wide close-price CSV, ``date`` then one column per symbol
+  (e.g. tests/data/stock_prices_20.csv); rows sorted by date.
+- ``--weights``: JSON (``{"AAPL": 0.3, ...}`` or ``{"weights": {...}}``) or
+  CSV (``symbol,weight`` rows, header optional) of symbol -> weight, a
+  fraction of portfolio value; the rest is cash (return 0).
+- The portfolio is rebalanced to the weights every period, so its return is
+  ``sum(w_i * r_i)``; rows where a held symbol has no price are dropped.
+  The metrics use the last ``--lookback`` returns (config ``lookback``,
+  default 252; 0 = all), annualized with ``periods_per_year``.
+- Prints one RiskUpdate JSON object (every metric, exposures, sector
+  exposures from the config's ``[sectors]`` or ``--sectors`` JSON, and the
+  three stress results), built by the same ``report.build_update`` and
+  ``stress.run_all`` as the live consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from consumers.risk.config import RiskConfig
+from consumers.risk.report import build_update, check_limits
+from consumers.risk.stress import run_all
+from schemas.events import RiskUpdate
+
+
+def read_weights(path: str) -> dict[str, float]:
+    text = Path(path).read_text()
+    if path.lower().endswith(".json") or text.lstrip().startswith("{"):
+        data = json.loads(text)
+        if isinstance(data.get("weights"), dict):
+            data = data["weights"]
+        return {str(k): float(v) for k, v in data.items()}
+    out: dict[str, float] = {}
+    for row in csv.reader(text.splitlines()):
+        if len(row) < 2 or not row[0].strip():
+            continue
+        try:
+            out[row[0].strip()] = float(row[1])
+        except ValueError:
+            continue  # header
+    return out
+
+
+def read_prices(path: str) -> pd.DataFrame:
+    df = pd.read_csv(path)
+    date_col = "date" if "date" in df.columns else df.columns[0]
+    df[date_col] = pd.to_datetime(df[date_col], utc=True)
+    return df.set_index(date_col).sort_index()
+
+
+def asset_returns(prices: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+    missing = [s for s in weights if s not in prices.columns]
+    if missing:
+        raise ValueError(f"no prices for {', '.join(missing)}")
+    held = [s for s in weights if weights[s]]
+    px = prices[held].dropna()
+    return px.pct_change().iloc[1:]
+
+
+def assess(prices: pd.DataFrame, weights: dict[str, float], config: RiskConfig | None = None,
+           portfolio_id: str = "offline", value: float | None = None,
+           ts_proc: int | None = None) -> RiskUpdate:
+    config = config or RiskConfig()
+    rets = asset_returns(prices, weights)
+    if config.lookback:
+        rets = rets.iloc[-config.lookback:]
+    w = {s: float(weights[s]) for s in rets.columns}
+    port = rets.to_numpy() @ np.array([w[s] for s in rets.columns]) if len(rets.columns) else np.zeros(len(rets))
+    value = config.initial_cash if value is None else value
+    last_px = prices[list(rets.columns)].loc[rets.index[-1]] if len(rets) else pd.Series(dtype=float)
+    positions = {s: w[s] * value / float(last_px[s]) for s in rets.columns}
+    history = {s: rets[s].to_numpy() for s in rets.columns}
+    ts_event = int(rets.index[-1].value) if len(rets) else 0
+    return build_update(
+        portfolio_id=portfolio_id, ts_event=ts_event, ts_proc=ts_proc if ts_proc is not None else time.time_ns(),
+        value=value, cash=value * (1.0 - sum(w.values())), positions=positions, exposures=w,
+        sectors=config.sectors, pnl=value * (float(np.prod(1.0 + port)) - 1.0), returns=port,
+        lookback=None, periods_per_year=config.periods_per_year,
+        stress=run_all(w, history, None, config.stress_config()))
+
+
+def cmd_risk(args: argparse.Namespace) -> int:
+    config = RiskConfig.load(args.config)
+    if args.lookback is not None:
+        config.lookback = args.lookback
+    if args.sectors:
+        config.sectors = {str(k): str(v) for k, v in json.loads(Path(args.sectors).read_text()).items()}
+    try:
+        update = assess(read_prices(args.prices), read_weights(args.weights), config,
+                        portfolio_id=args.portfolio_id, value=args.value)
+    except (ValueError, KeyError, OSError) as exc:
+        print(f"ticktide risk: {exc}", file=sys.stderr)
+        return 2
+    out = msgspec.to_builtins(update)
+    out["limit_breaches"] = [b.message(update.portfolio_id) for b in check_limits(update, config.limits)]
+    sys.stdout.write(json.dumps(out, indent=2 if args.pretty else None) + "\n")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("risk", help="portfolio risk metrics and stress tests from a price CSV and weights")
+    p.add_argument("--prices", required=True, help="wide close CSV: date + one column per symbol")
+    p.add_argument("--weights", required=True, help="JSON or CSV of symbol -> weight")
+    p.add_argument("--config", default=None, help="risk config (TOML)")
+    p.add_argument("--lookback", type=int, default=None, help="returns used (default: config lookback, 0 = all)")
+    p.add_argument("--sectors", default=None, help="JSON symbol -> sector (overrides the config's)")
+    p.add_argument("--value", type=float, default=None, help="portfolio value (default: config initial_cash)")
+    p.add_argument("--portfolio-id", default="offline", help="portfolio_id in the output")
+    p.add_argument("--pretty", action="store_true", help="indent the JSON")
+    p.set_defaults(func=cmd_risk)

@@ -1,0 +1,77 @@
+"""Risk consumer configuration (TOML, flat or under ``[risk]``)::
+
+    initial_cash = 1000000.0      # cash of a portfolio before its first fill
+    lookback = 252                # return samples the metrics use
+    periods_per_year = 252        # annualization of the sampled returns
+    sample_interval_s = 86400     # equity sampled once per bar/day (event time)
+    publish_interval_s = 60       # at most one mark-driven risk.v1 update per this (event time)
+    inputs = ["fills.v1", "ticks.v1", "features.v1", "targets.v1"]
+
+    [sectors]                     # symbol -> sector for sector exposures
+    AAPL = "tech"
+
+    [limits]                      # breaches go to alerts.v1, once per cooldown
+    max_position = 0.25           # |exposure| of one symbol, fraction of value
+    max_volatility = 0.30         # annualized portfolio volatility
+    max_drawdown = 0.20           # |max drawdown| over the lookback
+    cooldown_s = 3600             # event time, per portfolio, limit and symbol
+
+    [stress]                      # see consumers.risk.stress.StressConfig
+    crash_shock = -0.30
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class LimitsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_position: float | None = 0.25
+    max_volatility: float | None = 0.30
+    max_drawdown: float | None = 0.20
+    cooldown_s: float = 3600.0
+
+
+class StressSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    crash_shock: float = -0.30
+    crash_days: int = 21
+    vol_multiplier: float = 2.0
+    vol_days: int = 10
+    liquidity_drop: float = 0.50
+    liquidity_days: int = 5
+    default_spread: float = 0.001
+    default_daily_vol: float = 0.02
+
+
+class RiskConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    initial_cash: float = 1_000_000.0
+    lookback: int = 252
+    periods_per_year: int = 252
+    sample_interval_s: float = 86400.0
+    publish_interval_s: float = 60.0
+    inputs: list[str] = msgspec.field(
+        default_factory=lambda: ["fills.v1", "ticks.v1", "features.v1", "targets.v1"])
+    sectors: dict[str, str] = msgspec.field(default_factory=dict)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    stress: StressSettings = msgspec.field(default_factory=StressSettings)
+
+    def stress_config(self):
+        from consumers.risk.stress import StressConfig
+
+        return StressConfig(**msgspec.structs.asdict(self.stress))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> "RiskConfig":
+        if isinstance(data.get("risk"), dict):
+            data = data["risk"]
+        return msgspec.convert(data, cls)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "RiskConfig":
+        if path is None:
+            return cls()
+        return cls.from_mapping(tomllib.loads(Path(path).read_text()))

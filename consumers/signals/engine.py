@@ -1,0 +1,114 @@
+"""SignalEngine: built-in rules + plug-ins + cooldowns for a set of symbols. Pure, no I/O.
+
+Determinism (offline CLI == live consumer):
+
+- ``signal_id = f"{symbol}:{type}:{seq}"`` where ``seq`` is the triggering
+  FeatureVector's ``seq``: a replay produces the same ids, so downstream can
+  dedupe. A rule/strategy emits at most one signal of a type per vector.
+- Cooldowns are measured in **event time** (``ts_event``), per symbol and per
+  rule (or plug-in): after a signal of a rule for a symbol, that rule stays
+  quiet for the symbol until ``ts_event >= last + cooldown``. Crossing rules
+  still track their previous values while cooling down.
+- The wall-clock fields of a Signal are ``ts_proc`` (passed in as
+  ``now_ns``) and ``ts_ingest`` (copied from the vector: when the market
+  data entered the system; 0 offline when the input file has none);
+  compare runs on everything else (see ``comparable``).
+- The price a rule sees is ``fv.price``, falling back to ``values["mid"]``.
+
+State is a dict per symbol, JSON-able (``snapshot``/``restore``)::
+
+    {symbol: {"last": {rule: ts_event of the last signal},
+              "rules": {rule: rule state}, "plugins": {name: plug-in state}}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+import msgspec
+
+from consumers.signals.config import SignalsConfig
+from consumers.signals.plugins import Plugin, SignalHit, load_plugins
+from consumers.signals.rules import Rule, build_rules
+from schemas.events import FeatureVector, Signal
+
+log = logging.getLogger(__name__)
+
+
+def comparable(signal: Signal) -> dict[str, Any]:
+    """A Signal without its wall-clock stamps (ts_proc, ts_ingest), for comparing two runs."""
+    d = msgspec.to_builtins(signal)
+    d.pop("ts_proc", None)
+    d.pop("ts_ingest", None)
+    return d
+
+
+class SignalEngine:
+    def __init__(self, config: SignalsConfig | None = None, plugins: list[Plugin] | None = None,
+                 on_plugin_error=None) -> None:
+        self.config = config or SignalsConfig()
+        self.rules: list[Rule] = build_rules(self.config.rules)
+        self.plugins: list[Plugin] = load_plugins(self.config.plugins) if plugins is None else plugins
+        self.state: dict[str, dict] = {}
+        self.on_plugin_error = on_plugin_error
+
+    def _cooldown_ns(self, override: float | None) -> int:
+        seconds = self.config.cooldown_s if override is None else override
+        return int(round(seconds * 1e9))
+
+    def _emit(self, fv: FeatureVector, kind: str, hit: SignalHit, cooldown_ns: int, last: dict,
+              now_ns: int, out: list[Signal]) -> None:
+        signal_type = hit.type or kind
+        prev = last.get(kind)
+        if prev is not None and fv.ts_event - prev < cooldown_ns:
+            return
+        last[kind] = fv.ts_event
+        out.append(Signal(
+            signal_id=f"{fv.symbol}:{signal_type}:{fv.seq}", symbol=fv.symbol, type=signal_type,
+            action=hit.action, urgency=hit.urgency, strength=hit.strength, reason=hit.reason,
+            ts_event=fv.ts_event, ts_ingest=fv.ts_ingest, ts_proc=now_ns, seq=fv.seq,
+            features={k: (None if v is None else float(v)) for k, v in hit.features.items()},
+        ))
+
+    def on_features(self, fv: FeatureVector, now_ns: int) -> list[Signal]:
+        """Signals for one FeatureVector, in rule order then plug-in order."""
+        st = self.state.setdefault(fv.symbol, {"last": {}, "rules": {}, "plugins": {}})
+        values = fv.values
+        price = fv.price if fv.price is not None else values.get("mid")
+        out: list[Signal] = []
+        for rule in self.rules:
+            hit = rule.evaluate(values, price, st["rules"].setdefault(rule.name, {}))
+            if hit is not None:
+                self._emit(fv, rule.name, hit, self._cooldown_ns(rule.cooldown_s), st["last"], now_ns, out)
+        for plugin in self.plugins:
+            pstate = st["plugins"].setdefault(plugin.name, {})
+            try:
+                hits = plugin.evaluate(fv, pstate)
+            except Exception as exc:  # noqa: BLE001 - a user strategy must not stop the stream
+                log.exception("signals: plug-in %s failed on %s seq %s", plugin.name, fv.symbol, fv.seq)
+                if self.on_plugin_error:
+                    self.on_plugin_error(plugin.name, exc)
+                continue
+            seen: set[str] = set()
+            for hit in hits:
+                kind = hit.type or plugin.name
+                if kind in seen:  # one signal per type per vector keeps signal_id unique
+                    continue
+                seen.add(kind)
+                self._emit(fv, kind, hit, self._cooldown_ns(plugin.cooldown_s), st["last"], now_ns, out)
+        return out
+
+    def run(self, vectors: Iterable[FeatureVector], now_ns: int = 0) -> list[Signal]:
+        """Every signal for a sequence of vectors (research, tests)."""
+        out: list[Signal] = []
+        for fv in vectors:
+            out.extend(self.on_features(fv, now_ns))
+        return out
+
+    # -- state -------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        return msgspec.json.encode(self.state)
+
+    def restore(self, data: bytes) -> None:
+        self.state = msgspec.json.decode(data, type=dict[str, dict])

@@ -1,0 +1,1 @@
+"""Example strategy plug-ins for the signals consumer (see consumers/signals/plugins.py)."""

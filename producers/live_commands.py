@@ -1,0 +1,260 @@
+"""CLI for the live side: ``ticktide simulator``, ``ticktide produce``, ``ticktide replay``.
+
+``producers.commands`` calls :func:`register`. Each command's ``func(args)``
+returns an exit code; SIGTERM/SIGINT close the sockets, flush the bus and
+exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any, Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+# -- helpers -------------------------------------------------------------------
+def _symbols(text: str | None) -> list[str]:
+    return [s.strip().upper() for s in (text or "").split(",") if s.strip()]
+
+
+def _speed(text: str) -> float:
+    if text.lower() in ("max", "inf", "0"):
+        return 0.0
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("speed must be >= 0 (0 or 'max' = as fast as possible)")
+    return value
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            pass
+
+
+def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    async def runner() -> int:
+        stop = asyncio.Event()
+        _install_signals(stop)
+        return await main(stop)
+
+    try:
+        return asyncio.run(runner())
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _until(stop: asyncio.Event, duration: float | None, *tasks: asyncio.Task) -> None:
+    """Wait for a signal, the duration, or any task to finish."""
+    waiters = {asyncio.create_task(stop.wait()), *tasks}
+    try:
+        await asyncio.wait(waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            if w not in tasks:
+                w.cancel()
+
+
+def load_validator(rules: str | None) -> Any:
+    """The Validator for ``--rules FILE`` (default: producers/rules/default.toml)."""
+    from producers.validation import Validator
+
+    return Validator.from_file(rules) if rules else Validator()
+
+
+def _open_bus(url: str | None):
+    from streaming.bus import bus_url, open_bus
+
+    url = bus_url(url)
+    log.info("bus %s", url)
+    return open_bus(url)
+
+
+def _serve_metrics(port: int | None) -> None:
+    if port is None:
+        return
+    from streaming.metrics import serve_metrics
+
+    serve_metrics(port)
+
+
+def _summary(name: str, feed) -> str:
+    s = feed.stats
+    return (f"{name}: frames={s.frames} ticks={s.ticks} skipped={s.skipped} dead_letters={s.dead_letters} "
+            f"rejected={s.rejected} gaps={s.gaps} missing={s.missing} duplicates={s.duplicates} "
+            f"connects={s.connects} reconnects={s.reconnects}")
+
+
+# -- simulator -----------------------------------------------------------------
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from producers.simulator import SimConfig, run_simulator
+
+    cfg = SimConfig(symbols=_symbols(args.symbols), rate=args.rate, seed=args.seed)
+
+    async def main(stop: asyncio.Event) -> int:
+        return await run_simulator(cfg, args.host, args.port, args.duration, stop, clock=args.clock)
+
+    return _run(main)
+
+
+# -- produce -------------------------------------------------------------------
+def cmd_produce(args: argparse.Namespace) -> int:
+    from producers.connection import FeedConnection, FeedSettings
+    from producers.venues import UnknownVenueError, get_adapter
+
+    symbols = _symbols(args.symbols)
+    if not symbols:
+        print("produce: --symbols is required (comma separated)", file=sys.stderr)
+        return 2
+    try:
+        adapter = get_adapter(args.venue)
+        fb_adapter = None
+        if args.fallback_venue or args.fallback_url:
+            fb_adapter = get_adapter(args.fallback_venue or args.venue)
+    except UnknownVenueError as exc:
+        print(f"produce: {exc}", file=sys.stderr)
+        return 2
+    try:
+        load_validator(args.rules)  # fail fast on a bad rules file
+    except (OSError, ValueError) as exc:
+        print(f"produce: rules: {exc}", file=sys.stderr)
+        return 2
+    settings = FeedSettings(silence_timeout=args.silence_timeout, backoff_max=args.backoff_max,
+                            seed=args.seed)
+
+    async def main(stop: asyncio.Event) -> int:
+        bus = _open_bus(args.bus)
+        await bus.start()
+        _serve_metrics(args.metrics_port)
+        validator = load_validator(args.rules)
+        primary = FeedConnection(adapter, bus, symbols, url=args.url, validator=validator, settings=settings)
+        feeds = [primary]
+        if fb_adapter is not None:
+            from producers.failover import FailoverArbiter, FailoverFeed
+
+            fb_label = fb_adapter.name if fb_adapter.name != adapter.name else f"{fb_adapter.name}:fallback"
+            fb_symbols = _symbols(args.fallback_symbols) or symbols
+            fb_validator = load_validator(args.rules)
+            fallback = FeedConnection(fb_adapter, bus, fb_symbols, url=args.fallback_url,
+                                      validator=fb_validator, settings=settings, venue=fb_label)
+            symbol_map = dict(zip(fb_symbols, symbols)) if fb_symbols != symbols else None
+            arbiter = FailoverArbiter(primary.venue, fb_label, args.failover_after, symbol_map)
+            runner: Any = FailoverFeed(primary, fallback, arbiter, bus)
+            feeds.append(fallback)
+        else:
+            runner = primary
+        task = asyncio.create_task(runner.run())
+        code = 0
+        try:
+            await _until(stop, args.duration, task)
+        finally:
+            if not task.done():
+                await runner.stop()
+            ok = await task
+            if not ok:
+                code = 1  # reconnects exhausted
+            await bus.flush()
+            await bus.close()
+        for f in feeds:
+            print(_summary(f.venue, f), file=sys.stderr)
+        return code
+
+    return _run(main)
+
+
+# -- replay --------------------------------------------------------------------
+def cmd_replay(args: argparse.Namespace) -> int:
+    from producers.replay import ReplayServer, replay_into_bus
+
+    async def main(stop: asyncio.Event) -> int:
+        if args.serve_only:
+            async with ReplayServer(args.file, args.speed, args.host, args.port) as server:
+                print(f"replaying {args.file} on {server.url}", flush=True)
+                await _until(stop, args.duration)
+            return 0
+        bus = _open_bus(args.bus)
+        await bus.start()
+        _serve_metrics(args.metrics_port)
+        validator = load_validator(args.rules)
+        timer = None
+        if args.duration is not None:
+            timer = asyncio.get_running_loop().call_later(args.duration, stop.set)
+        try:
+            feed = await replay_into_bus(args.file, args.venue, bus, speed=args.speed,
+                                         symbols=_symbols(args.symbols), validator=validator,
+                                         recv_time=args.recv_time, port=args.port, stop=stop)
+        finally:
+            if timer:
+                timer.cancel()
+            await bus.flush()
+            await bus.close()
+        print(_summary(f"replay {args.venue}", feed), file=sys.stderr)
+        return 0
+
+    return _run(main)
+
+
+# -- registration ----------------------------------------------------------------
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulator", help="run the market simulator websocket server (Binance stream format)",
+                       description="Serve simulated trades and bookTicker quotes in Binance's combined-"
+                                   "stream format: ws://HOST:PORT/stream?streams=btcusdt@trade/...")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="listen port, 0 = ephemeral (default 8765)")
+    p.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated symbols (default BTCUSDT,ETHUSDT)")
+    p.add_argument("--rate", type=float, default=50.0, help="messages per second per symbol (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--clock", choices=("wall", "sim"), default="wall",
+                   help="event timestamps: wall clock, or simulated time from the seed (default wall)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=cmd_simulator)
+
+    p = sub.add_parser("produce", help="run a live websocket producer onto ticks.v1 (with optional failover)",
+                       description="Connect to a venue feed, normalize and validate ticks, publish them "
+                                   "to ticks.v1 (bad frames to dlq.v1, gaps to alerts.v1).")
+    p.add_argument("--venue", required=True, help="venue adapter: binance, binance-usdm, coinbase, kraken")
+    p.add_argument("--symbols", required=True, help="comma-separated symbols as the venue names them")
+    p.add_argument("--url", default=None, help="websocket base URL (default: the venue's public endpoint)")
+    p.add_argument("--bus", default=None, help="bus URL (default $TICKTIDE_BUS or memory://)")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--rules", default=None, help="validation rules file (default: built-in rules)")
+    p.add_argument("--silence-timeout", type=float, default=30.0,
+                   help="reconnect when no frame arrives for this many seconds (default 30)")
+    p.add_argument("--backoff-max", type=float, default=30.0, help="longest reconnect delay in seconds (default 30)")
+    p.add_argument("--seed", type=int, default=None, help="seed for the reconnect jitter")
+    p.add_argument("--fallback-venue", default=None, help="venue of the fallback feed (default: same as --venue)")
+    p.add_argument("--fallback-url", default=None, help="websocket base URL of the fallback feed")
+    p.add_argument("--fallback-symbols", default=None,
+                   help="the fallback venue's names for --symbols, same order (default: the same)")
+    p.add_argument("--failover-after", type=float, default=5.0,
+                   help="publish the fallback after the primary is silent this many seconds (default 5)")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("replay", help="replay a recorded websocket session through a venue adapter onto ticks.v1",
+                       description="Serve FILE (hftbacktest, cryptofeed or JSON lines; gzip ok) over a local "
+                                   "websocket at the recorded pace times --speed, and consume it with the "
+                                   "venue's adapter and the connection manager.")
+    p.add_argument("file", help="recorded session")
+    p.add_argument("--venue", required=True, help="venue adapter that parses the frames (binance, coinbase, ...)")
+    p.add_argument("--speed", type=_speed, default=1.0,
+                   help="pace multiplier; 0 or 'max' = as fast as possible (default 1)")
+    p.add_argument("--symbols", default=None, help="comma-separated symbols for the subscription (optional)")
+    p.add_argument("--bus", default=None, help="bus URL (default $TICKTIDE_BUS or memory://)")
+    p.add_argument("--rules", default=None, help="validation rules file (default: built-in rules)")
+    p.add_argument("--recv-time", choices=("wall", "recorded"), default="wall",
+                   help="stamp ts_recv with the wall clock or the recorded receive time (default wall)")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    p.add_argument("--serve-only", action="store_true", help="only serve the websocket, do not consume it")
+    p.add_argument("--host", default="127.0.0.1", help="listen address with --serve-only (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="listen port, 0 = ephemeral (default 0)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=cmd_replay)

@@ -1,0 +1,174 @@
+"""Risk: metrics vs empyrical-reloaded (1e-9), risk level, stress, book keeping, processor, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import empyrical as ep
+import msgspec
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from consumers.risk import metrics as m
+from consumers.risk.commands import assess, read_prices, read_weights
+from consumers.risk.config import RiskConfig
+from consumers.risk.processor import RiskProcessor
+from consumers.risk.stress import Z95, liquidity_crisis, market_crash, run_all, volatility_spike
+from schemas.events import Alert, Fill, RiskUpdate, TargetPortfolio, Tick
+from streaming.processor import Envelope
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "stock_prices_20.csv"
+DAY = 86_400 * 10**9
+T0 = 1_700_000_000 // 86_400 * DAY
+WEIGHTS = {"AAPL": 0.3, "MA": 0.2, "JPM": 0.25, "XOM": 0.15}
+
+
+@pytest.fixture(scope="module")
+def prices() -> pd.DataFrame:
+    return read_prices(str(DATA))
+
+
+def _close(a, b):
+    assert a == pytest.approx(b, rel=1e-9, abs=1e-9)
+
+
+def _check_against_empyrical(r: np.ndarray):
+    _close(m.annualized_volatility(r), ep.annual_volatility(r))
+    _close(m.var_historical(r), ep.value_at_risk(r, 0.05))
+    _close(m.cvar_historical(r), ep.conditional_value_at_risk(r, 0.05))
+    _close(m.max_drawdown(r), ep.max_drawdown(r))
+    _close(m.sharpe(r), ep.sharpe_ratio(r))
+    _close(m.sortino(r), ep.sortino_ratio(r))
+    mu, sd = np.mean(r), np.std(r, ddof=1)
+    _close(m.var_parametric(r), norm.ppf(0.05, mu, sd))
+    _close(m.cvar_parametric(r), mu - sd * norm.pdf(norm.ppf(0.05)) / 0.05)
+
+
+def test_metrics_match_empyrical_on_every_stock(prices):
+    for sym in prices.columns:
+        r = prices[sym].dropna().pct_change().iloc[1:].to_numpy()
+        _check_against_empyrical(r)
+        _check_against_empyrical(r[-252:])
+
+
+def test_cli_portfolio_matches_empyrical(prices, tmp_path, capsys):
+    px = prices[list(WEIGHTS)].dropna()
+    port = (px.pct_change().iloc[1:] @ pd.Series(WEIGHTS)).to_numpy()[-252:]
+    w = tmp_path / "w.csv"
+    w.write_text("symbol,weight\n" + "\n".join(f"{k},{v}" for k, v in WEIGHTS.items()))
+    from streaming.cli import main
+    assert main(["risk", "--prices", str(DATA), "--weights", str(w)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    _close(out["volatility"], ep.annual_volatility(port))
+    _close(out["var_95_historical"], ep.value_at_risk(port))
+    _close(out["cvar_95_historical"], ep.conditional_value_at_risk(port))
+    _close(out["max_drawdown"], ep.max_drawdown(port))
+    _close(out["sharpe"], ep.sharpe_ratio(port))
+    _close(out["sortino"], ep.sortino_ratio(port))
+    assert out["exposures"] == WEIGHTS and out["risk_level"] in ("low", "medium", "high")
+    assert [s["scenario"] for s in out["stress"]] == ["market_crash", "volatility_spike", "liquidity_crisis"]
+    assert all(s["portfolio_loss"] < 0 and s["worst_position"] in WEIGHTS for s in out["stress"])
+    assert out["limit_breaches"]  # AAPL 30 % > 25 %
+    assert read_weights(str(w)) == WEIGHTS
+
+
+def test_risk_level_thresholds():
+    assert m.risk_level(0.09, -0.10, -0.19) == "low"
+    assert m.risk_level(0.10, -0.10, -0.10) == "medium"
+    assert m.risk_level(0.05, -0.16, 0.10) == "medium"
+    assert m.risk_level(0.05, -0.10, -0.25) == "medium"
+    assert m.risk_level(0.20, -0.10, -0.10) == "high"
+    assert m.risk_level(0.15, -0.26, -0.10) == "high"
+    assert m.risk_level(0.15, -0.20, -0.30) == "high"
+    assert m.risk_metrics([0.01])["risk_level"] is None
+
+
+def test_stress_scenarios():
+    w = {"AAA": 0.6, "BBB": -0.2, "CCC": 0.0}
+    crash = market_crash(w)  # no history: beta 1
+    assert crash.portfolio_loss == pytest.approx(0.4 * -0.30)
+    assert crash.worst_position == "AAA" and crash.worst_position_loss == pytest.approx(-0.18)
+    rng = np.random.default_rng(1)
+    hist = {"AAA": rng.normal(0, 0.02, 500), "BBB": rng.normal(0, 0.01, 500)}
+    vs = volatility_spike({"AAA": 0.5, "BBB": 0.5}, hist)
+    sd_a = np.std(hist["AAA"], ddof=1)
+    assert vs.worst_position == "AAA"
+    assert vs.worst_position_loss == pytest.approx(Z95 * 2 * np.sqrt(10) * 0.5 * sd_a)
+    assert vs.worst_position_loss + volatility_spike({"BBB": 0.5}, hist).portfolio_loss <= vs.portfolio_loss  # diversified
+    liq = liquidity_crisis({"AAA": 0.5}, hist, spreads={"AAA": 0.002})
+    assert liq.portfolio_loss == pytest.approx(-0.5 * 0.002 * 2 / 2 + Z95 * np.sqrt(5 / 3) * 0.5 * sd_a)
+    assert [r.scenario for r in run_all({})] == ["market_crash", "volatility_spike", "liquidity_crisis"]
+
+
+def _env(topic, ev, offset=0, partition=0):
+    return Envelope(topic, partition, offset, None, ev)
+
+
+def _fill(i, sym, side, qty, px, ts, pid="p1", fee=0.0):
+    return Fill(fill_id=f"f{i}", order_id=f"o{i}", portfolio_id=pid, symbol=sym, side=side, quantity=qty,
+                price=px, fee=fee, ts_event=ts, ts_proc=0)
+
+
+def _trade(sym, px, ts):
+    return Tick(symbol=sym, venue="t", kind="trade", ts_event=ts, ts_recv=ts, price=px, size=1.0)
+
+
+def test_processor_book_keeping_metrics_and_alert_cooldown(prices):
+    cfg = RiskConfig.from_mapping({"initial_cash": 100_000.0, "sample_interval_s": 86400, "lookback": 100,
+                                   "publish_interval_s": 86400, "sectors": {"AAPL": "tech", "JPM": "fin"},
+                                   "limits": {"max_position": 0.5, "max_volatility": None,
+                                              "max_drawdown": None, "cooldown_s": 5 * 86400}})
+    proc = RiskProcessor(cfg, clock=lambda: 42)
+    px = prices[["AAPL", "JPM"]].dropna().iloc[-101:]
+    a0, j0 = px.iloc[0]
+    res = proc.process([_env("fills.v1", _fill(1, "AAPL", "buy", 300, a0, T0, fee=1.0)),
+                        _env("fills.v1", _fill(2, "JPM", "buy", 100, j0, T0 + 1)),
+                        _env("fills.v1", _fill(2, "JPM", "buy", 100, j0, T0 + 1))])  # replayed fill: ignored
+    updates = [o.event for o in res.outputs if isinstance(o.event, RiskUpdate)]
+    assert len(updates) == 2
+    u = updates[-1]
+    assert u.positions == {"AAPL": 300.0, "JPM": 100.0}
+    assert u.cash == pytest.approx(100_000 - 300 * a0 - 1.0 - 100 * j0)
+    assert u.value == pytest.approx(100_000 - 1.0) and u.pnl == pytest.approx(-1.0)
+    assert set(u.sector_exposures) == {"tech", "fin"}
+    outs = []
+    for d, (ts, (a, j)) in enumerate(px.iloc[1:].iterrows(), start=1):
+        batch = [_env("ticks.v1", _trade("AAPL", a, T0 + d * DAY + 10)), _env("ticks.v1", _trade("JPM", j, T0 + d * DAY + 20))]
+        outs += proc.process(batch).outputs
+    # equity is sampled once a day (last value of the day): compare with empyrical on those
+    values = [100_000 - 300 * a0 - 1.0 - 100 * j0 + 300 * a + 100 * j for a, j in px.to_numpy()]
+    eq = np.array(values)
+    r = eq[1:] / eq[:-1] - 1
+    assert [o.event for o in outs if isinstance(o.event, RiskUpdate)]  # published as days close
+    last = proc.update_for(proc.book("p1"), T0 + 100 * DAY + 20)
+    _close(last.volatility, ep.annual_volatility(r[-100:]))
+    _close(last.max_drawdown, ep.max_drawdown(r[-100:]))
+    _close(last.sharpe, ep.sharpe_ratio(r[-100:]))
+    _close(last.var_95_historical, ep.value_at_risk(r[-100:]))
+    alerts = [o.event for o in res.outputs + outs if isinstance(o.event, Alert)]
+    # AAPL > 50 % of the book on every day: one alert per 5-day cooldown, deterministic ids
+    breach_days = [(a.ts_event - T0) // DAY for a in alerts]
+    assert all(b - a >= 5 for a, b in zip(breach_days, breach_days[1:]))
+    assert len(alerts) >= 2 and alerts[0].type == "limit_breach" and alerts[0].symbol == "AAPL"
+    assert alerts[0].alert_id == f"risk:p1:max_position:AAPL:{alerts[0].ts_event}"
+
+    # snapshot/restore continues exactly
+    clone = RiskProcessor(cfg, clock=lambda: 42)
+    clone.restore(3, proc.snapshot(3))
+    nxt = [_env("ticks.v1", _trade("AAPL", a0 * 0.5, T0 + 200 * DAY))]
+    assert clone.process(nxt).outputs == proc.process(nxt).outputs
+
+    # a target portfolio triggers the stress tests
+    tgt = TargetPortfolio(portfolio_id="p1", rebalance_id="r1", ts_event=T0 + 201 * DAY, ts_proc=0,
+                          weights={"AAPL": 0.5, "JPM": 0.5})
+    [stressed] = [o.event for o in proc.process([_env("targets.v1", tgt)]).outputs if isinstance(o.event, RiskUpdate)]
+    assert [s.scenario for s in stressed.stress] == ["market_crash", "volatility_spike", "liquidity_crisis"]
+
+
+def test_assess_is_the_cli_code_path(prices):
+    u = assess(prices, WEIGHTS, RiskConfig(), ts_proc=1)
+    assert msgspec.json.decode(msgspec.json.encode(u), type=RiskUpdate) == u
+    assert u.positions["AAPL"] * prices["AAPL"].dropna().iloc[-1] == pytest.approx(0.3 * 1_000_000)

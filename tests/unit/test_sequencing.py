@@ -1,0 +1,87 @@
+import pytest
+
+from producers.sequencing import Backoff, SeqStatus, SequenceTracker, policies_for
+
+
+def test_contiguous_trades_gap_and_duplicates():
+    tr = SequenceTracker({"trade": "contiguous", "quote": "monotonic"})
+    assert tr.observe("BTCUSDT", "trade", 10).status is SeqStatus.FIRST
+    assert tr.observe("BTCUSDT", "trade", 11).status is SeqStatus.OK
+    r = tr.observe("BTCUSDT", "trade", 15)
+    assert r.status is SeqStatus.GAP and r.expected == 12 and r.missing == 3 and r.accept
+    # replayed after a reconnect: dropped, state unchanged
+    for seq in (13, 14, 15):
+        r = tr.observe("BTCUSDT", "trade", seq)
+        assert r.status is SeqStatus.DUPLICATE and not r.accept
+    assert tr.observe("BTCUSDT", "trade", 16).status is SeqStatus.OK
+    assert (tr.gaps, tr.missing, tr.duplicates) == (1, 3, 3)
+    assert tr.last("BTCUSDT", "trade") == 16
+
+
+def test_tracked_per_symbol_and_kind():
+    tr = SequenceTracker({"trade": "contiguous", "quote": "monotonic"})
+    tr.observe("BTCUSDT", "trade", 100)
+    # another symbol / kind starts its own sequence
+    assert tr.observe("ETHUSDT", "trade", 5).status is SeqStatus.FIRST
+    assert tr.observe("BTCUSDT", "quote", 7).status is SeqStatus.FIRST
+    # quotes are monotonic with holes by design (Binance bookTicker u): no gap
+    assert tr.observe("BTCUSDT", "quote", 20).status is SeqStatus.OK
+    assert tr.observe("BTCUSDT", "quote", 20).status is SeqStatus.DUPLICATE
+    assert tr.observe("BTCUSDT", "trade", 101).status is SeqStatus.OK
+    assert tr.gaps == 0
+    assert tr.snapshot() == {"BTCUSDT/trade": 101, "ETHUSDT/trade": 5, "BTCUSDT/quote": 20}
+
+
+def test_untracked_without_seq_or_with_policy_none():
+    tr = SequenceTracker({"trade": "none"})
+    assert tr.observe("X", "trade", 1).status is SeqStatus.UNTRACKED
+    assert tr.observe("X", "trade", 1).status is SeqStatus.UNTRACKED
+    assert tr.observe("X", "quote", None).status is SeqStatus.UNTRACKED
+
+
+def test_reset_below_treats_big_backwards_jump_as_restart():
+    tr = SequenceTracker({"trade": "contiguous"}, reset_below=1000)
+    tr.observe("X", "trade", 50_000)
+    assert tr.observe("X", "trade", 49_990).status is SeqStatus.DUPLICATE
+    assert tr.observe("X", "trade", 3).status is SeqStatus.FIRST
+    assert tr.observe("X", "trade", 4).status is SeqStatus.OK
+    assert tr.resets == 1
+
+
+def test_venue_policies():
+    assert policies_for("binance") == {"trade": "contiguous", "quote": "monotonic"}
+    assert policies_for("binance-sim")["trade"] == "contiguous"
+    assert policies_for("kraken")["trade"] == "none"
+    assert policies_for("unknown")["trade"] == "monotonic"
+
+
+def test_backoff_exponential_bounded_with_jitter():
+    b = Backoff(initial=1.0, maximum=10.0, factor=2.0, jitter=0.0)
+    assert b.schedule(6) == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    b.reset()
+    assert b.next() == 1.0
+    j = Backoff(initial=1.0, maximum=10.0, factor=2.0, jitter=0.5, seed=7)
+    delays = j.schedule(20)
+    for n, d in enumerate(delays):
+        base = min(10.0, 2.0 ** n)
+        assert 0.5 * base <= d <= min(10.0, 1.5 * base)
+    assert len(set(delays)) > 10  # jittered
+
+
+def test_backoff_deterministic_with_seed_and_max_attempts():
+    a = Backoff(0.1, 5.0, 2.0, 0.3, seed=42).schedule(30)
+    b = Backoff(0.1, 5.0, 2.0, 0.3, seed=42).schedule(30)
+    assert a == b
+    assert a != Backoff(0.1, 5.0, 2.0, 0.3, seed=43).schedule(30)
+    limited = Backoff(0.1, 1.0, max_attempts=3, seed=1)
+    assert [d is None for d in limited.schedule(5)] == [False, False, False, True, True]
+    limited.reset()
+    assert limited.next() is not None
+    assert Backoff(1.0, 60.0).base(10_000) == 60.0  # no overflow
+
+
+def test_backoff_rejects_bad_config():
+    with pytest.raises(ValueError):
+        Backoff(jitter=2.0)
+    with pytest.raises(ValueError):
+        Backoff(factor=0.5)
