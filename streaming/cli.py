@@ -22,13 +22,17 @@ COMMAND_MODULES = (
     "consumers.portfolio.commands",
 )
 
+# commands whose output is the point: keep the log to warnings unless asked
+QUIET_COMMANDS = {"demo", "subscribe", "normalize", "features", "signals", "risk", "workflow", "topics"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ticktide",
         description="Event-driven streaming for quantitative trading.",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument("--log-level", default=None,
+                        help="logging level (default INFO for services, WARNING for interactive tools)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         try:
@@ -45,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    level = args.log_level or ("WARNING" if args.command in QUIET_COMMANDS else "INFO")
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, str(level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

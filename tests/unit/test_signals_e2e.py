@@ -41,7 +41,9 @@ async def _drain(runners, bus, topic_in_out):
     last = -1
     for _ in range(500):
         await asyncio.sleep(0.05)
-        n = sum(len(await bus.read_all(t)) for t in topic_in_out)
+        n = 0
+        for t in topic_in_out:
+            n += len(await bus.read_all(t))
         if n == last:
             break
         last = n
