@@ -106,6 +106,33 @@ class TargetPortfolio(msgspec.Struct, kw_only=True):
     ts_ingest: int = 0
 
 
+class RebalanceReport(msgspec.Struct, kw_only=True):
+    """What one rebalance decided (or why it could not): published with every TargetPortfolio.
+
+    ``status`` is ``infeasible`` when the optimizer found no portfolio within the
+    constraints; ``conflicts`` then names them and the previous targets stay in force.
+    """
+
+    portfolio_id: str
+    rebalance_id: str
+    ts_event: int
+    ts_proc: int
+    trigger: str  # schedule | performance | drift | manual
+    objective: str
+    status: Literal["ok", "infeasible", "error"] = "ok"
+    risk_model: str = "sample"
+    previous_weights: dict[str, float] = msgspec.field(default_factory=dict)
+    new_weights: dict[str, float] = msgspec.field(default_factory=dict)
+    expected_return: float | None = None
+    expected_volatility: float | None = None
+    sharpe: float | None = None
+    turnover: float = 0.0  # sum of |new - previous| weights
+    estimated_costs: float = 0.0  # fraction of portfolio value
+    conflicts: list[str] = msgspec.field(default_factory=list)
+    reason: str = ""
+    ts_ingest: int = 0
+
+
 class Order(msgspec.Struct, kw_only=True):
     order_id: str  # deterministic: a replay produces the same ids
     portfolio_id: str
@@ -206,6 +233,6 @@ class Health(msgspec.Struct, kw_only=True):
 
 
 EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
-    Tick, Bar, FeatureVector, Signal, TargetPortfolio, Order, Fill,
+    Tick, Bar, FeatureVector, Signal, TargetPortfolio, RebalanceReport, Order, Fill,
     RiskUpdate, Alert, DeadLetter, Health, StressResult,
 )

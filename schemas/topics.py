@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import msgspec
 
 from schemas.events import (
-    Alert, Bar, DeadLetter, FeatureVector, Fill, Health, Order, RiskUpdate,
+    Alert, Bar, DeadLetter, FeatureVector, Fill, Health, Order, RebalanceReport, RiskUpdate,
     Signal, TargetPortfolio, Tick,
 )
 
@@ -40,6 +40,7 @@ BARS = Topic("bars.v1", Bar, "symbol", partitions=6, retention_ms=-1)
 FEATURES = Topic("features.v1", FeatureVector, "symbol", partitions=6, retention_ms=2 * DAY_MS)
 SIGNALS = Topic("signals.v1", Signal, "symbol", partitions=3)
 TARGETS = Topic("targets.v1", TargetPortfolio, "portfolio_id", partitions=1, retention_ms=-1)
+REBALANCES = Topic("rebalances.v1", RebalanceReport, "portfolio_id", partitions=1, retention_ms=-1)
 ORDERS = Topic("orders.v1", Order, "portfolio_id", partitions=1, retention_ms=-1)
 FILLS = Topic("fills.v1", Fill, "portfolio_id", partitions=1, retention_ms=-1)
 RISK = Topic("risk.v1", RiskUpdate, "portfolio_id", partitions=1)
@@ -49,7 +50,7 @@ HEALTH = Topic("health.v1", Health, "component", partitions=1, retention_ms=DAY_
 
 CATALOGUE: dict[str, Topic] = {
     t.name: t
-    for t in (TICKS, BARS, FEATURES, SIGNALS, TARGETS, ORDERS, FILLS, RISK, ALERTS, DLQ, HEALTH)
+    for t in (TICKS, BARS, FEATURES, SIGNALS, TARGETS, REBALANCES, ORDERS, FILLS, RISK, ALERTS, DLQ, HEALTH)
 }
 
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "consumers.features.commands",
     "consumers.signals.commands",
     "consumers.risk.commands",
+    "consumers.alerts.commands",
     "consumers.portfolio.commands",
 )
 

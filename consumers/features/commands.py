@@ -12,6 +12,7 @@ import numpy as np
 
 from streaming.kernels.config import FeatureConfig
 from streaming.kernels.engine import FeatureEngine
+from streaming.kernels.features import KIND_QUOTE
 
 log = logging.getLogger("ticktide.features")
 
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
             "as the consumer. FILE is canonical ticks as JSON lines (ticktide normalize), a long "
             "bars CSV (ts,symbol,open,high,low,close,volume) or a wide close-price CSV (date plus "
             "one column per symbol, empty cells skipped). Writes one record per input row "
-            "(symbol, ts and every feature; null until its window is full) to stdout."
+            "(symbol, ts, price and every feature; null until its window is full) to stdout."
         ),
     )
     p.add_argument("--input", required=True, metavar="FILE", help="input file (.gz ok, - for stdin)")
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("skipped %d unusable input rows, e.g. %s", table.skipped, "; ".join(table.reasons))
     engine = FeatureEngine(config)
     names = engine.names
+    mid_col = names.index("mid")
     rowmap: dict[str, int] = {}
     rows = np.fromiter((rowmap.get(s) if s in rowmap else rowmap.setdefault(s, engine.add_symbol(s))
                         for s in table.symbols), dtype=np.int64, count=len(table))
@@ -66,22 +68,35 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.format == "csv":
             w = csv.writer(out_f, lineterminator="\n")
-            w.writerow(["symbol", "ts", *names])
+            w.writerow(["symbol", "ts", "kind", "seq", "price", *names])
         else:
             enc = msgspec.json.Encoder()
-            keys = ["symbol", "ts", *names]
+            keys = ["symbol", "ts", "kind", "seq", "price", *names]
+        price_kind = "trade" if table.format == "ticks" else "bar"
+        # seq as in FeatureVector.seq: trades (or bars) of this symbol so far; a quote repeats it
+        seq_of: dict[str, int] = {}
         for start in range(0, len(table), CHUNK):
             stop = min(start + CHUNK, len(table))
             out = engine.update(kinds[start:stop], rows[start:stop], x1[start:stop], x2[start:stop])
             vals = out.tolist()
+            # the vector's price, as in FeatureVector.price: trade price / close, mid for a quote
+            prices = np.where(kinds[start:stop] == KIND_QUOTE, out[:, mid_col], x1[start:stop]).tolist()
+            is_quote = (kinds[start:stop] == KIND_QUOTE).tolist()
+            meta = []
+            for i in range(stop - start):
+                sym = table.symbols[start + i]
+                if not is_quote[i]:
+                    seq_of[sym] = seq_of.get(sym, 0) + 1
+                meta.append(("quote" if is_quote[i] else price_kind, seq_of.get(sym, 0)))
             if args.format == "csv":
                 w.writerows(
-                    [table.symbols[start + i], table.ts[start + i], *map(_fmt, v)] for i, v in enumerate(vals)
+                    [table.symbols[start + i], table.ts[start + i], *meta[i], _fmt(prices[i]), *map(_fmt, v)]
+                    for i, v in enumerate(vals)
                 )
             else:
                 buf = bytearray()
                 for i, v in enumerate(vals):
-                    rec = dict(zip(keys, [table.symbols[start + i], table.ts[start + i],
+                    rec = dict(zip(keys, [table.symbols[start + i], table.ts[start + i], *meta[i], prices[i],
                                           *[x if x == x else None for x in v]]))
                     buf += enc.encode(rec)
                     buf += b"\n"

@@ -79,6 +79,8 @@ def parse_lines(lines: Iterable[str | bytes]) -> Iterator[FeatureVector]:
             if not isinstance(row, dict) or "symbol" not in row:
                 raise ValueError("not an object with a symbol")
             symbol = str(row["symbol"])
+            if row.get("kind") == "quote":
+                continue  # the live features consumer publishes no vector for a quote (emit_quotes=False)
             seq = counters.get(symbol, 0) + 1
             if isinstance(row.get("values"), dict):
                 fv = _fv_decoder.decode(line)
@@ -90,12 +92,18 @@ def parse_lines(lines: Iterable[str | bytes]) -> Iterator[FeatureVector]:
                 fv = FeatureVector(
                     symbol=symbol, ts_event=to_ns(ts), ts_ingest=int(row.get("ts_ingest") or 0),
                     ts_proc=int(row.get("ts_proc") or 0), seq=int(row.get("seq") or seq),
-                    source=row.get("source") if row.get("source") in ("tick", "bar") else "tick",
+                    source=_source(row),
                     price=None if price is None else float(price), values=values)
         except (ValueError, TypeError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValueError(f"line {n}: {exc}") from None
         counters[symbol] = fv.seq
         yield fv
+
+
+def _source(row: dict) -> str:
+    if row.get("source") in ("tick", "bar"):
+        return row["source"]
+    return "bar" if row.get("kind") == "bar" else "tick"
 
 
 def run_offline(vectors: Iterable[FeatureVector], processor: SignalsProcessor,

@@ -32,7 +32,7 @@ def test_wide_daily_csv_to_csv(tmp_path):
     df = pd.read_csv(DATA / "stock_prices_20.csv")
     with open(out, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["symbol", "ts", *NAMES]
+    assert rows[0] == ["symbol", "ts", "kind", "seq", "price", *NAMES]
     assert len(rows) - 1 == int(df.drop(columns="date").notna().to_numpy().sum())
     assert rows[1][:2] == ["AAPL", "1989-12-29"]  # row order, symbols in column order, empty cells skipped
     amd = [r for r in rows[1:] if r[0] == "AMD"]
@@ -41,8 +41,10 @@ def test_wide_daily_csv_to_csv(tmp_path):
     assert [r[1] for r in amd] == df.loc[df["AMD"].notna(), "date"].tolist()
     for i in (0, 13, 62, 63, 500, len(ref) - 1):
         for j, name in enumerate(NAMES):
-            cell = amd[i][2 + j]
+            cell = amd[i][5 + j]
             assert _close(None if cell == "" else float(cell), ref[name].iloc[i]), (i, name)
+        assert float(amd[i][4]) == df["AMD"].dropna().iloc[i]
+        assert amd[i][2:4] == ["bar", str(i + 1)]
 
 
 def test_wide_csv_jsonl_and_config(tmp_path):
@@ -58,7 +60,8 @@ def test_wide_csv_jsonl_and_config(tmp_path):
         ("A", "2024-01-01"), ("A", "2024-01-02"), ("B", "2024-01-02"), ("A", "2024-01-03"),
         ("B", "2024-01-03"), ("B", "2024-01-04")]
     names = FeatureConfig.load(cfg).feature_names()
-    assert list(recs[0]) == ["symbol", "ts", *names]
+    assert list(recs[0]) == ["symbol", "ts", "kind", "seq", "price", *names]
+    assert [(r["kind"], r["seq"]) for r in recs if r["symbol"] == "B"] == [("bar", 1), ("bar", 2), ("bar", 3)]
     assert recs[3]["return_2"] == 12 / 10 - 1 and recs[1]["return_2"] is None
     assert recs[3]["support_2"] == 11 and recs[3]["resistance_2"] == 12
     assert recs[3]["volume_ma_2"] == 0.0 and recs[3]["vwap_2"] is None  # no volume in a close CSV
@@ -82,6 +85,7 @@ def test_ticks_jsonl(tmp_path, capsys):
     assert recs[0]["symbol"] == "BTCUSDT" and recs[0]["ts"] == 1000
     assert recs[0]["mid"] is None and recs[11]["mid"] == 60000.25 and recs[11]["spread"] == 0.5
     assert recs[-1]["mid"] == 60000.25  # carried by later trades
+    assert recs[11]["price"] == 60000.25 and recs[0]["price"] == 60000.0
     trades = [r for i, r in enumerate(recs) if i != 11]
     ref = reference_features([60000.0 + (i % 5) * 0.01 for i in range(30)], [0.1 + i for i in range(30)])
     for i, r in enumerate(trades):

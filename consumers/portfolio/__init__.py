@@ -1,0 +1,18 @@
+"""Portfolio consumer: features.v1 / bars.v1 -> targets.v1 and rebalances.v1.
+
+- ``risk_models``: expected returns and covariance (sample, Ledoit-Wolf, PCA factor model);
+- ``optimizer``: cvxpy programs (max Sharpe, min variance, max return at a target
+  volatility) with bounds, cardinality (SCIP), volatility, sector and turnover terms;
+- ``rebalance``: schedules and performance/drift triggers;
+- ``processor``: the streaming adapter (``ticktide consume portfolio``);
+- ``commands``: ``ticktide workflow run`` (the historical workflow, in streaming.workflow).
+"""
+
+from __future__ import annotations
+
+from consumers.portfolio.config import PortfolioConfig
+from consumers.portfolio.processor import PortfolioProcessor
+
+
+def create_processor(config_path: str | None = None) -> PortfolioProcessor:
+    return PortfolioProcessor(PortfolioConfig.load(config_path))
