@@ -11,6 +11,7 @@
     lookback = 252                  # price rows the estimates use
     min_history = 60                # rows needed before the first rebalance
     frequency = 252                 # periods per year of the input prices
+    active_from = "2016-04-11"      # optional: collect history before, rebalance from (UTC)
 
     [schedule]
     frequency = "monthly"           # daily | weekly | monthly | quarterly
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pandas as pd
 
 from consumers.portfolio.optimizer import OBJECTIVES, Constraints
 from consumers.portfolio.rebalance import FREQUENCIES, Schedule, Triggers
@@ -64,7 +66,7 @@ class TriggersConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ConstraintsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     min_weight: float = 0.0
-    max_weight: float = 1.0
+    max_weight: float = 0.25
     bounds: dict[str, tuple[float, float]] = msgspec.field(default_factory=dict)
     min_positions: int | None = None
     max_positions: int | None = None
@@ -87,6 +89,7 @@ class PortfolioConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     lookback: int = 252
     min_history: int = 60
     frequency: int = 252
+    active_from: str | None = None
     schedule: ScheduleConfig = msgspec.field(default_factory=ScheduleConfig)
     triggers: TriggersConfig = msgspec.field(default_factory=TriggersConfig)
     constraints: ConstraintsConfig = msgspec.field(default_factory=ConstraintsConfig)
@@ -113,6 +116,13 @@ class PortfolioConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             min_position_weight=c.min_position_weight, max_volatility=c.max_volatility,
             sectors=dict(self.sectors), sector_lower=dict(c.sector_lower), sector_upper=dict(c.sector_upper),
             transaction_cost=c.transaction_cost)
+
+    def active_from_ns(self) -> int | None:
+        if not self.active_from:
+            return None
+        ts = pd.Timestamp(self.active_from)
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return int(ts.value)
 
     def schedule_rule(self) -> Schedule:
         s = self.schedule

@@ -75,6 +75,7 @@ class PortfolioProcessor(Processor):
         self._schedule = self.config.schedule_rule()
         self._triggers = self.config.trigger_rule()
         self._constraints = self.config.optimizer_constraints()
+        self._active_from = self.config.active_from_ns()
 
     # -- input ------------------------------------------------------------------
     def _price(self, ev) -> tuple[str, int, float, int] | None:
@@ -135,6 +136,8 @@ class PortfolioProcessor(Processor):
         st = self.state
         if len(st.rows) < self.config.min_history + 1:
             return
+        if self._active_from is not None and row.ts < self._active_from:
+            return
         if self._schedule.due(st.last_rebalance, row.ts):
             trigger = "schedule"
         elif st.triggers_paused:
@@ -188,7 +191,7 @@ class PortfolioProcessor(Processor):
                          "conflicts": ", ".join(report.conflicts), "objective": cfg.objective})))
             log.warning("portfolio %s: %s", pid, exc)
             return
-        weights = {s: w for s, w in res.weights.items() if w}
+        weights = {s: w for s, w in res.weights.items() if abs(w) >= 1e-6}
         st.weights = weights
         st.rebalance_prices = {s: row.prices[s] for s in weights}
         st.triggers_paused = False

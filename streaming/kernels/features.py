@@ -47,6 +47,7 @@ H_SIGNAL = 3
 H_MID = 4
 H_SPREAD = 5
 H_QUOTES = 6  # quotes processed
+H_PENDING = 7  # during a batch: 1 + the out row holding this symbol's latest output; else 0
 HEADER = 8
 
 # exact recompute when the squares added/removed since the last one exceed this
@@ -57,26 +58,26 @@ _NAN = np.nan
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _win_push(st, r, ring, m, k, w, o):
+def _win_push(st, ring, m, k, w, o):
     """Add value k of ``ring`` (already stored) to the shifted-sum window at ``o``.
 
     Slots at o: S1 = sum(x - c), S2 = sum((x - c)^2), mass = sum of every d^2
     added or removed since the last exact recompute, shift c, index of c.
     Returns (M2, S1, n): M2 = sum of squared deviations of the last n values.
     """
-    x = st[r, ring + (k & m)]
+    x = st[ring + (k & m)]
     n = k + 1 if k + 1 < w else w
-    if k == 0 or k - int(st[r, o + 4]) >= w:
+    if k == 0 or k - int(st[o + 4]) >= w:
         recompute = True  # the shift is leaving the window: re-centre on the newest value
     else:
-        c = st[r, o + 3]
+        c = st[o + 3]
         d = x - c
-        s1 = st[r, o] + d
+        s1 = st[o] + d
         d2 = d * d
-        s2 = st[r, o + 1] + d2
-        mass = st[r, o + 2] + d2
+        s2 = st[o + 1] + d2
+        mass = st[o + 2] + d2
         if k >= w:
-            dy = st[r, ring + ((k - w) & m)] - c
+            dy = st[ring + ((k - w) & m)] - c
             dy2 = dy * dy
             s1 -= dy
             s2 -= dy2
@@ -86,21 +87,21 @@ def _win_push(st, r, ring, m, k, w, o):
         # ~1e-11 of M2, else recompute exactly (this also makes a flat window exactly 0)
         recompute = m2 * MASS_RATIO < mass
         if not recompute:
-            st[r, o] = s1
-            st[r, o + 1] = s2
-            st[r, o + 2] = mass
+            st[o] = s1
+            st[o + 1] = s2
+            st[o + 2] = mass
     if recompute:
         s1 = 0.0
         s2 = 0.0
         for i in range(k - n + 1, k + 1):
-            d = st[r, ring + (i & m)] - x
+            d = st[ring + (i & m)] - x
             s1 += d
             s2 += d * d
-        st[r, o] = s1
-        st[r, o + 1] = s2
-        st[r, o + 2] = s2
-        st[r, o + 3] = x
-        st[r, o + 4] = k
+        st[o] = s1
+        st[o + 1] = s2
+        st[o + 2] = s2
+        st[o + 3] = x
+        st[o + 4] = k
         m2 = s2 - s1 * s1 / n
     if m2 < 0.0:
         m2 = 0.0
@@ -108,7 +109,7 @@ def _win_push(st, r, ring, m, k, w, o):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _extremes(st, r, o, L, cap, P, m, k, x, want_min, col):
+def _extremes(st, o, L, nmax, cap, P, m, k, x, want_min, out, col):
     """Rolling min (or max) of the last n prices for every n in L, with one deque.
 
     The windows all end at k, so they are nested: one monotonic deque sized for
@@ -121,42 +122,45 @@ def _extremes(st, r, o, L, cap, P, m, k, x, want_min, col):
     nL = L.shape[0]
     cm = cap - 1
     b = o + 2 + nL
-    head = int(st[r, o])
-    tail = int(st[r, o + 1])
-    nmax = 0
-    for j in range(nL):
-        if L[j] > nmax:
-            nmax = L[j]
-    if tail > head and int(st[r, b + (head & cm)]) <= k - nmax:
+    head = int(st[o])
+    tail = int(st[o + 1])
+    if tail > head and int(st[b + (head & cm)]) <= k - nmax:
         head += 1
     while tail > head:
-        y = st[r, P + (int(st[r, b + ((tail - 1) & cm)]) & m)]
+        y = st[P + (int(st[b + ((tail - 1) & cm)]) & m)]
         if (y >= x) if want_min else (y <= x):
             tail -= 1
         else:
             break
-    st[r, b + (tail & cm)] = k
+    st[b + (tail & cm)] = k
     tail += 1
-    st[r, o] = head
-    st[r, o + 1] = tail
+    st[o] = head
+    st[o + 1] = tail
     for j in range(nL):
         n = L[j]
-        f = int(st[r, o + 2 + j])
+        f = int(st[o + 2 + j])
         if f < head:
             f = head
         if f > tail - 1:
             f = tail - 1
-        while int(st[r, b + (f & cm)]) <= k - n:
+        while int(st[b + (f & cm)]) <= k - n:
             f += 1
-        st[r, o + 2 + j] = f
+        st[o + 2 + j] = f
         if k >= n - 1:
-            st[r, col + j] = st[r, P + (int(st[r, b + (f & cm)]) & m)]
+            out[col + j] = st[P + (int(st[b + (f & cm)]) & m)]
         else:
-            st[r, col + j] = _NAN
+            out[col + j] = _NAN
 
 
 @njit(cache=True, error_model="numpy")
 def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
+    """Process a batch in order; out[i] is the feature vector after event i.
+
+    Outputs are written straight into ``out`` (row-major, one contiguous row per
+    event); a symbol's "last output" slots in its state row are refreshed once
+    per batch, from the last out row it produced (header slot H_PENDING holds
+    that row + 1 while the batch runs, 0 otherwise).
+    """
     m = lay[0] - 1
     OP = lay[1]
     OR = lay[2]
@@ -168,6 +172,7 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
     ODQ = lay[8]
     OL = lay[9]
     nF = lay[10]
+    dq = lay[14]
     nR = R.shape[0]
     nV = V.shape[0]
     nM = M.shape[0]
@@ -183,98 +188,117 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
     cEMA = cZ + nV
     cVW = cEMA + 4
     cMID = cVW + nVP
+    ODQ2 = ODQ + 2 + nL + dq
+    nmax = 0
+    for j in range(nL):
+        if L[j] > nmax:
+            nmax = L[j]
     a_fast = 2.0 / (lay[11] + 1.0)
     a_slow = 2.0 / (lay[12] + 1.0)
     a_sig = 2.0 / (lay[13] + 1.0)
-    for i in range(rows.shape[0]):
+    nb = rows.shape[0]
+    for i in range(nb):
         r = rows[i]
+        s = st[r]
+        o = out[i]
         if kinds[i] == 1:
             bid = x1[i]
             ask = x2[i]
             mid = (bid + ask) * 0.5
             spread = ask - bid
-            st[r, H_MID] = mid
-            st[r, H_SPREAD] = spread
-            st[r, H_QUOTES] += 1.0
-            st[r, OL + cMID] = mid
-            st[r, OL + cMID + 1] = spread
-            for f in range(nF):
-                out[i, f] = st[r, OL + f]
+            s[H_MID] = mid
+            s[H_SPREAD] = spread
+            s[H_QUOTES] += 1.0
+            li = int(s[H_PENDING]) - 1
+            if li >= 0:
+                prev = out[li]
+                for f in range(nF):
+                    o[f] = prev[f]
+            else:
+                for f in range(nF):
+                    o[f] = s[OL + f]
+            o[cMID] = mid
+            o[cMID + 1] = spread
+            s[H_PENDING] = i + 1
             continue
         p = x1[i]
         q = x2[i]
-        k = int(st[r, H_COUNT])
-        st[r, H_COUNT] = k + 1
-        st[r, OP + (k & m)] = p
-        st[r, OQ + (k & m)] = q
+        k = int(s[H_COUNT])
+        s[H_COUNT] = k + 1
+        km = k & m
+        s[OP + km] = p
+        s[OQ + km] = q
         # returns
         for j in range(nR):
             n = R[j]
             if k >= n:
-                st[r, OL + j] = p / st[r, OP + ((k - n) & m)] - 1.0
+                o[j] = p / s[OP + ((k - n) & m)] - 1.0
             else:
-                st[r, OL + j] = _NAN
+                o[j] = _NAN
         # log returns -> volatility; price changes -> RSI
         if k >= 1:
-            pp = st[r, OP + ((k - 1) & m)]
+            pp = s[OP + ((k - 1) & m)]
             kr = k - 1
-            st[r, OR + (kr & m)] = math.log(p / pp)
+            s[OR + (kr & m)] = math.log(p / pp)
             for j in range(nV):
                 w = V[j]
-                m2, s1, n = _win_push(st, r, OR, m, kr, w, OVOL + 6 * j)
+                m2, s1, n = _win_push(s, OR, m, kr, w, OVOL + 6 * j)
                 if kr >= w - 1:
-                    st[r, OL + cV + j] = math.sqrt(m2 / (w - 1))
+                    o[cV + j] = math.sqrt(m2 / (w - 1))
                 else:
-                    st[r, OL + cV + j] = _NAN
+                    o[cV + j] = _NAN
             ch = p - pp
             for j in range(nM):
                 n = M[j]
                 og = ORSI + 2 * j
                 if k <= n:
                     if ch < 0.0:
-                        st[r, og + 1] -= ch
+                        s[og + 1] -= ch
                     else:
-                        st[r, og] += ch
+                        s[og] += ch
                     if k == n:
-                        st[r, og] /= n
-                        st[r, og + 1] /= n
+                        s[og] /= n
+                        s[og + 1] /= n
+                    g = s[og]
+                    lo = s[og + 1]
                 else:
-                    g = st[r, og] * (n - 1)
-                    lo = st[r, og + 1] * (n - 1)
+                    g = s[og] * (n - 1)
+                    lo = s[og + 1] * (n - 1)
                     if ch < 0.0:
                         lo -= ch
                     else:
                         g += ch
-                    st[r, og] = g / n
-                    st[r, og + 1] = lo / n
+                    g = g / n
+                    lo = lo / n
+                    s[og] = g
+                    s[og + 1] = lo
                 if k >= n:
-                    g = st[r, og]
-                    s = g + st[r, og + 1]
-                    st[r, OL + cM + j] = 100.0 * (g / s) if s != 0.0 else 0.0
+                    sg = g + lo
+                    o[cM + j] = 100.0 * (g / sg) if sg != 0.0 else 0.0
                 else:
-                    st[r, OL + cM + j] = _NAN
+                    o[cM + j] = _NAN
         else:
             for j in range(nV):
-                st[r, OL + cV + j] = _NAN
+                o[cV + j] = _NAN
             for j in range(nM):
-                st[r, OL + cM + j] = _NAN
+                o[cM + j] = _NAN
         # volume mean, ratio, vwap: running sums of positive terms, recomputed exactly
         # every v updates or when what was removed dwarfs what is left
         for j in range(nVP):
             v = VP[j]
-            o = OVM + 6 * j
-            recompute = k == 0 or k - int(st[r, o + 4]) >= v
+            ov = OVM + 6 * j
+            recompute = k == 0 or k - int(s[ov + 4]) >= v
             if not recompute:
                 pq = p * q
-                sq = st[r, o] + q
-                spq = st[r, o + 1] + pq
-                mass = st[r, o + 2] + q
-                mass_pq = st[r, o + 3] + pq
-                nnz = st[r, o + 5] + (1.0 if q != 0.0 else 0.0)
+                sq = s[ov] + q
+                spq = s[ov + 1] + pq
+                mass = s[ov + 2] + q
+                mass_pq = s[ov + 3] + pq
+                nnz = s[ov + 5] + (1.0 if q != 0.0 else 0.0)
                 if k >= v:
                     t = (k - v) & m
-                    qq = st[r, OQ + t]
-                    pq = st[r, OP + t] * qq
+                    qq = s[OQ + t]
+                    pq = s[OP + t] * qq
                     sq -= qq
                     spq -= pq
                     mass += qq
@@ -288,46 +312,45 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
                 spq = 0.0
                 nnz = 0.0
                 for t in range(k - n + 1, k + 1):
-                    qq = st[r, OQ + (t & m)]
+                    qq = s[OQ + (t & m)]
                     sq += qq
-                    spq += st[r, OP + (t & m)] * qq
+                    spq += s[OP + (t & m)] * qq
                     if qq != 0.0:
                         nnz += 1.0
                 mass = sq
                 mass_pq = spq
-                st[r, o + 4] = k
-            st[r, o] = sq
-            st[r, o + 1] = spq
-            st[r, o + 2] = mass
-            st[r, o + 3] = mass_pq
-            st[r, o + 5] = nnz
+                s[ov + 4] = k
+            s[ov] = sq
+            s[ov + 1] = spq
+            s[ov + 2] = mass
+            s[ov + 3] = mass_pq
+            s[ov + 5] = nnz
             if k >= v - 1:
                 if nnz > 0.0:
                     ma = sq / v
-                    st[r, OL + cVMA + j] = ma
-                    st[r, OL + cVR + j] = q / ma
-                    st[r, OL + cVW + j] = spq / sq
+                    o[cVMA + j] = ma
+                    o[cVR + j] = q / ma
+                    o[cVW + j] = spq / sq
                 else:
-                    st[r, OL + cVMA + j] = 0.0
-                    st[r, OL + cVR + j] = _NAN
-                    st[r, OL + cVW + j] = _NAN
+                    o[cVMA + j] = 0.0
+                    o[cVR + j] = _NAN
+                    o[cVW + j] = _NAN
             else:
-                st[r, OL + cVMA + j] = _NAN
-                st[r, OL + cVR + j] = _NAN
-                st[r, OL + cVW + j] = _NAN
+                o[cVMA + j] = _NAN
+                o[cVR + j] = _NAN
+                o[cVW + j] = _NAN
         # support / resistance
-        dq = lay[14]
-        _extremes(st, r, ODQ, L, dq, OP, m, k, p, True, OL + cSUP)
-        _extremes(st, r, ODQ + 2 + nL + dq, L, dq, OP, m, k, p, False, OL + cRES)
+        _extremes(s, ODQ, L, nmax, dq, OP, m, k, p, True, o, cSUP)
+        _extremes(s, ODQ2, L, nmax, dq, OP, m, k, p, False, o, cRES)
         # z-score of the price in its window
         for j in range(nV):
             w = V[j]
             oz = OZ + 6 * j
-            m2, s1, n = _win_push(st, r, OP, m, k, w, oz)
+            m2, s1, n = _win_push(s, OP, m, k, w, oz)
             if k >= w - 1 and m2 > 0.0:
-                st[r, OL + cZ + j] = ((p - st[r, oz + 3]) - s1 / w) / math.sqrt(m2 / (w - 1))
+                o[cZ + j] = ((p - s[oz + 3]) - s1 / w) / math.sqrt(m2 / (w - 1))
             else:
-                st[r, OL + cZ + j] = _NAN
+                o[cZ + j] = _NAN
         # EMAs seeded by the first price, MACD, its signal seeded by the first MACD
         if k == 0:
             ef = p
@@ -335,24 +358,32 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
             macd = 0.0
             sig = 0.0
         else:
-            ef = st[r, H_EMA_FAST]
-            es = st[r, H_EMA_SLOW]
+            ef = s[H_EMA_FAST]
+            es = s[H_EMA_SLOW]
             ef = (p - ef) * a_fast + ef
             es = (p - es) * a_slow + es
             macd = ef - es
-            sig = st[r, H_SIGNAL]
+            sig = s[H_SIGNAL]
             sig = (macd - sig) * a_sig + sig
-        st[r, H_EMA_FAST] = ef
-        st[r, H_EMA_SLOW] = es
-        st[r, H_SIGNAL] = sig
-        st[r, OL + cEMA] = ef
-        st[r, OL + cEMA + 1] = es
-        st[r, OL + cEMA + 2] = macd
-        st[r, OL + cEMA + 3] = sig
-        st[r, OL + cMID] = st[r, H_MID]
-        st[r, OL + cMID + 1] = st[r, H_SPREAD]
-        for f in range(nF):
-            out[i, f] = st[r, OL + f]
+        s[H_EMA_FAST] = ef
+        s[H_EMA_SLOW] = es
+        s[H_SIGNAL] = sig
+        o[cEMA] = ef
+        o[cEMA + 1] = es
+        o[cEMA + 2] = macd
+        o[cEMA + 3] = sig
+        o[cMID] = s[H_MID]
+        o[cMID + 1] = s[H_SPREAD]
+        s[H_PENDING] = i + 1
+    # refresh each touched symbol's last output once, from its last out row
+    for i in range(nb):
+        s = st[rows[i]]
+        li = int(s[H_PENDING]) - 1
+        if li >= 0:
+            prev = out[li]
+            for f in range(nF):
+                s[OL + f] = prev[f]
+            s[H_PENDING] = 0.0
 
 
 def _next_pow2(n: int) -> int:

@@ -1,0 +1,13 @@
+"""Execution consumer: a paper broker, targets.v1 (+ prices) -> orders.v1, fills.v1.
+
+- ``broker``: order planning, pre-trade checks, fills with slippage and fees (pure);
+- ``processor``: the streaming adapter (``ticktide consume execution``).
+"""
+
+from __future__ import annotations
+
+from consumers.execution.processor import ExecutionConfig, ExecutionProcessor
+
+
+def create_processor(config_path: str | None = None) -> ExecutionProcessor:
+    return ExecutionProcessor(ExecutionConfig.load(config_path))

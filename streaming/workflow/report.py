@@ -1,0 +1,131 @@
+"""The human-readable workflow report: ``report.md`` with PNG charts (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values: pd.Series = series["values"]
+    weights: pd.DataFrame = series["weights"]
+    made = []
+    idx = values.index.tz_localize(None) if values.index.tz is not None else values.index
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(idx, values.to_numpy(), color="#1f77b4")
+    ax.set_title("Equity curve")
+    ax.set_ylabel("portfolio value")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(dest / "equity.png", dpi=100)
+    plt.close(fig)
+    made.append(("Equity curve", "equity.png"))
+
+    wealth = values / values.iloc[0]
+    dd = wealth / wealth.cummax() - 1.0
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.fill_between(idx, dd.to_numpy(), 0.0, color="#d62728", alpha=0.5)
+    ax.set_title("Drawdown")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(dest / "drawdown.png", dpi=100)
+    plt.close(fig)
+    made.append(("Drawdown", "drawdown.png"))
+
+    if not weights.empty:
+        cols = [c for c in weights.columns if weights[c].abs().max() > 1e-6]
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        ax.stackplot(idx, *[weights[c].clip(lower=0).to_numpy() for c in cols], labels=cols)
+        ax.set_title("Weights over time")
+        ax.set_ylim(0, max(1.0, float(weights.sum(axis=1).max())))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        fig.savefig(dest / "weights.png", dpi=100)
+        plt.close(fig)
+        made.append(("Weights over time", "weights.png"))
+
+    rc = results.get("risk_contributions") or {}
+    if rc:
+        names = sorted(rc, key=lambda s: -rc[s])
+        fig, ax = plt.subplots(figsize=(9, 3.5))
+        ax.bar(names, [rc[s] for s in names], color="#2ca02c", label="risk contribution")
+        ax.bar(names, [results["optimal_weights"].get(s, 0.0) for s in names], fill=False,
+               edgecolor="black", label="weight")
+        ax.set_title("Risk contributions of the final target weights")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(dest / "risk_contributions.png", dpi=100)
+        plt.close(fig)
+        made.append(("Risk contributions", "risk_contributions.png"))
+    return made
+
+
+def write_report(dest: Path, results: dict, series: dict) -> Path:
+    made = charts(dest, results, series)
+    m = results["risk_metrics"]
+    lines = [
+        "# ticktide workflow report", "",
+        f"Symbols: {', '.join(results['symbols'])}  ",
+        f"Window: {results['start']} to {results['end']} (first trading day {results['first_trading_day']}, "
+        f"{results['days']} days)  ",
+        f"Objective: {results['objective']}, risk model: {results['risk_model']}", "",
+        "## Performance and risk", "",
+        "| metric | value |", "| --- | --- |",
+        f"| initial cash | {results['initial_cash']:,.2f} |",
+        f"| final value | {results['final_value']:,.2f} |",
+        f"| total return | {_pct(results['total_return'])} |",
+        f"| annualized volatility | {_pct(m['volatility'])} |",
+        f"| Sharpe | {_num(m['sharpe'])} |",
+        f"| Sortino | {_num(m['sortino'])} |",
+        f"| max drawdown | {_pct(m['max_drawdown'])} |",
+        f"| VaR 95 % (historical / parametric) | {_pct(m['var_95_historical'])} / {_pct(m['var_95_parametric'])} |",
+        f"| CVaR 95 % (historical / parametric) | {_pct(m['cvar_95_historical'])} / "
+        f"{_pct(m['cvar_95_parametric'])} |",
+        f"| risk level | {results['risk_level']} |", "",
+    ]
+    for title, name in made:
+        lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    lines += ["## Final target weights", "", "| symbol | weight | risk contribution |", "| --- | --- | --- |"]
+    rc = results.get("risk_contributions") or {}
+    for s, w in sorted(results["optimal_weights"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {s} | {_pct(w)} | {_pct(rc.get(s))} |")
+    lines += ["", "## Stress tests", "", "| scenario | portfolio loss | worst position |", "| --- | --- | --- |"]
+    for s in results["stress_results"]:
+        worst = f"{s['worst_position']} ({_pct(s['worst_position_loss'])})" if s.get("worst_position") else "n/a"
+        lines.append(f"| {s['scenario']} | {_pct(s['portfolio_loss'])} | {worst} |")
+    lines += ["", "## Rebalances", "", "| date | trigger | status | exp. return | exp. vol | Sharpe | turnover | costs |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results["rebalances"]:
+        lines.append(f"| {r['date']} | {r['trigger']} | {r['status']} | {_pct(r['expected_return'])} | "
+                     f"{_pct(r['expected_volatility'])} | {_num(r['sharpe'])} | {_pct(r['turnover'])} | "
+                     f"{_pct(r['estimated_costs'])} |")
+    trades = results["trades"]
+    fees = float(np.sum([t["fee"] for t in trades])) if trades else 0.0
+    lines += ["", f"Trades: {len(trades)} fills, fees {fees:,.2f}, "
+              f"{len(results['rejected_orders'])} orders rejected by the pre-trade checks, "
+              f"{len(results['alerts'])} alerts.", ""]
+    path = dest / "report.md"
+    path.write_text("\n".join(lines))
+    return path
