@@ -75,6 +75,7 @@ class _Envelope(msgspec.Struct):
 
 
 _trade_dec = msgspec.json.Decoder(_CombinedTrade, strict=False)
+_trades_dec = msgspec.json.Decoder(list[_CombinedTrade], strict=False)  # a batch, as one JSON array
 _book_dec = msgspec.json.Decoder(_CombinedBookTicker, strict=False)
 _env_dec = msgspec.json.Decoder(_Envelope)
 _any_dec = msgspec.json.Decoder()
@@ -166,6 +167,99 @@ class BinanceAdapter:
             return ParseResult(error=str(exc))
         except Exception as exc:  # noqa: BLE001 - parse never raises
             return ParseResult(error=f"internal: {type(exc).__name__}: {exc}")
+
+    def parse_many(self, frames, ts_recv, problems: list | None = None) -> list[Tick]:
+        """Parse a batch of frames (e.g. one websocket read burst, or a file chunk).
+
+        Returns the ticks of every frame, in frame order: exactly the ticks that
+        ``parse`` would give frame by frame. ``ts_recv`` is one receive time for
+        the whole batch or a sequence with one per frame. Frames that yield no
+        tick (a skip or an error) are reported, when ``problems`` is a list, as
+        ``(index, ParseResult)`` appended to it. Never raises on bad input.
+
+        Runs of ``@trade`` frames are decoded by one msgspec call (the frames
+        joined into a JSON array); if that run does not decode as exactly one
+        trade per frame, or a trade fails a check, those frames go through
+        ``parse`` one by one, so the outcome never differs from ``parse``.
+        """
+        out: list[Tick] = []
+        n = len(frames)
+        if n == 0:
+            return out
+        per_frame = hasattr(ts_recv, "__getitem__")
+        parse = self.parse
+        start = 0
+        while start < n:
+            # the longest run of trade frames from `start`
+            end = start
+            run = []
+            while end < n:
+                f = frames[end]
+                if f.__class__ is not bytes:
+                    try:
+                        f = as_bytes(f)
+                    except BadFrame:
+                        break
+                if f.find(b'@trade"', 0, 64) <= 0:
+                    break
+                run.append(f)
+                end += 1
+            if end - start >= 2:
+                self._trade_run(run, start, ts_recv, per_frame, out, problems)
+                start = end
+                continue
+            # a single frame (or a run of one): the per-frame path
+            if end == start:
+                end = start + 1
+            for i in range(start, end):
+                res = parse(frames[i], ts_recv[i] if per_frame else ts_recv)
+                if res.ticks:
+                    out.extend(res.ticks)
+                elif problems is not None:
+                    problems.append((i, res))
+            start = end
+        return out
+
+    def _trade_run(self, run: list[bytes], first: int, ts_recv, per_frame: bool,
+                   out: list[Tick], problems: list | None) -> None:
+        try:
+            decoded = _trades_dec.decode(b"[" + b",".join(run) + b"]")
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            decoded = None
+        if decoded is None or len(decoded) != len(run):
+            decoded = [None] * len(run)
+        append = out.append
+        name = self.name
+        market_only = self.require_market_trades
+        symbols = _SYMBOLS
+        ts = ts_recv
+        for j, env in enumerate(decoded):
+            if per_frame:
+                ts = ts_recv[first + j]
+            if env is not None:
+                tr = env.data
+                p = tr.p
+                q = tr.q
+                T = tr.T
+                t = tr.t
+                if (p - p == 0.0 and q - q == 0.0 and 0 <= T <= _MAX_MS and 0 <= t <= _MAX_SEQ
+                        and (tr.X is None or tr.X == "MARKET" or not market_only)):
+                    sym = symbols.get(tr.s)
+                    if sym is None:
+                        sym = _symbol(tr.s)
+                    if sym is not None:
+                        append(Tick(
+                            symbol=sym, venue=name, kind="trade", ts_event=T * 1_000_000,
+                            ts_recv=ts, price=p, size=q, side="sell" if tr.m else "buy",
+                            trade_id=str(t), seq=t,
+                        ))
+                        continue
+            # anything the batch fast path does not accept: exactly what parse says
+            res = self.parse(run[j], ts)
+            if res.ticks:
+                out.extend(res.ticks)
+            elif problems is not None:
+                problems.append((first + j, res))
 
     def _fast_book(self, bt: _BookTicker, ts_recv: int) -> Tick | None:
         b, B, a, A = bt.b, bt.B, bt.a, bt.A

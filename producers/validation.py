@@ -444,13 +444,10 @@ def _compile_rule(r: dict, index: int) -> tuple[_Rule, set[str], set[str], tuple
     return rule, tracked, ordered, kinds
 
 
-def _generate_fast(kind: str, rules: list[_Rule], required: tuple[str, ...],
-                   ordered: tuple[str, ...], tracked: tuple[str, ...]) -> Callable:
-    """Generate ``fast(t, st, c) -> bool``: count the tick and, when no rule fires
-    (the common case), accept it and update state in straight-line code; return
-    False to send the tick through the rule loop. The precheck is built from the
-    same conditions as the rule loop and must fire exactly when one of them does
-    (tests/unit/test_validation.py checks both paths agree)."""
+def _fast_body(kind: str, rules: list[_Rule], required: tuple[str, ...],
+               ordered: tuple[str, ...], tracked: tuple[str, ...]) -> tuple[list[str], dict]:
+    """Source lines (unindented) of the fast path for one kind, on names ``t``, ``st``
+    and ``c``: ``REJECT`` where a rule fires, ``ACCEPT`` at the end."""
     ex = _Expr()
     rule_srcs = []
     for rule in rules:
@@ -463,31 +460,109 @@ def _generate_fast(kind: str, rules: list[_Rule], required: tuple[str, ...],
     fires = " or ".join(rule_srcs) or "False"
     complete = " and ".join(f"t.{f} is not None" for f in required) or "True"
     lines = [
-        "def fast(t, st, c):",
-        "    c.total += 1",
-        "    c.last_recv = t.ts_recv",
-        f"    if {complete}:",
-        "        c.complete += 1",
-        f"    if {fires}:",
-        "        return False",
-        "    c.accepted += 1",
+        "c.total += 1",
+        "c.last_recv = t.ts_recv",
+        f"if {complete}:",
+        "    c.complete += 1",
+        f"if {fires}:",
+        "    REJECT",
+        "c.accepted += 1",
     ]
     if ordered:
-        lines.append("    last = st.last")
+        lines.append("last = st.last")
         for f in ordered:
-            lines += [f"    x = t.{f}", "    if x is not None:", f"        last[{f!r}] = x"]
+            lines += [f"x = t.{f}", "if x is not None:", f"    last[{f!r}] = x"]
     if tracked:
-        lines += ["    good = st.good", "    gts = st.good_ts"]
+        lines += ["good = st.good", "gts = st.good_ts"]
         for f in tracked:
-            lines += [f"    x = t.{f}", "    if x is not None:",
-                      f"        good[{f!r}] = x", f"        gts[{f!r}] = t.ts_recv"]
-    lines.append("    return True")
+            lines += [f"x = t.{f}", "if x is not None:",
+                      f"    good[{f!r}] = x", f"    gts[{f!r}] = t.ts_recv"]
+    lines.append("ACCEPT")
+    return lines, ex.ns
+
+
+def _generate_fast(kind: str, rules: list[_Rule], required: tuple[str, ...],
+                   ordered: tuple[str, ...], tracked: tuple[str, ...]) -> Callable:
+    """Generate ``fast(t, st, c) -> bool``: count the tick and, when no rule fires
+    (the common case), accept it and update state in straight-line code; return
+    False to send the tick through the rule loop. The precheck is built from the
+    same conditions as the rule loop and must fire exactly when one of them does
+    (tests/unit/test_validation.py checks both paths agree)."""
+    body, ns = _fast_body(kind, rules, required, ordered, tracked)
+    lines = ["def fast(t, st, c):"]
+    for ln in body:
+        ln = ln.replace("REJECT", "return False").replace("ACCEPT", "return True")
+        lines.append("    " + ln)
     source = "\n".join(lines)
-    ns = dict(ex.ns)
+    ns = dict(ns)
     exec(compile(source, f"<ticktide validation fast path: {kind}>", "exec"), ns)  # noqa: S102
     fast = ns["fast"]
     fast.source = source  # for debugging
     return fast
+
+
+def _generate_many(bodies: dict[str, tuple[list[str], dict]]) -> Callable:
+    """Generate ``many(ticks, states, counts, out, slow)``: the per-kind fast paths
+    inlined in one loop over a batch (no call, no Verdict per accepted tick).
+    Accepted ticks are appended to ``out``; a tick for which a rule fires goes to
+    ``slow(i, tick, kind, st, c)`` (the rule loop), an unknown kind to
+    ``slow(i, tick, kind, None, None)``."""
+    lines = [
+        "def many(ticks, states, counts, out, slow):",
+        "    append = out.append",
+        "    cget = counts.get",
+    ]
+    for kind in bodies:
+        lines.append(f"    states_{kind} = states[{kind!r}]")
+    lines += [
+        "    psym = None",
+        "    c = None",
+        "    for i, t in enumerate(ticks):",
+        "        kind = t.kind",
+        "        sym = t.symbol",
+        "        if sym is not psym:",
+        "            c = cget(sym)",
+        "            psym = sym",
+    ]
+    ns: dict[str, Any] = {"_State": _State, "_Counts": _Counts}
+    first = True
+    for n_kind, (kind, (body, kns)) in enumerate(bodies.items()):
+        # the generated names of each kind are made unique by a prefix
+        for k2, v2 in kns.items():
+            ns[f"{k2}_{n_kind}"] = v2
+        lines.append(f"        {'if' if first else 'elif'} kind == {kind!r}:")
+        first = False
+        lines += [
+            "            if c is None:",
+            "                c = counts[sym] = _Counts()",
+            f"            st = states_{kind}.get(sym)",
+            "            if st is None:",
+            f"                st = states_{kind}[sym] = _State()",
+        ]
+        for ln in body:
+            for k2 in kns:
+                ln = _rename(ln, k2, f"{k2}_{n_kind}")
+            ln = ln.replace("REJECT", f"slow(i, t, {kind!r}, st, c)\n" + " " * 12 + " " * _indent(ln)
+                            + "continue").replace("ACCEPT", "append(t)")
+            lines.append("            " + ln)
+    lines += [
+        "        else:",
+        "            slow(i, t, kind, None, None)",
+    ]
+    source = "\n".join(lines)
+    exec(compile(source, "<ticktide validation batch path>", "exec"), ns)  # noqa: S102
+    many = ns["many"]
+    many.source = source
+    return many
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _rename(line: str, old: str, new: str) -> str:
+    import re
+    return re.sub(rf"\b{re.escape(old)}\b", new, line)
 
 
 # --------------------------------------------------------------------------- validator
@@ -530,6 +605,10 @@ class Validator:
             k: _generate_fast(k, self._rules[k], self._required[k], self._ordered[k], self._tracked[k])
             for k in KINDS
         }
+        self._many = _generate_many({
+            k: _fast_body(k, self._rules[k], self._required[k], self._ordered[k], self._tracked[k])
+            for k in KINDS
+        })
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> "Validator":
@@ -565,6 +644,39 @@ class Validator:
             else:
                 counts.complete += 1
         return self._rule_loop(tick, kind, symbol, st, counts)
+
+    def validate_many(self, ticks, problems: list | None = None) -> list[Tick]:
+        """Validate a batch in order: the accepted ticks (the same objects, possibly
+        filled/flagged), exactly as ``validate`` would accept them one by one.
+
+        When ``problems`` is a list, ``(index, Verdict)`` is appended to it for every
+        tick that was rejected or got a flag (those are the ticks a caller dead-letters
+        or counts); ticks no rule fired on cost no Verdict.
+        """
+        out: list[Tick] = []
+        if not self.use_fast:
+            for i, t in enumerate(ticks):
+                v = self.validate(t)
+                if v.accepted is not None:
+                    out.append(v.accepted)
+                if problems is not None and (v.accepted is None or v.flags):
+                    problems.append((i, v))
+            return out
+        append = out.append
+        rule_loop = self._rule_loop
+
+        def slow(i, t, kind, st, c):
+            if st is None:
+                v = Verdict(None, [], f"kind: unknown tick kind {kind!r}")
+            else:
+                v = rule_loop(t, kind, t.symbol, st, c)
+            if v.accepted is not None:
+                append(v.accepted)
+            if problems is not None and (v.accepted is None or v.flags):
+                problems.append((i, v))
+
+        self._many(ticks, self._states, self._counts, out, slow)
+        return out
 
     def _rule_loop(self, tick: Tick, kind: str, symbol: str, st: _State, counts: _Counts) -> Verdict:
         flags: list[Flag] = []

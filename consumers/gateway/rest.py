@@ -110,8 +110,8 @@ def validate(body: bytes, known_symbols: frozenset[str], prices: str) -> Workflo
 
 class JobManager:
     def __init__(self, run_workflow: RunWorkflow, max_running: int = 2, max_queued: int = 32,
-                 keep_finished: int = 1000) -> None:
-        self.run_workflow = run_workflow
+                 keep_finished: int = 1000, check_config: Callable[[dict], None] | None = None) -> None:
+        self.run_workflow, self.check_config = run_workflow, check_config
         self.max_running, self.max_queued, self.keep_finished = max_running, max_queued, keep_finished
         self.jobs: dict[str, Job] = {}
         self._executor = ThreadPoolExecutor(max_workers=max_running, thread_name_prefix="gateway-workflow")
@@ -199,7 +199,13 @@ async def post_workflow(request: web.Request) -> web.Response:
         wf = validate(body, symbols, path)
     except InvalidSubmission as exc:
         return error(422 if body.strip().startswith(b"{") else 400, str(exc))
-    job = request.app[JOBS_KEY].submit(wf)
+    jobs = request.app[JOBS_KEY]
+    if jobs.check_config is not None and wf.config:
+        try:
+            jobs.check_config(wf.config)
+        except ValueError as exc:
+            return error(422, str(exc) if str(exc).startswith("config") else f"config: {exc}")
+    job = jobs.submit(wf)
     if job is None:
         return error(429, "too many workflow jobs queued or running; retry later")
     return web.json_response({"workflow_id": job.id, "status": job.status}, status=202,

@@ -143,11 +143,15 @@ def _extremes(st, o, L, nmax, cap, P, m, k, x, want_min, out, col):
             f = head
         if f > tail - 1:
             f = tail - 1
-        while int(st[b + (f & cm)]) <= k - n:
+        # the window moved by one: only the entry at f (index k - n) can have left it,
+        # and the next one is younger (indices increase), so one step is enough
+        idx = int(st[b + (f & cm)])
+        if idx <= k - n:
             f += 1
+            idx = int(st[b + (f & cm)])
         st[o + 2 + j] = f
         if k >= n - 1:
-            out[col + j] = st[P + (int(st[b + (f & cm)]) & m)]
+            out[col + j] = st[P + (idx & m)]
         else:
             out[col + j] = _NAN
 

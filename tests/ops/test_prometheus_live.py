@@ -86,11 +86,15 @@ def test_prometheus_sees_the_pipeline_and_fires_the_stale_feed_alert(kafka_url, 
         mark("targets up")
 
         # throughput: ticks in, features out, features consumed by signals
-        prom.wait_for("features publishing", lambda: prom.values(
-            'sum(rate(ticktide_events_out_total{consumer="features",topic="features.v1"}[5s])) > 0'), 45)
-        assert prom.values("sum(rate(ticktide_producer_ticks_total[5s])) > 0"), "producer throughput"
-        prom.wait_for("signals consuming", lambda: prom.values(
-            'sum(rate(ticktide_events_in_total{consumer="signals",topic="features.v1"}[5s])) > 0'), 30)
+        for what, expr in (
+                ("producer publishing ticks", "sum(rate(ticktide_producer_ticks_total[10s])) > 0"),
+                ("features consuming ticks",
+                 'sum(rate(ticktide_events_in_total{consumer="features",topic="ticks.v1"}[10s])) > 0'),
+                ("features publishing",
+                 'sum(rate(ticktide_events_out_total{consumer="features",topic="features.v1"}[10s])) > 0'),
+                ("signals consuming",
+                 'sum(rate(ticktide_events_in_total{consumer="signals",topic="features.v1"}[10s])) > 0')):
+            prom.wait_for(what, lambda e=expr: prom.values(e), 45)
         mark("throughput > 0")
 
         # latency histograms: buckets present, a finite p99

@@ -1,0 +1,96 @@
+"""``ticktide gateway``: serve live events (WebSocket), workflow jobs (REST) and the live page on one port."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from streaming.commands import add_bus_option, install_stop_handlers
+
+log = logging.getLogger("ticktide.gateway")
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from consumers.gateway.auth import ENV_VAR, TokenStore
+    from consumers.gateway.hub import Limits
+    from consumers.gateway.server import create_app
+    from streaming.bus import open_bus
+
+    try:
+        tokens = TokenStore.load(args.tokens_file)
+    except (OSError, ValueError) as exc:
+        print(f"ticktide gateway: {exc}", file=sys.stderr)
+        return 2
+    if not len(tokens):
+        print(f"ticktide gateway: no tokens: give --tokens-file FILE or set {ENV_VAR}", file=sys.stderr)
+        return 2
+    prices = args.prices or os.environ.get("TICKTIDE_GATEWAY_PRICES")
+    if prices and not os.path.isfile(prices):
+        print(f"ticktide gateway: --prices {prices}: no such file", file=sys.stderr)
+        return 2
+    if not prices:
+        log.warning("no --prices file: POST /workflows answers 503")
+    limits = Limits(queue_size=args.queue_size, max_frame_bytes=args.max_frame_bytes,
+                    max_subscriptions=args.max_subscriptions,
+                    max_connections_per_token=args.max_connections_per_token)
+    bus = open_bus(args.bus)
+    app = create_app(tokens, bus=bus, prices=prices, limits=limits, max_running_jobs=args.max_running_jobs,
+                     max_queued_jobs=args.max_queued_jobs, group=args.group)
+    runner = web.AppRunner(app, access_log=logging.getLogger("ticktide.gateway.access") if args.access_log else None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, backlog=2048)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else args.port
+    log.warning("gateway listening on http://%s:%d (%d tokens, bus %s)", args.host, port, len(tokens),
+                bus.url.split("?")[0])
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
+    await stop.wait()
+    log.warning("gateway stopping")
+    await runner.cleanup()
+    return 0
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    return asyncio.run(_serve(args))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gateway", help="serve live events over WebSocket, workflow jobs over REST and a live page")
+    add_bus_option(p)
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="listen port (default 8080; 0 picks a free one)")
+    p.add_argument("--tokens-file", default=None,
+                   help="bearer tokens, one per line (also $TICKTIDE_GATEWAY_TOKENS, comma-separated)")
+    p.add_argument("--prices", default=None,
+                   help="prices file POST /workflows runs on (also $TICKTIDE_GATEWAY_PRICES)")
+    p.add_argument("--queue-size", type=int, default=1024, help="frames queued per connection before it is "
+                   "disconnected as slow (default 1024)")
+    p.add_argument("--max-frame-bytes", type=int, default=16384, help="largest client frame (default 16384)")
+    p.add_argument("--max-subscriptions", type=int, default=256, help="subscriptions per connection (default 256)")
+    p.add_argument("--max-connections-per-token", type=int, default=32, help="open connections per token "
+                   "(default 32)")
+    p.add_argument("--max-running-jobs", type=int, default=2, help="workflow jobs run at once (default 2)")
+    p.add_argument("--max-queued-jobs", type=int, default=32, help="workflow jobs waiting (default 32)")
+    p.add_argument("--group", default=None, help="consumer group (default: a fresh one per instance)")
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request (never tokens)")
+    p.set_defaults(func=cmd_gateway)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m consumers.gateway.commands ...`` (the same as ``ticktide gateway ...``)."""
+    parser = argparse.ArgumentParser(prog="ticktide")
+    parser.add_argument("--log-level", default="INFO")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["gateway", *(argv if argv is not None else sys.argv[1:])])
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""The gateway's adapter to the historical workflow (``streaming.workflow``).
+
+``run_historical_workflow(request, progress_cb) -> results`` is the
+``RunWorkflow`` the REST jobs call: the same steps as ``ticktide workflow
+run`` (config, prices, warm-up selection, the four live processors replayed on
+a private embedded bus, results), with progress reported per replayed day and
+no files written. The request's ``config`` object has the TOML config's
+tables (``workflow``, ``portfolio``, ``execution``, ``risk``, ``features``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import tempfile
+from typing import Any, Callable
+
+from consumers.gateway.rest import WorkflowRequest
+
+
+def _toml_value(value: Any, path: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"config.{path}: {value} is not a finite number")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v, f"{path}[{i}]") for i, v in enumerate(value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v, f'{path}.{k}')}"
+                               for k, v in value.items()) + "}"
+    if value is None:
+        raise ValueError(f"config.{path}: null is not allowed (leave the key out for its default)")
+    raise ValueError(f"config.{path}: unsupported value of type {type(value).__name__}")
+
+
+def config_to_toml(config: dict[str, Any]) -> str:
+    """The JSON config object as TOML text ``WorkflowConfig.load`` reads (one inline table per key)."""
+    return "".join(f"{json.dumps(str(k))} = {_toml_value(v, str(k))}\n" for k, v in config.items())
+
+
+def load_config(config: dict[str, Any]):
+    """A ``WorkflowConfig`` from a JSON object; ValueError saying what is wrong."""
+    from streaming.workflow.run import WorkflowConfig
+
+    fd, path = tempfile.mkstemp(prefix="ticktide-gateway-", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(config_to_toml(config))
+        try:
+            return WorkflowConfig.load(path)
+        except ValueError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - msgspec/TOML errors become a 422 message
+            raise ValueError(f"config: {exc}") from None
+    finally:
+        os.unlink(path)
+
+
+def check_config(config: dict[str, Any]) -> None:
+    load_config(config)
+
+
+def known_symbols(prices: str) -> frozenset[str]:
+    from streaming.workflow.data import load_prices
+
+    return frozenset(str(c) for c in load_prices(prices).close.columns)
+
+
+class _ProgressAdapter:
+    """Looks like ``streaming.workflow.pipeline.Progress``; forwards the fraction of days done."""
+
+    def __init__(self, total: int, callback: Callable[[float], None]) -> None:
+        self.total, self.callback = max(total, 1), callback
+
+    def update(self, done: int, label: str = "") -> None:
+        # the last few percent are results: 1.0 is set when the job completes
+        self.callback(0.95 * done / self.total)
+
+
+def run_historical_workflow(request: WorkflowRequest, progress_cb: Callable[[float], None]) -> dict:
+    from streaming.workflow import run as wf
+
+    cfg = load_config(request.config)
+    data = wf.load_prices(request.prices)
+    symbols = list(request.symbols)
+    start, end = request.start_date.isoformat(), request.end_date.isoformat()
+    warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
+    close, first_day = wf.select(data, symbols, start, end, warmup)
+    processors = wf.build_processors(cfg, symbols, first_day)
+    progress_cb(0.0)
+    out = asyncio.run(wf.replay(data, close, processors, "memory://", _ProgressAdapter(len(close), progress_cb)))
+    results, _series = wf.build_results(out, close, symbols, first_day, start, end, cfg)
+    return results
