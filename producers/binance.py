@@ -23,6 +23,8 @@ fast path cannot decode falls back to a generic, fully checked path.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from producers.base import ParseResult
@@ -74,8 +76,30 @@ class _Envelope(msgspec.Struct):
     data: msgspec.Raw = msgspec.Raw(b"")
 
 
+_FINITE = msgspec.Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)  # rejects nan, inf
+
+
+class _BatchTrade(msgspec.Struct, gc=False):
+    """_Trade with the fast path's checks done by the decoder (in C): finite price and
+    size, times and ids in range. A frame failing them fails the batch decode, and
+    its run goes through ``parse`` frame by frame."""
+
+    s: str
+    t: Annotated[int, msgspec.Meta(ge=0, le=_MAX_SEQ)]
+    p: Annotated[float, _FINITE]
+    q: Annotated[float, _FINITE]
+    T: Annotated[int, msgspec.Meta(ge=0, le=_MAX_MS)]
+    m: bool
+    X: str | None = None
+
+
+class _CombinedBatchTrade(msgspec.Struct, gc=False):
+    data: _BatchTrade
+
+
 _trade_dec = msgspec.json.Decoder(_CombinedTrade, strict=False)
-_trades_dec = msgspec.json.Decoder(list[_CombinedTrade], strict=False)  # a batch, as one JSON array
+# a run of trade frames, joined into one JSON array
+_trades_dec = msgspec.json.Decoder(list[_CombinedBatchTrade], strict=False)
 _book_dec = msgspec.json.Decoder(_CombinedBookTicker, strict=False)
 _env_dec = msgspec.json.Decoder(_Envelope)
 _any_dec = msgspec.json.Decoder()
@@ -233,27 +257,24 @@ class BinanceAdapter:
         market_only = self.require_market_trades
         symbols = _SYMBOLS
         ts = ts_recv
-        for j, env in enumerate(decoded):
+        j = -1
+        for env in decoded:
+            j += 1
             if per_frame:
                 ts = ts_recv[first + j]
             if env is not None:
                 tr = env.data
-                p = tr.p
-                q = tr.q
-                T = tr.T
-                t = tr.t
-                if (p - p == 0.0 and q - q == 0.0 and 0 <= T <= _MAX_MS and 0 <= t <= _MAX_SEQ
-                        and (tr.X is None or tr.X == "MARKET" or not market_only)):
-                    sym = symbols.get(tr.s)
-                    if sym is None:
-                        sym = _symbol(tr.s)
-                    if sym is not None:
-                        append(Tick(
-                            symbol=sym, venue=name, kind="trade", ts_event=T * 1_000_000,
-                            ts_recv=ts, price=p, size=q, side="sell" if tr.m else "buy",
-                            trade_id=str(t), seq=t,
-                        ))
-                        continue
+                sym = symbols.get(tr.s)
+                if sym is None:
+                    sym = _symbol(tr.s)
+                if sym is not None and (not market_only or tr.X is None or tr.X == "MARKET"):
+                    t = tr.t
+                    append(Tick(
+                        symbol=sym, venue=name, kind="trade", ts_event=tr.T * 1_000_000,
+                        ts_recv=ts, price=tr.p, size=tr.q, side="sell" if tr.m else "buy",
+                        trade_id=str(t), seq=t,
+                    ))
+                    continue
             # anything the batch fast path does not accept: exactly what parse says
             res = self.parse(run[j], ts)
             if res.ticks:

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "consumers.signals.commands",
     "consumers.risk.commands",
     "consumers.alerts.commands",
+    "consumers.gateway.commands",
     "consumers.portfolio.commands",
 )
 

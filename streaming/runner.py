@@ -119,6 +119,10 @@ class Runner:
                 self.processor.drop(p)
         for tp in lost:
             self._next_offsets.pop(tp, None)
+            try:  # the new owner reports this partition's lag now
+                metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
+            except KeyError:
+                pass
 
     async def _read_changelog(self) -> dict[int, Snapshot]:
         latest: dict[int, Snapshot] = {}

@@ -29,6 +29,10 @@ async def _serve(args: argparse.Namespace) -> int:
     if not len(tokens):
         print(f"ticktide gateway: no tokens: give --tokens-file FILE or set {ENV_VAR}", file=sys.stderr)
         return 2
+    if args.queue_size < 64:
+        print("ticktide gateway: --queue-size must be at least 64 (the bus is dispatched in bursts of 32)",
+              file=sys.stderr)
+        return 2
     prices = args.prices or os.environ.get("TICKTIDE_GATEWAY_PRICES")
     if prices and not os.path.isfile(prices):
         print(f"ticktide gateway: --prices {prices}: no such file", file=sys.stderr)

@@ -39,6 +39,7 @@ TOPICS = {"signals": "signals.v1", "ticks": "ticks.v1", "features": "features.v1
           "risk": "risk.v1", "alerts": "alerts.v1"}
 SHORT = {v: k for k, v in TOPICS.items()}
 ALL = "*"
+YIELD_EVERY = 32  # records dispatched between yields to the writers (keep well under Limits.queue_size)
 
 # close codes (4000-4999 are the application's; 1009 "message too big" is aiohttp's frame limit)
 CLOSE_UNAUTHORIZED = 4001
@@ -282,8 +283,10 @@ class Hub:
         log.info("gateway reading %s in consumer group %s", ", ".join(TOPICS.values()), group)
         try:
             async for batch in sub.batches(max_records=2000, timeout_ms=100):
-                for record in batch:
+                for i, record in enumerate(batch, 1):
                     self.dispatch_record(record)
+                    if i % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # let writers drain: a burst is not a slow client
                 if self.assigned and not self.ready.is_set():
                     self.ready.set()
                 if stop.is_set():

@@ -204,7 +204,7 @@ async def post_workflow(request: web.Request) -> web.Response:
         try:
             jobs.check_config(wf.config)
         except ValueError as exc:
-            return error(422, str(exc) if str(exc).startswith("config") else f"config: {exc}")
+            return error(422, str(exc))
     job = jobs.submit(wf)
     if job is None:
         return error(429, "too many workflow jobs queued or running; retry later")

@@ -56,8 +56,6 @@ def load_config(config: dict[str, Any]):
             fh.write(config_to_toml(config))
         try:
             return WorkflowConfig.load(path)
-        except ValueError:
-            raise
         except Exception as exc:  # noqa: BLE001 - msgspec/TOML errors become a 422 message
             raise ValueError(f"config: {exc}") from None
     finally:

@@ -46,6 +46,8 @@ from streaming.processor import Envelope, Output, Processor, ProcessResult
 log = logging.getLogger(__name__)
 
 PORTFOLIO_VALUE = Gauge("ticktide_risk_portfolio_value", "Latest portfolio value", ["portfolio"])
+RISK_LEVEL = Gauge("ticktide_risk_level", "Latest risk level per portfolio: 0 low, 1 medium, 2 high", ["portfolio"])
+RISK_LEVEL_CODES = {"low": 0, "medium": 1, "high": 2}
 RISK_BREACHES = Gauge("ticktide_risk_limit_breached", "1 while a risk limit is breached",
                       ["portfolio", "limit"])
 
@@ -126,6 +128,8 @@ class RiskProcessor(Processor):
         self.state.last_publish[book.portfolio_id] = ts_event
         result.outputs.append(Output(RISK.name, update))
         PORTFOLIO_VALUE.labels(book.portfolio_id).set(update.value)
+        if update.risk_level is not None:
+            RISK_LEVEL.labels(book.portfolio_id).set(RISK_LEVEL_CODES[update.risk_level])
         breached = set()
         cooldown = int(round(self.config.limits.cooldown_s * 1e9))
         for br in check_limits(update, self.config.limits):

@@ -129,7 +129,9 @@ def exported_metrics() -> dict[str, set[str]]:
 
     for pkg_name in _PACKAGES:
         pkg = importlib.import_module(pkg_name)
-        for info in pkgutil.walk_packages(pkg.__path__, pkg_name + "."):
+        for info in pkgutil.walk_packages(pkg.__path__, pkg_name + ".", onerror=lambda _name: None):
+            if info.name.endswith(".__main__"):
+                continue
             try:
                 importlib.import_module(info.name)
             except Exception:  # noqa: BLE001 - a module still being written must not hide the others

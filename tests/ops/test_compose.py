@@ -35,13 +35,24 @@ def command(svc: dict) -> list[str]:
     return [str(c) for c in cmd]
 
 
-def metrics_port(cmd: list[str]) -> int | None:
+# subcommands that serve /metrics on their own HTTP port (--port) instead of --metrics-port
+METRICS_ON_HTTP_PORT = {"gateway": 8080}
+
+
+def _option(cmd: list[str], flag: str) -> str | None:
     for i, arg in enumerate(cmd):
-        if arg == "--metrics-port":
-            return int(cmd[i + 1])
-        if arg.startswith("--metrics-port="):
-            return int(arg.split("=", 1)[1])
+        if arg == flag:
+            return cmd[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
     return None
+
+
+def metrics_port(cmd: list[str]) -> int | None:
+    port = _option(cmd, "--metrics-port")
+    if port is None and cmd and cmd[0] in METRICS_ON_HTTP_PORT:
+        port = _option(cmd, "--port") or METRICS_ON_HTTP_PORT[cmd[0]]
+    return None if port is None else int(port)
 
 
 def _package_written(cmd: list[str]) -> bool:
@@ -72,7 +83,12 @@ def test_service_command_is_a_ticktide_subcommand(name):
         with contextlib.redirect_stderr(err):
             args = build_parser().parse_args(cmd)
     except SystemExit as exc:
-        pytest.fail(f"service {name}: `ticktide {' '.join(cmd)}` does not parse (exit {exc.code}):\n{err.getvalue()}")
+        hint = ""
+        if "invalid choice" in err.getvalue() and (ROOT / "consumers" / cmd[0] / "commands.py").exists():
+            hint = f"\n(consumers/{cmd[0]}/commands.py exists: add 'consumers.{cmd[0]}.commands' to COMMAND_MODULES " \
+                   "in streaming/cli.py)"
+        pytest.fail(f"service {name}: `ticktide {' '.join(cmd)}` does not parse (exit {exc.code}):\n"
+                    f"{err.getvalue()}{hint}")
     assert callable(getattr(args, "func", None))
 
 

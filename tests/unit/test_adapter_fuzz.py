@@ -210,3 +210,54 @@ def test_deterministic_random_mutation_sweep():
                 frame[rng.randrange(len(frame))] = rng.randrange(256)
         for venue in VENUES:
             check(venue, bytes(frame))
+
+
+# --- parse_many (batch API) gives exactly what parse gives frame by frame -----------
+
+def _parse_many_matches(venue_adapter, frames, ts):
+    want_ticks, want_problems = [], []
+    for i, fr in enumerate(frames):
+        r = venue_adapter.parse(fr, ts[i])
+        if r.ticks:
+            want_ticks += r.ticks
+        else:
+            want_problems.append((i, r))
+    problems: list = []
+    got = venue_adapter.parse_many(frames, ts, problems)
+    assert got == want_ticks
+    assert [(i, r.skipped, r.error) for i, r in problems] == \
+        [(i, r.skipped, r.error) for i, r in want_problems]
+    # one receive time for the whole batch
+    t0 = ts[0] if ts else 1
+    same = venue_adapter.parse_many(frames, t0)
+    assert all(t.ts_recv == t0 for t in same if t.kind == "trade")
+    assert len(same) == len(got)
+
+
+def test_parse_many_equals_parse_on_seeds_and_recording():
+    ad = ADAPTERS["binance"]
+    frames = SEEDS["binance"]
+    _parse_many_matches(ad, frames, list(range(1, len(frames) + 1)))
+    rec = [fr for _, fr in read_frames(DATA / "spot_btcusdt_20240808.ndjson.gz", plain_clock="index")][:3000]
+    _parse_many_matches(ad, rec, [1_700_000_000_000_000_000 + i for i in range(len(rec))])
+    assert ad.parse_many([], 1) == []
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(
+    st.sampled_from([f for f in SEEDS["binance"] if b'@trade"' in f[:64]] or [b"{}"]),
+    st.sampled_from(SEEDS["binance"]),
+    st.binary(max_size=60),
+    st.sampled_from([b'{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":"nan",'
+                     b'"q":"1","T":1,"m":true}}',
+                     b'{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":-1,"p":"1",'
+                     b'"q":"1","T":1,"m":true}}',
+                     b'{"stream":"btcusdt@trade","data":{}},{"stream":"btcusdt@trade","data":{}}',
+                     b'{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTC-USDT","t":1,"p":"1",'
+                     b'"q":"1","T":1,"m":true}}',
+                     '{"stream":"btcusdt@trade","data":{"e":"trade","s":"btcusdt","t":7,"p":"1.5",'
+                     '"q":"2","T":3,"m":false}}']),
+), max_size=12))
+def test_parse_many_equals_parse_on_mixed_batches(frames):
+    for venue in ("binance", "binance-usdm"):
+        _parse_many_matches(ADAPTERS[venue], frames, list(range(10, 10 + len(frames))))

@@ -227,3 +227,38 @@ def test_fast_path_equals_rule_loop(seq_of_ticks):
     assert fast.quality() == loop.quality()
     for q in fast.quality().values():
         assert 0.0 <= q.completeness <= 1.0 and 0.0 <= q.validity <= 1.0 and not math.isnan(q.validity)
+
+
+# --- the batch path must agree with validate() tick by tick -------------------------
+
+def _copy(t: Tick) -> Tick:
+    return Tick(**{f: getattr(t, f) for f in t.__struct_fields__ if f != "flags"})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ticks, max_size=40), st.booleans())
+def test_validate_many_equals_validate(seq_of_ticks, use_fast):
+    one, many = Validator(), Validator(fast=use_fast)
+    want_acc, want_problems = [], []
+    for i, t in enumerate(seq_of_ticks):
+        v = one.validate(_copy(t))
+        if v.accepted is not None:
+            want_acc.append(v.accepted)
+        if v.accepted is None or v.flags:
+            want_problems.append((i, v))
+    problems: list = []
+    got = many.validate_many([_copy(t) for t in seq_of_ticks], problems)
+    assert got == want_acc
+    assert problems == want_problems
+    assert many.quality() == one.quality()
+
+
+def test_validate_many_unknown_kind_and_empty():
+    v = Validator()
+    assert v.validate_many([]) == []
+    bad = Tick(symbol="A", venue="t", kind="trade", ts_event=1, ts_recv=1, price=1.0, size=1.0, side="buy")
+    bad.kind = "bar"  # type: ignore[assignment]
+    problems: list = []
+    assert v.validate_many([bad], problems) == []
+    assert problems[0][0] == 0 and problems[0][1].rejected_reason.startswith("kind:")
+    assert v.quality() == {}

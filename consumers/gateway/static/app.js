@@ -17,6 +17,7 @@
     if (x === null || x === undefined || Number.isNaN(x)) return "–";
     return Number(x).toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
   }
+  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   function pct(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(2) + "%"; }
   function time(ns) { return new Date(Number(ns) / 1e6).toISOString().replace("T", " ").slice(0, 19); }
 
@@ -66,14 +67,14 @@
     box.dataset.portfolio = r.portfolio_id;
     const mine = Object.entries(r.exposures || {})
       .filter(([sym]) => symbols.length === 0 || symbols.includes(sym))
-      .map(([sym, w]) => `<dt>${sym}</dt><dd class="exposure" data-symbol="${sym}">${pct(w)}</dd>`).join("");
+      .map(([sym, w]) => `<dt>${esc(sym)}</dt><dd class="exposure" data-symbol="${esc(sym)}">${pct(w)}</dd>`).join("");
     box.innerHTML = `<dl>
-      <dt>Portfolio</dt><dd>${r.portfolio_id}</dd>
+      <dt>Portfolio</dt><dd>${esc(r.portfolio_id)}</dd>
       <dt>Value</dt><dd class="value">${fmt(r.value, 2)}</dd>
       <dt>P&amp;L</dt><dd class="pnl">${fmt(r.pnl, 2)}</dd>
       <dt>VaR 95%</dt><dd class="var">${pct(r.var_95_historical)}</dd>
       <dt>Max drawdown</dt><dd class="drawdown">${pct(r.max_drawdown)}</dd>
-      <dt>Risk level</dt><dd class="risk-level">${r.risk_level || "–"}</dd>
+      <dt>Risk level</dt><dd class="risk-level">${esc(r.risk_level || "–")}</dd>
       ${mine}</dl><p class="dim">as of ${time(r.ts_event)}</p>`;
   }
 
