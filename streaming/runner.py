@@ -52,6 +52,7 @@ class RunnerSettings:
     health_interval_s: float = 10.0
     lag_interval_s: float = 2.0
     duration_s: float | None = None  # stop after this long (demo, tests)
+    shutdown_timeout_s: float = 15.0
     instance: str = ""
 
 
@@ -196,14 +197,24 @@ class Runner:
 
     async def _shutdown(self) -> None:
         try:
-            await self.bus.flush()
-            if self.processor.stateful:
-                await self._snapshot()
+            # bounded: with the broker gone, a stop must still stop (the inputs stay uncommitted)
+            await asyncio.wait_for(self._final_flush(), self.settings.shutdown_timeout_s)
+        except asyncio.TimeoutError:
+            log.error("%s: could not flush and snapshot within %.0fs; the uncommitted inputs will be "
+                      "processed again on restart", self.name, self.settings.shutdown_timeout_s)
         finally:
             if self._sub is not None:
-                await self._sub.close()
+                try:
+                    await asyncio.wait_for(self._sub.close(), self.settings.shutdown_timeout_s)
+                except asyncio.TimeoutError:
+                    log.error("%s: leaving the group timed out", self.name)
             self.processor.close()
             metrics.UP.labels(self.name).set(0)
+
+    async def _final_flush(self) -> None:
+        await self.bus.flush()
+        if self.processor.stateful:
+            await self._snapshot()
 
     async def handle(self, records: Sequence[Record]) -> None:
         """Process one batch end to end; public so tests can drive it without polling."""

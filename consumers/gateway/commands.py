@@ -48,7 +48,12 @@ async def _serve(args: argparse.Namespace) -> int:
     runner = web.AppRunner(app, access_log=logging.getLogger("ticktide.gateway.access") if args.access_log else None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=2048)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        print(f"ticktide gateway: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        await runner.cleanup()
+        return 2
     port = runner.addresses[0][1] if runner.addresses else args.port
     log.warning("gateway listening on http://%s:%d (%d tokens, bus %s)", args.host, port, len(tokens),
                 bus.url.split("?")[0])
