@@ -59,7 +59,10 @@ async def _consume(args: argparse.Namespace) -> int:
     try:
         await Runner(processor, bus, settings, stop).run()
     finally:
-        await bus.close()
+        try:
+            await asyncio.wait_for(bus.close(), settings.shutdown_timeout_s)
+        except asyncio.TimeoutError:
+            print(f"ticktide consume {args.name}: the bus did not close in time", file=sys.stderr)
     return 0
 
 
