@@ -104,6 +104,9 @@ class TargetPortfolio(msgspec.Struct, kw_only=True):
     sharpe: float | None = None
     estimated_costs: float = 0.0
     ts_ingest: int = 0
+    # the market prices the weights were computed at (symbol -> price at ts_event), so an
+    # executor values the account at the same prices however far its own price feed has moved
+    prices: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 class RebalanceReport(msgspec.Struct, kw_only=True):

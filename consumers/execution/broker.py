@@ -39,7 +39,7 @@ class BrokerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_trades_per_day: int | None = 100
     max_order_notional: float | None = None
     max_daily_notional: float | None = None
-    price_history: int = 32  # prices kept per symbol (next-price lookups)
+    price_history: int = 1024  # prices kept per symbol (next-price lookups)
 
 
 class Account(msgspec.Struct):

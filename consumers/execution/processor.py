@@ -6,7 +6,8 @@ input topics interleave:
 
 - a target waits until every symbol it touches (target, positions, pending
   orders) has a price at or after its ``ts_event``; then the account is valued
-  at those prices and the orders are planned (``broker.plan_orders``);
+  at the target's own ``prices`` (else the latest price at or before its
+  ``ts_event``) and the orders are planned (``broker.plan_orders``);
 - an accepted order fills at the first price of its symbol after its
   ``ts_event``, as soon as that price is known;
 - a ``rebalance_id`` already handled is skipped, so a replay produces no
@@ -14,7 +15,9 @@ input topics interleave:
 
 Accounts, cash, positions, pending orders and the handled rebalance ids are the
 state, snapshotted to ``changelog.execution.v1`` by the runner, so a restart
-resumes them. The state is portfolio-wide: run one instance (targets.v1 has
+resumes them. Fills need the first price after each order: the last
+``price_history`` prices per symbol are kept, so the price feed must not run
+more than that ahead of targets.v1. The state is portfolio-wide: run one instance (targets.v1 has
 one partition; prices come from every partition of their topic).
 """
 
@@ -130,11 +133,9 @@ class ExecutionProcessor(Processor):
             if any((st.prices.latest_ts(s) or -1) < target.ts_event for s in needed):
                 return
             st.waiting.pop(0)
-            prices = {s: st.prices.at_or_before(s, target.ts_event) for s in needed}
-            missing = sorted(s for s, p in prices.items() if p is None)
-            if missing:  # prices only after the target: value those at the first one known
-                for s in missing:
-                    prices[s] = st.prices.after(s, target.ts_event)[1]
+            prices = {s: target.prices.get(s) or st.prices.at_or_before(s, target.ts_event) for s in needed}
+            for s in sorted(s for s, p in prices.items() if p is None):
+                prices[s] = st.prices.after(s, target.ts_event)[1]  # only later prices kept: the first
             orders = plan_orders(acct, target, prices, self.config, self.clock())
             st.handled.append(target.rebalance_id)
             if len(st.handled) > 10_000:
@@ -146,16 +147,31 @@ class ExecutionProcessor(Processor):
             self._fill_pending(result)
 
     def _fill_pending(self, result: ProcessResult) -> None:
+        """Fill orders whose next price is known, in (fill time, order id) order.
+
+        An order whose next price is unknown fills after its symbol's latest price, so
+        fills up to that time are final; applying them in one canonical order keeps the
+        cash identical (to the bit) however the inputs interleave.
+        """
         st = self.state
-        keep = []
+        ready, waiting, horizon = [], [], None
         for order in st.pending:
             nxt = st.prices.after(order.symbol, order.ts_event)
             if nxt is None:
-                keep.append(order)
+                waiting.append(order)
+                latest = st.prices.latest_ts(order.symbol)
+                latest = order.ts_event if latest is None else max(latest, order.ts_event)
+                horizon = latest if horizon is None else min(horizon, latest)
+            else:
+                ready.append((nxt[0], order.order_id, nxt[1], order))
+        ready.sort(key=lambda r: (r[0], r[1]))
+        for ts, _oid, px, order in ready:
+            if horizon is not None and ts > horizon:
+                waiting.append(order)
                 continue
-            fill = fill_order(self.account(order.portfolio_id), order, nxt[0], nxt[1], self.config, self.clock())
+            fill = fill_order(self.account(order.portfolio_id), order, ts, px, self.config, self.clock())
             result.outputs.append(Output(FILLS.name, fill))
-        st.pending = keep
+        st.pending = sorted(waiting, key=lambda o: (o.ts_event, o.order_id))
 
     # -- state ------------------------------------------------------------------
     def snapshot(self, partition: int) -> bytes | None:

@@ -205,7 +205,8 @@ class PortfolioProcessor(Processor):
             portfolio_id=pid, rebalance_id=rebalance_id, ts_event=row.ts, ts_proc=now, weights=weights,
             previous_weights=previous, trigger=trigger, objective=cfg.objective,
             expected_return=res.expected_return, expected_volatility=res.volatility, sharpe=res.sharpe,
-            estimated_costs=report.estimated_costs, ts_ingest=row.ts_ingest)))
+            estimated_costs=report.estimated_costs, ts_ingest=row.ts_ingest,
+            prices={s: row.prices[s] for s in sorted(row.prices)})))
         result.outputs.append(Output(REBALANCES.name, report))
 
     # -- state ------------------------------------------------------------------

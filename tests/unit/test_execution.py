@@ -62,16 +62,16 @@ def test_fills_at_next_price_with_slippage_and_fees():
     evs = outputs(proc, [bar("A", 0, 100.0), bar("B", 0, 50.0), target(0, {"A": 0.5, "B": 0.25})])
     orders = [e for e in evs if isinstance(e, Order)]
     assert [o.symbol for o in orders] == ["A", "B"] and not [e for e in evs if isinstance(e, Fill)]
-    evs = outputs(proc, [bar("A", 1, 110.0)])
-    (fill,) = evs
+    # A's fill waits until B's next price is known too: fills apply in one canonical order
+    assert outputs(proc, [bar("A", 1, 110.0)]) == []
+    fill, fill_b = outputs(proc, [bar("B", 1, 40.0)])
     assert fill.order_id == "p:0:A" and fill.fill_id == "p:0:A:fill" and fill.ts_event == T0 + DAY
     assert fill.price == pytest.approx(110.0 * 1.001)
     assert fill.quantity == pytest.approx(5000.0)  # 50 % of 1e6 at the target's price 100
     assert fill.fee == pytest.approx(fill.quantity * fill.price * 2e-4)
     acct = proc.state.accounts["p"]
-    assert acct.positions == {"A": pytest.approx(5000.0)}
-    assert acct.cash == pytest.approx(1e6 - 5000 * 110.11 - fill.fee)
-    (fill_b,) = outputs(proc, [bar("B", 1, 40.0)])
+    assert acct.positions == {"A": pytest.approx(5000.0), "B": pytest.approx(5000.0)}
+    assert acct.cash == pytest.approx(1e6 - 5000 * 110.11 - 5000 * 40.04 - fill.fee - fill_b.fee)
     assert fill_b.symbol == "B" and fill_b.price == pytest.approx(40.0 * 1.001)
 
 

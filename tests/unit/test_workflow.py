@@ -149,7 +149,6 @@ async def test_live_consumers_and_workflow_replay_agree(tmp_path):
         [(t.rebalance_id, t.weights) for t in replayed.targets]
     orders = lambda os: sorted((o.order_id, o.side, o.quantity, o.status) for o in os)  # noqa: E731
     a, b = orders(live("orders.v1")), orders(replayed.orders)
-    print([x for x in a if x not in b][:5], [x for x in b if x not in a][:5], len(a), len(b))
     assert a == b and b
     fills = lambda fs: sorted((f.fill_id, f.price, f.quantity, f.fee, f.ts_event) for f in fs)  # noqa: E731
     assert fills(live("fills.v1")) == fills(replayed.fills)
