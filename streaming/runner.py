@@ -156,8 +156,8 @@ class Runner:
         metrics.STATE_BYTES.labels(self.name).set(size)
 
     # -- the loop -------------------------------------------------------------
-    async def run(self) -> None:
-        s = self.settings
+    async def open(self) -> None:
+        """Create the topics this consumer needs and join its group (run() calls it)."""
         await self.bus.start()
         topics = list(self.processor.inputs) + [DLQ.name]
         if self.processor.stateful:
@@ -165,6 +165,14 @@ class Runner:
         await self.bus.ensure_topics(topics)
         self._sub = self.bus.subscribe(self.processor.inputs, self.group,
                                        on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    async def close(self) -> None:
+        """Flush, snapshot, leave the group (bounded in time)."""
+        await self._shutdown()
+
+    async def run(self) -> None:
+        s = self.settings
+        await self.open()
         metrics.UP.labels(self.name).set(1)
         started = time.monotonic()
         due = {"snapshot": started + s.snapshot_interval_s, "timer": started,
@@ -193,7 +201,7 @@ class Runner:
                 if self.stop.is_set() or (s.duration_s is not None and now - started >= s.duration_s):
                     break
         finally:
-            await self._shutdown()
+            await self.close()
 
     async def _shutdown(self) -> None:
         try:

@@ -32,13 +32,7 @@ class StageRunner(Runner):
     """A Runner driven step by step: ``open`` subscribes, ``drain`` handles until caught up."""
 
     async def open(self) -> None:
-        await self.bus.start()
-        topics = list(self.processor.inputs) + [DLQ.name]
-        if self.processor.stateful:
-            topics.append(self.changelog)
-        await self.bus.ensure_topics(topics)
-        self._sub = self.bus.subscribe(self.processor.inputs, self.group,
-                                       on_assign=self._on_assign, on_revoke=self._on_revoke)
+        await super().open()
         self._batches = self._sub.batches(self.settings.max_records, self.settings.poll_timeout_ms)
 
     async def drain(self) -> int:
@@ -52,9 +46,6 @@ class StageRunner(Runner):
                 continue
             if not any((await self._sub.lag()).values()):
                 return n
-
-    async def close(self) -> None:
-        await self._shutdown()
 
 
 @dataclass
