@@ -47,7 +47,6 @@ H_SIGNAL = 3
 H_MID = 4
 H_SPREAD = 5
 H_QUOTES = 6  # quotes processed
-H_PENDING = 7  # during a batch: 1 + the out row holding this symbol's latest output; else 0
 HEADER = 8
 
 # exact recompute when the squares added/removed since the last one exceed this
@@ -160,10 +159,9 @@ def _extremes(st, o, L, nmax, cap, P, m, k, x, want_min, out, col):
 def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
     """Process a batch in order; out[i] is the feature vector after event i.
 
-    Outputs are written straight into ``out`` (row-major, one contiguous row per
-    event); a symbol's "last output" slots in its state row are refreshed once
-    per batch, from the last out row it produced (header slot H_PENDING holds
-    that row + 1 while the batch runs, 0 otherwise).
+    Outputs are computed straight into ``out`` (row-major, one contiguous row per
+    event) and copied once into the symbol's "last output" slots (a quote
+    repeats them with its mid/spread), while the state row is still in cache.
     """
     m = lay[0] - 1
     OP = lay[1]
@@ -213,17 +211,10 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
             s[H_MID] = mid
             s[H_SPREAD] = spread
             s[H_QUOTES] += 1.0
-            li = int(s[H_PENDING]) - 1
-            if li >= 0:
-                prev = out[li]
-                for f in range(nF):
-                    o[f] = prev[f]
-            else:
-                for f in range(nF):
-                    o[f] = s[OL + f]
-            o[cMID] = mid
-            o[cMID + 1] = spread
-            s[H_PENDING] = i + 1
+            s[OL + cMID] = mid
+            s[OL + cMID + 1] = spread
+            for f in range(nF):
+                o[f] = s[OL + f]
             continue
         p = x1[i]
         q = x2[i]
@@ -378,16 +369,8 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
         o[cEMA + 3] = sig
         o[cMID] = s[H_MID]
         o[cMID + 1] = s[H_SPREAD]
-        s[H_PENDING] = i + 1
-    # refresh each touched symbol's last output once, from its last out row
-    for i in range(nb):
-        s = st[rows[i]]
-        li = int(s[H_PENDING]) - 1
-        if li >= 0:
-            prev = out[li]
-            for f in range(nF):
-                s[OL + f] = prev[f]
-            s[H_PENDING] = 0.0
+        for f in range(nF):
+            s[OL + f] = o[f]
 
 
 def _next_pow2(n: int) -> int:

@@ -13,6 +13,7 @@ from streaming.bus.kafka import KafkaBus
 from streaming.codec import encode
 from streaming.runner import Runner, RunnerSettings
 from tests.helpers import CountingProcessor, trade
+from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -24,12 +25,20 @@ async def _publish(bus, symbols, n, start=0):
     await bus.flush()
 
 
-async def _run(bus, seconds: float, processor=None) -> Runner:
-    runner = Runner(processor or CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=100))
+async def _run_until(bus, outputs: int, letters: int = 0) -> Runner:
+    """Run a consumer until features.v1 holds ``outputs`` records (and dlq.v1 ``letters``), then stop it."""
+    runner = Runner(CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=100))
     task = asyncio.create_task(runner.run())
-    await asyncio.sleep(seconds)
-    runner.stop.set()
-    await asyncio.wait_for(task, 30)
+
+    async def done():
+        return (len(await bus.read_all("features.v1")) >= outputs
+                and len(await bus.read_all("dlq.v1")) >= letters)
+
+    try:
+        await wait_until(done, 90, what=f"{outputs} outputs and {letters} dead letters")
+    finally:
+        runner.stop.set()
+        await asyncio.wait_for(task, 30)
     return runner
 
 
@@ -61,7 +70,7 @@ async def test_runner_dead_letters_and_keeps_going(kafka_url):
     await bus.publish("ticks.v1", b"AAA", b"\x00garbage")
     await bus.publish("ticks.v1", b"POISON", encode(trade("POISON", 1.0, 0)))
     await _publish(bus, ["AAA"], 3, start=3)
-    await _run(bus, 6)
+    await _run_until(bus, outputs=6, letters=2)
     feats = [msgspec.json.decode(r.value, type=FeatureVector) for r in await bus.read_all("features.v1")]
     assert [f.seq for f in feats if f.symbol == "AAA"] == [1, 2, 3, 4, 5, 6]
     letters = [msgspec.json.decode(r.value, type=DeadLetter) for r in await bus.read_all("dlq.v1")]
@@ -75,9 +84,9 @@ async def test_state_survives_a_restart(kafka_url):
     await bus.ensure_topics(["ticks.v1"])
     symbols = ["AAA", "BBB", "CCC", "DDD"]
     await _publish(bus, symbols, 5)
-    await _run(bus, 5)
+    await _run_until(bus, outputs=20)
     await _publish(bus, symbols, 5, start=5)
-    await _run(bus, 5)
+    await _run_until(bus, outputs=40)
     feats = [msgspec.json.decode(r.value, type=FeatureVector) for r in await bus.read_all("features.v1")]
     for s in symbols:
         assert [f.seq for f in feats if f.symbol == s] == list(range(1, 11)), s
