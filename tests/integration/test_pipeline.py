@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from schemas.events import FeatureVector, Signal
+from schemas.events import DeadLetter, FeatureVector, Signal
 from streaming.bus.kafka import KafkaBus
 from tests.integration.conftest import ROOT, topic_prefix, wait_until
 
@@ -54,6 +54,9 @@ def _kcat_read(bootstrap: str, topic: str) -> list[bytes]:
 async def test_recording_through_separate_processes_matches_offline(kafka_url, processes, tmp_path):
     bus = KafkaBus(kafka_url)
     await bus.ensure_topics(["ticks.v1", "bars.v1", "features.v1", "signals.v1", "dlq.v1"])
+    # a poison message ahead of the stream: dead-lettered, and everything after it still flows
+    await bus.publish("ticks.v1", b"BTCUSDT", b'{"symbol": "BTCUSDT", "kind": "nonsense"}')
+    await bus.flush()
     features = processes.start("consume", "features", "--bus", kafka_url, name="features")
     signals = processes.start("consume", "signals", "--bus", kafka_url, name="signals")
     replay = processes.start("replay", str(RECORDING), "--venue", "binance", "--speed", "max",
@@ -85,6 +88,16 @@ async def test_recording_through_separate_processes_matches_offline(kafka_url, p
     assert len(raw) == len(live)
     for line in raw:
         msgspec.json.decode(line, type=Signal)
+
+    letters = [msgspec.json.decode(r.value, type=DeadLetter) for r in await bus.read_all("dlq.v1")]
+    assert [(d.stage, d.source_topic, d.raw) for d in letters] == [
+        ("features:decode", "ticks.v1", b'{"symbol": "BTCUSDT", "kind": "nonsense"}')]
+
+    # our own CLI subscriber tails the topic as JSON lines
+    tail = _offline("subscribe", "signals.v1", "--bus", kafka_url, "--from-beginning",
+                    "--limit", str(len(live)), "--duration", "60")
+    assert sorted(map(_signal_key, (msgspec.json.decode(x, type=Signal) for x in tail.splitlines()))) == \
+        sorted(map(_signal_key, live))
 
     for proc in (features, signals):
         assert processes.stop(proc) == 0, processes.log(proc)[-3000:]
