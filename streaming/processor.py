@@ -77,6 +77,21 @@ class Processor(ABC):
     def restore(self, partition: int, data: bytes) -> None:
         """Load the state written by ``snapshot``."""
 
+    # Keyed state (optional): many small changelog records, one per item (e.g. symbol), written
+    # only when the item changed. A processor with thousands of symbols per partition uses this
+    # so a snapshot is proportional to what changed and no record outgrows the broker's limit.
+    def dirty_items(self, partition: int) -> dict[str, bytes] | None:
+        """State of the items changed since the last call; None: use ``snapshot`` instead."""
+        return None
+
+    def restore_item(self, partition: int, key: str, data: bytes) -> None:
+        """Load one item written by ``dirty_items``."""
+        raise NotImplementedError
+
+    def item_key(self, envelope: Envelope) -> str | None:
+        """The item an input updates, so inputs an item's snapshot already reflects are skipped."""
+        return None
+
     def drop(self, partition: int) -> None:
         """Forget a partition's state (it was revoked from this instance)."""
 

@@ -23,23 +23,12 @@ import msgspec
 
 from schemas.events import DeadLetter, Health
 from schemas.topics import DLQ, HEALTH, changelog_topic
-from streaming import metrics
+from streaming import changelog, metrics
 from streaming.bus.base import Bus, Record, Subscription, TopicPartition
 from streaming.codec import decode, encode, key_for
 from streaming.processor import Envelope, Output, Processor, ProcessResult
 
 log = logging.getLogger(__name__)
-
-
-class Snapshot(msgspec.Struct):
-    """One changelog record: a partition's state and the next input offset per topic."""
-
-    partition: int
-    offsets: dict[str, int]
-    state: bytes
-
-
-_snapshot_decoder = msgspec.json.Decoder(Snapshot)
 
 
 @dataclass
@@ -78,6 +67,8 @@ class Runner:
         self._lock = asyncio.Lock()
         self._epoch = 0
         self._sought: set[TopicPartition] = set()
+        # after a restore from item snapshots: per partition, item -> first offset not yet reflected
+        self._floors: dict[TopicPartition, dict[str, int]] = {}
 
     # -- rebalance hooks ----------------------------------------------------
     async def _on_assign(self, gained: list[TopicPartition]) -> None:
@@ -91,19 +82,21 @@ class Runner:
 
     async def _restore(self, gained: list[TopicPartition]) -> set[TopicPartition]:
         sought: set[TopicPartition] = set()
-        snapshots = await self._read_changelog()
+        states = changelog.read_latest(await self.bus.read_all(self.changelog))
         for p in sorted({tp.partition for tp in gained}):
-            snap = snapshots.get(p)
-            if snap is not None:
-                self.processor.restore(p, snap.state)
+            state = states.get(p, changelog.PartitionState())
+            state.restore_into(self.processor, p)
             for tp in (tp for tp in gained if tp.partition == p):
-                offset = snap.offsets.get(tp.topic) if snap else None
+                offset = state.start_offset(tp.topic)
                 if offset is None:
                     if await self._sub.seek_to_beginning(tp):  # no state yet: rebuild it from the start
                         sought.add(tp)
                 else:
                     await self._sub.seek(tp, offset)
                     sought.add(tp)
+                floors = {k: f for k, f in state.floors(tp.topic).items() if f > (offset or 0)}
+                if floors:
+                    self._floors[tp] = floors
                 self._next_offsets.pop(tp, None)
         return sought
 
@@ -120,21 +113,11 @@ class Runner:
                 self.processor.drop(p)
         for tp in lost:
             self._next_offsets.pop(tp, None)
+            self._floors.pop(tp, None)
             try:  # the new owner reports this partition's lag now
                 metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
             except KeyError:
                 pass
-
-    async def _read_changelog(self) -> dict[int, Snapshot]:
-        latest: dict[int, Snapshot] = {}
-        for record in await self.bus.read_all(self.changelog):
-            try:
-                snap = _snapshot_decoder.decode(record.value)
-            except msgspec.DecodeError:
-                log.error("%s: unreadable changelog record at %s:%d", self.name, record.partition, record.offset)
-                continue
-            latest[snap.partition] = snap  # later records win, as compaction would keep them
-        return latest
 
     # -- snapshots ------------------------------------------------------------
     async def _snapshot(self, partitions: set[int] | None = None) -> None:
@@ -143,13 +126,17 @@ class Runner:
             return
         size = 0
         for p in sorted(parts):
-            state = self.processor.snapshot(p)
-            if state is None:
-                continue
             offsets = {tp.topic: off for tp, off in self._next_offsets.items() if tp.partition == p}
-            value = msgspec.json.encode(Snapshot(p, offsets, state))
-            size += len(state)
-            await self.bus.publish(self.changelog, str(p).encode(), value)
+            items = self.processor.dirty_items(p)
+            if items is None:
+                state = self.processor.snapshot(p)
+                records = [] if state is None else [(None, state)]
+            else:
+                records = sorted(items.items())
+            for item, state in records:
+                size += len(state)
+                await self.bus.publish(self.changelog, changelog.record_key(p, item),
+                                       changelog.encode(changelog.Snapshot(p, offsets, state, item)))
         await self.bus.flush()
         self._dirty -= parts
         metrics.SNAPSHOTS.labels(self.name).inc()
@@ -232,9 +219,13 @@ class Runner:
         for r in records:
             metrics.EVENTS_IN.labels(self.name, r.topic).inc()
             try:
-                envelopes.append(Envelope(r.topic, r.partition, r.offset, r.key, decode(r.topic, r.value)))
+                env = Envelope(r.topic, r.partition, r.offset, r.key, decode(r.topic, r.value))
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError) as exc:
                 await self._dead_letter("decode", f"{type(exc).__name__}: {exc}", r)
+                continue
+            if self._floors and self._already_reflected(env):
+                continue
+            envelopes.append(env)
         self._counts["in"] += len(records)
         if envelopes:
             result = self._process_isolating_failures(envelopes)
@@ -254,6 +245,18 @@ class Runner:
         if self._sub is not None:
             await self._sub.commit(offsets)
         metrics.PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
+
+    def _already_reflected(self, env: Envelope) -> bool:
+        """True for an input that its item's restored state already includes."""
+        tp = TopicPartition(env.topic, env.partition)
+        floors = self._floors.get(tp)
+        if not floors:
+            return False
+        if env.offset >= max(floors.values()):
+            del self._floors[tp]  # past every item's snapshot: nothing more to skip
+            return False
+        floor = floors.get(self.processor.item_key(env) or "")
+        return floor is not None and env.offset < floor
 
     def _process_isolating_failures(self, envelopes: list[Envelope]) -> ProcessResult:
         """Process the batch; if it raises, retry one input at a time so only the poison is rejected."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
 
 import msgspec
+import pytest
 
 from schemas.events import FeatureVector, Tick
+from streaming.bus import open_bus, reset_memory_buses
 from streaming.processor import Envelope, Output, Processor, ProcessResult
 
 
@@ -49,3 +54,104 @@ class CountingProcessor(Processor):
 
     def drop(self, partition: int) -> None:
         self.counts.pop(partition, None)
+
+
+async def wait_for(cond, timeout: float = 5.0, what: str = "condition") -> None:
+    """Poll ``cond()`` every 10 ms until it is true; TimeoutError after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture(name="bus")
+def memory_bus():
+    """A fresh in-process bus (``memory://``); import ``memory_bus`` to get the ``bus`` fixture."""
+    reset_memory_buses()
+    yield open_bus("memory://")
+    reset_memory_buses()
+
+
+# -- the small historical workflow both live/replay parity tests run ---------------
+PRICES_CSV = Path(__file__).resolve().parent / "data" / "stock_prices_20.csv"
+WORKFLOW_SYMBOLS = ["AAPL", "MA", "JPM", "XOM", "WMT", "PFE"]
+SMALL_WORKFLOW_CONFIG = """
+[workflow]
+warmup = 60
+[portfolio]
+lookback = 60
+min_history = 40
+objective = "min_variance"
+risk_model = "ledoit_wolf"
+[portfolio.schedule]
+frequency = "weekly"
+[portfolio.constraints]
+max_weight = 0.4
+[execution]
+max_position_weight = 0.5
+"""
+
+
+def write_small_workflow_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "wf.toml"
+    cfg.write_text(SMALL_WORKFLOW_CONFIG)
+    return cfg
+
+
+@dataclass
+class SmallWorkflow:
+    cfg: Any  # WorkflowConfig
+    symbols: list[str]
+    data: Any  # the loaded prices
+    close: Any  # the selected closes, one row per trading day
+    first: Any  # the first trading day
+    replayed: Any  # the workflow's stage-by-stage replay (Collected)
+
+    def processors(self) -> list:
+        from streaming.workflow.run import build_processors
+
+        return build_processors(self.cfg, self.symbols, self.first)
+
+    def bars(self):
+        from streaming.workflow.data import bars_for_day
+
+        for day, row in self.close.iterrows():
+            yield from bars_for_day(self.data, row, day)
+
+
+async def replay_small_workflow(tmp_path: Path) -> SmallWorkflow:
+    """The small config over 2016-06..12 of the test prices, replayed stage by stage."""
+    from streaming.workflow.data import load_prices, select
+    from streaming.workflow.pipeline import replay
+    from streaming.workflow.run import WorkflowConfig, build_processors
+
+    cfg = WorkflowConfig.load(str(write_small_workflow_config(tmp_path)))
+    symbols = list(WORKFLOW_SYMBOLS)
+    data = load_prices(str(PRICES_CSV))
+    close, first = select(data, symbols, "2016-06-01", "2016-12-31", 60)
+    replayed = await replay(data, close, build_processors(cfg, symbols, first))
+    return SmallWorkflow(cfg, symbols, data, close, first, replayed)
+
+
+class ItemCountingProcessor(CountingProcessor):
+    """CountingProcessor whose state goes to the changelog one item (symbol) at a time."""
+
+    name = "item-counting"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dirty: dict[int, set[str]] = {}
+
+    def process(self, batch: Sequence[Envelope]) -> ProcessResult:
+        for env in batch:
+            self.dirty.setdefault(env.partition, set()).add(env.event.symbol)
+        return super().process(batch)
+
+    def dirty_items(self, partition: int) -> dict[str, bytes]:
+        counts = self.counts.get(partition, {})
+        return {s: str(counts[s]).encode() for s in self.dirty.pop(partition, set())}
+
+    def restore_item(self, partition: int, key: str, data: bytes) -> None:
+        self.counts.setdefault(partition, {})[key] = int(data)
+
+    def item_key(self, envelope: Envelope) -> str | None:
+        return envelope.event.symbol

@@ -14,8 +14,11 @@ Emission: a FeatureVector for every ``emit_every``-th trade of a symbol
 (``seq % emit_every == 0``, so it survives restarts), for every bar
 (``emit_bars``), and for quotes only when ``emit_quotes``.
 
-Snapshots are per input partition: the state rows of the keys seen on that
-partition, bit for bit, plus the next input offset per topic they reflect.
+Snapshots: the runner writes one changelog record per state key that changed
+(``dirty_items``: ``"tick|BTCUSDT|"``, ``"bar|AAPL|1d"``), the row bit for bit,
+so a snapshot is proportional to what changed and stays far below the
+broker's record limit with thousands of symbols. ``snapshot``/``restore`` of a
+whole partition remain for tools and tests.
 """
 
 from __future__ import annotations
@@ -51,8 +54,20 @@ class PartitionState(msgspec.Struct):
     symbols: list[SymbolState]
 
 
+class ItemState(msgspec.Struct, array_like=True):
+    version: int
+    config: str
+    width: int
+    state: bytes
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(PartitionState)
+_item_decoder = msgspec.msgpack.Decoder(ItemState)
+
+
+def item_name(key: tuple[str, str, str]) -> str:
+    return "|".join(key)
 
 
 class FeaturesProcessor(Processor):
@@ -81,6 +96,7 @@ class FeaturesProcessor(Processor):
         self.emit_quotes = emit_quotes
         self.clock = clock
         self._keys_of: dict[int, set[tuple[str, str, str]]] = {}
+        self._dirty_keys: dict[int, set[tuple[str, str, str]]] = {}
         self._next: dict[int, dict[str, int]] = {}
 
     # -- processing ------------------------------------------------------------
@@ -160,6 +176,8 @@ class FeaturesProcessor(Processor):
         if m == 0:
             return result
         out = self.engine.update(kinds[:m], rows[:m], x1[:m], x2[:m])
+        for env, _row, _seq, _emit in accepted:
+            self._dirty_keys.setdefault(env.partition, set()).add(self._state_key(env.event))
         now = self.clock()
         names = self.names
         topic = self.output_topic
@@ -180,6 +198,35 @@ class FeaturesProcessor(Processor):
         return result
 
     # -- state -----------------------------------------------------------------
+    @staticmethod
+    def _state_key(ev) -> tuple[str, str, str]:
+        return ("bar", ev.symbol, ev.interval) if isinstance(ev, Bar) else ("tick", ev.symbol, "")
+
+    def item_key(self, envelope: Envelope) -> str | None:
+        ev = envelope.event
+        return item_name(self._state_key(ev)) if isinstance(ev, (Tick, Bar)) else None
+
+    def dirty_items(self, partition: int) -> dict[str, bytes]:
+        keys = self._dirty_keys.pop(partition, set())
+        eng, fingerprint, width = self.engine, self.config.fingerprint(), self.engine.layout.width
+        return {item_name(k): _encoder.encode(ItemState(SNAPSHOT_VERSION, fingerprint, width,
+                                                        eng.state_of(eng.row_of(k))))
+                for k in keys if eng.row_of(k) is not None}
+
+    def restore_item(self, partition: int, key: str, data: bytes) -> None:
+        item = _item_decoder.decode(data)
+        if item.version != SNAPSHOT_VERSION:
+            raise ValueError(f"features snapshot version {item.version} is not {SNAPSHOT_VERSION}")
+        if item.config != self.config.fingerprint() or item.width != self.engine.layout.width:
+            raise ValueError("features snapshot was written with another FeatureConfig")
+        source, symbol, interval = key.split("|", 2)
+        state_key = (source, symbol, interval)
+        row = self.engine.row_of(state_key)
+        if row is None:
+            row = self.engine.add_symbol(state_key)
+        self.engine.load_state(row, item.state)
+        self._keys_of.setdefault(partition, set()).add(state_key)
+
     def next_offsets(self, partition: int) -> dict[str, int]:
         """Per input topic, the next offset to read that the partition's state reflects."""
         return dict(self._next.get(partition, {}))
@@ -214,6 +261,7 @@ class FeaturesProcessor(Processor):
         self._next[partition] = dict(snap.next_offsets)
 
     def drop(self, partition: int) -> None:
+        self._dirty_keys.pop(partition, None)
         for key in self._keys_of.pop(partition, set()):
             self.engine.remove_symbol(key)
         self._next.pop(partition, None)

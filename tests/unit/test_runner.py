@@ -99,3 +99,36 @@ async def test_second_member_takes_over_partitions_with_their_state():
         seqs = sorted({f.seq for f in outs if f.symbol == s})
         assert seqs == [1, 2, 3, 4, 5, 6], (s, seqs)
     assert {f.symbol for f in outs if f.seq == 6} == set(symbols)
+
+
+async def test_item_snapshots_skip_inputs_each_item_already_reflects():
+    """Items snapshotted at different offsets: restore re-reads from the oldest, skips per item."""
+    from streaming.bus.memory import partition_for
+    from tests.helpers import ItemCountingProcessor
+
+    symbols = [f"S{i}" for i in range(40)]
+    a, b = [s for s in symbols if partition_for(s.encode(), 6, 0) == partition_for(b"S0", 6, 0)][:2]
+    bus = MemoryBus()
+
+    async def run_until(n_outputs):
+        runner = Runner(ItemCountingProcessor(), bus, RunnerSettings(poll_timeout_ms=10))
+        task = asyncio.create_task(runner.run())
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if len(await bus.read_all("features.v1")) >= n_outputs:
+                break
+        runner.stop.set()
+        await asyncio.wait_for(task, 5)
+
+    await _publish_trades(bus, [a, b], 3)
+    await run_until(6)
+    await _publish_trades(bus, [a], 3, start=3)
+    await run_until(9)  # only a changed: b's changelog record stays at the older offset
+    items = [r.key for r in await bus.read_all("changelog.item-counting.v1")]
+    assert sorted(items) == sorted([f"{partition_for(a.encode(), 6, 0)}/{s}".encode() for s in (a, b, a)])
+    await _publish_trades(bus, [b], 2, start=3)
+    await run_until(11)
+    await asyncio.sleep(0.1)
+    outs = _features(await bus.read_all("features.v1"))
+    assert [f.seq for f in outs if f.symbol == a] == [1, 2, 3, 4, 5, 6], "a's inputs were skipped, not redone"
+    assert [f.seq for f in outs if f.symbol == b] == [1, 2, 3, 4, 5]
