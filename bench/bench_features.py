@@ -166,7 +166,7 @@ def main() -> int:
     print("| batch | symbols | ns/tick | ticks timed |")
     print("|---:|---:|---:|---:|")
     kernel = {}
-    for n_sym in (1, args.symbols):
+    for n_sym in dict.fromkeys((1, 100, args.symbols)):
         for batch in (1, 100, 1000, 10000):
             limit = 200_000 if batch == 1 else args.ticks
             ns, cnt = bench_engine(prices, sizes, n_sym, batch, limit, rng)

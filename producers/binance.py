@@ -23,6 +23,7 @@ fast path cannot decode falls back to a generic, fully checked path.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Annotated
 
 import msgspec
@@ -211,6 +212,15 @@ class BinanceAdapter:
         if n == 0:
             return out
         per_frame = hasattr(ts_recv, "__getitem__")
+        if n >= 2:
+            # the usual batch (one trade stream): every frame a trade frame, one run
+            try:
+                at = [f.find(b'@trade"', 0, 64) for f in frames]
+            except (AttributeError, TypeError):  # str / memoryview frames: below
+                at = None
+            if at is not None and min(at) > 0:
+                self._trade_run(frames, 0, ts_recv, per_frame, out, problems)
+                return out
         parse = self.parse
         start = 0
         while start < n:
@@ -252,6 +262,8 @@ class BinanceAdapter:
             decoded = None
         if decoded is None or len(decoded) != len(run):
             decoded = [None] * len(run)
+        elif self._trade_run_bulk(decoded, first, ts_recv, per_frame, out):
+            return
         append = out.append
         name = self.name
         market_only = self.require_market_trades
@@ -281,6 +293,42 @@ class BinanceAdapter:
                 out.extend(res.ticks)
             elif problems is not None:
                 problems.append((first + j, res))
+
+    def _trade_run_bulk(self, decoded: list, first: int, ts_recv, per_frame: bool,
+                        out: list[Tick]) -> bool:
+        """All of a decoded run to ticks in one comprehension, when every trade passes
+        (known-good symbols, market trades where required); else False, nothing done."""
+        datas = [e.data for e in decoded]
+        syms: dict[str, str] = {}
+        for raw in {d.s for d in datas}:
+            sym = _SYMBOLS.get(raw)
+            if sym is None:
+                sym = _symbol(raw)
+                if sym is None:
+                    return False
+            syms[raw] = sym
+        if self.require_market_trades and not {d.X for d in datas} <= {None, "MARKET"}:
+            return False
+        name = self.name
+        k = len(datas)
+        if per_frame:
+            if type(ts_recv) is list or type(ts_recv) is tuple:
+                recv = ts_recv[first:first + k]
+            else:
+                recv = [ts_recv[first + j] for j in range(k)]
+        else:
+            recv = repeat(ts_recv, k)
+        if len(syms) == 1:
+            (sym,) = syms.values()
+            out += [Tick(symbol=sym, venue=name, kind="trade", ts_event=d.T * 1_000_000, ts_recv=r,
+                         price=d.p, size=d.q, side="sell" if d.m else "buy", trade_id=str(d.t), seq=d.t)
+                    for d, r in zip(datas, recv)]
+        else:
+            out += [Tick(symbol=syms[d.s], venue=name, kind="trade", ts_event=d.T * 1_000_000,
+                         ts_recv=r, price=d.p, size=d.q, side="sell" if d.m else "buy",
+                         trade_id=str(d.t), seq=d.t)
+                    for d, r in zip(datas, recv)]
+        return True
 
     def _fast_book(self, bt: _BookTicker, ts_recv: int) -> Tick | None:
         b, B, a, A = bt.b, bt.B, bt.a, bt.A

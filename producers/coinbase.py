@@ -38,23 +38,22 @@ from __future__ import annotations
 
 import json
 
-import msgspec
-
 from producers.base import ParseResult
 from producers.normalize import (
     BadFrame,
-    as_bytes,
     canonical_symbol,
     check_seq,
     decimal_str_to_float,
+    decode_json,
     iso8601_to_ns,
+    never_raises,
+    split_pair,
 )
 from schemas.events import Tick
 
 #: flip Advanced Trade ``market_trades.side`` to get the aggressor (see module doc)
 ADVANCED_SIDE_IS_MAKER = True
 
-_dec = msgspec.json.Decoder()
 _FLIP = {"buy": "sell", "sell": "buy"}
 _SKIP_TYPES = {
     "subscriptions": "ack",
@@ -81,13 +80,7 @@ _QUOTES = ("USDT", "USDC", "USD", "EUR", "GBP", "BTC", "ETH", "DAI", "SOL")
 
 def product_id(symbol: str) -> str:
     """``BTC-USD`` stays; canonical ``BTCUSD`` -> ``BTC-USD`` by known quote suffixes."""
-    if "-" in symbol:
-        return symbol.upper()
-    s = symbol.upper()
-    for q in _QUOTES:
-        if s.endswith(q) and len(s) > len(q):
-            return f"{s[: -len(q)]}-{q}"
-    raise ValueError(f"cannot split {symbol!r} into a Coinbase product id; pass BASE-QUOTE")
+    return split_pair(symbol, "-", _QUOTES, "a Coinbase product id")
 
 
 class CoinbaseAdapter:
@@ -109,30 +102,23 @@ class CoinbaseAdapter:
             "channels": list(self.channels),
         })]
 
+    @never_raises
     def parse(self, frame: bytes | str, ts_recv: int) -> ParseResult:
-        try:
-            try:
-                msg = _dec.decode(as_bytes(frame))
-            except msgspec.DecodeError as exc:
-                raise BadFrame(f"undecodable JSON: {exc}") from None
-            if type(msg) is not dict:
-                raise BadFrame("not a JSON object")
-            typ = msg.get("type")
-            if "channel" in msg and "events" in msg:
-                return self._advanced(msg, ts_recv)
-            if typ == "match" or typ == "last_match":
-                return ParseResult(ticks=[self._match(msg, ts_recv)])
-            if typ == "ticker":
-                return ParseResult(ticks=[self._ticker(msg, ts_recv)])
-            if typ in _SKIP_TYPES:
-                return ParseResult(skipped=_SKIP_TYPES[typ])
-            if typ == "error":
-                raise BadFrame(f"venue error: {msg.get('message')} {msg.get('reason') or ''}".rstrip())
-            raise BadFrame(f"unknown message type {typ!r}")
-        except BadFrame as exc:
-            return ParseResult(error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - parse never raises
-            return ParseResult(error=f"internal: {type(exc).__name__}: {exc}")
+        msg = decode_json(frame)
+        if type(msg) is not dict:
+            raise BadFrame("not a JSON object")
+        typ = msg.get("type")
+        if "channel" in msg and "events" in msg:
+            return self._advanced(msg, ts_recv)
+        if typ == "match" or typ == "last_match":
+            return ParseResult(ticks=[self._match(msg, ts_recv)])
+        if typ == "ticker":
+            return ParseResult(ticks=[self._ticker(msg, ts_recv)])
+        if typ in _SKIP_TYPES:
+            return ParseResult(skipped=_SKIP_TYPES[typ])
+        if typ == "error":
+            raise BadFrame(f"venue error: {msg.get('message')} {msg.get('reason') or ''}".rstrip())
+        raise BadFrame(f"unknown message type {typ!r}")
 
     # -- Exchange ws-feed --------------------------------------------------
     def _match(self, m: dict, ts_recv: int) -> Tick:

@@ -28,11 +28,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
-from prometheus_client import REGISTRY, Counter, Gauge
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from producers.base import ParseResult, VenueAdapter
+from producers.metrics import (  # noqa: F401 - re-exported: the metrics used to be defined here
+    DEAD_LETTERS, LAST_TICK, QUALITY_COMPLETENESS, QUALITY_VALIDITY, REJECTED, SKIPPED, TICKS_OUT,
+    WS_CONNECTED, WS_DUPLICATES, WS_FRAMES, WS_GAPS, WS_MISSING, WS_RECONNECTS, WS_SILENCES,
+)
 from producers.sequencing import (
     Backoff, GapPolicy, SequenceTracker, SeqStatus, policies_for, seq_fields_for, tracked_number,
 )
@@ -44,47 +47,6 @@ log = logging.getLogger(__name__)
 TICKS_TOPIC = "ticks.v1"
 DLQ_TOPIC = "dlq.v1"
 ALERTS_TOPIC = "alerts.v1"
-
-
-# -- metrics -------------------------------------------------------------------
-def _metric(kind: type, name: str, doc: str, labels: list[str]):
-    """Register once per process; reuse a collector another module already registered."""
-    try:
-        return kind(name, doc, labels)
-    except ValueError:  # duplicated timeseries
-        existing = REGISTRY._names_to_collectors.get(name)  # noqa: SLF001
-        if existing is None:
-            raise
-        return existing
-
-
-try:  # the one shared definition, when streaming.metrics has it
-    from streaming.metrics import DEAD_LETTERS
-except ImportError:  # pragma: no cover
-    DEAD_LETTERS = _metric(Counter, "ticktide_dead_letters_total", "Inputs sent to dlq.v1, per stage", ["stage"])
-
-WS_FRAMES = _metric(Counter, "ticktide_ws_frames_total", "Websocket frames received", ["venue"])
-WS_RECONNECTS = _metric(Counter, "ticktide_ws_reconnects_total",
-                        "Websocket reconnect attempts after a lost or failed connection", ["venue"])
-WS_GAPS = _metric(Counter, "ticktide_ws_gaps_total", "Sequence gaps detected", ["venue", "symbol"])
-WS_MISSING = _metric(Counter, "ticktide_ws_missing_messages_total",
-                     "Messages missing inside detected sequence gaps", ["venue", "symbol"])
-WS_DUPLICATES = _metric(Counter, "ticktide_ws_duplicates_total",
-                        "Ticks dropped because their sequence number was already seen", ["venue"])
-WS_SILENCES = _metric(Counter, "ticktide_ws_silence_timeouts_total",
-                      "Connections closed by the silence watchdog", ["venue"])
-WS_CONNECTED = _metric(Gauge, "ticktide_ws_connected", "1 while the feed's websocket is open", ["venue"])
-SKIPPED = _metric(Counter, "ticktide_producer_skipped_total",
-                  "Frames that yielded no tick on purpose (acks, heartbeats, book frames)", ["venue", "reason"])
-TICKS_OUT = _metric(Counter, "ticktide_producer_ticks_total", "Ticks published to ticks.v1", ["venue"])
-REJECTED = _metric(Counter, "ticktide_producer_rejected_total",
-                   "Ticks rejected by the validator (sent to dlq.v1)", ["venue"])
-LAST_TICK = _metric(Gauge, "ticktide_feed_last_tick_timestamp_seconds",
-                    "Wall-clock receive time of the latest tick, per venue and symbol", ["venue", "symbol"])
-QUALITY_COMPLETENESS = _metric(Gauge, "ticktide_quality_completeness",
-                               "Validator completeness score (0..1) per symbol", ["symbol"])
-QUALITY_VALIDITY = _metric(Gauge, "ticktide_quality_validity",
-                           "Validator validity score (0..1) per symbol", ["symbol"])
 
 
 # -- settings ------------------------------------------------------------------

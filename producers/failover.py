@@ -20,22 +20,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from prometheus_client import Counter, Gauge
-
-from producers.connection import (
-    ALERTS_TOPIC, TICKS_TOPIC, TICKS_OUT, FeedConnection, _metric,
-)
+from producers.connection import ALERTS_TOPIC, TICKS_TOPIC, FeedConnection
+from producers.metrics import FAILOVER_ACTIVE, FAILOVER_DROPPED, FAILOVER_SWITCHES, TICKS_OUT
 from schemas.events import Alert, Tick
 from streaming import codec
 
 log = logging.getLogger(__name__)
-
-FAILOVER_ACTIVE = _metric(Gauge, "ticktide_failover_active",
-                          "1 while a symbol is served by its fallback feed", ["symbol"])
-FAILOVER_SWITCHES = _metric(Counter, "ticktide_failover_switches_total",
-                            "Switches between primary and fallback feeds", ["symbol", "to"])
-FAILOVER_DROPPED = _metric(Counter, "ticktide_failover_suppressed_total",
-                           "Ticks not published because the other feed is active", ["venue"])
 
 FAILOVER_FLAG = "failover"
 

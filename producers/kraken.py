@@ -38,21 +38,20 @@ from __future__ import annotations
 
 import json
 
-import msgspec
-
 from producers.base import ParseResult
 from producers.normalize import (
     BadFrame,
-    as_bytes,
     canonical_symbol,
     check_seq,
     decimal_seconds_to_ns,
     decimal_str_to_float,
+    decode_json,
     iso8601_to_ns,
+    never_raises,
+    split_pair,
 )
 from schemas.events import Tick
 
-_dec = msgspec.json.Decoder()
 _SIDES = {"b": "buy", "s": "sell", "buy": "buy", "sell": "sell"}
 _V1_EVENTS = {"systemStatus": "status", "heartbeat": "heartbeat", "pong": "heartbeat"}
 _V2_SKIP = {"heartbeat": "heartbeat", "status": "status", "book": "book", "level3": "book",
@@ -62,13 +61,7 @@ _QUOTES = ("USDT", "USDC", "USD", "EUR", "GBP", "CAD", "JPY", "CHF", "AUD", "XBT
 
 def kraken_pair(symbol: str) -> str:
     """``BTC/USD`` stays; canonical ``BTCUSD`` -> ``BTC/USD`` by known quote suffixes."""
-    if "/" in symbol:
-        return symbol.upper()
-    s = symbol.upper()
-    for q in _QUOTES:
-        if s.endswith(q) and len(s) > len(q):
-            return f"{s[: -len(q)]}/{q}"
-    raise ValueError(f"cannot split {symbol!r} into a Kraken pair; pass BASE/QUOTE")
+    return split_pair(symbol, "/", _QUOTES, "a Kraken pair")
 
 
 class KrakenAdapter:
@@ -101,37 +94,30 @@ class KrakenAdapter:
             out.append(json.dumps({"method": "subscribe", "params": params}))
         return out
 
+    @never_raises
     def parse(self, frame: bytes | str, ts_recv: int) -> ParseResult:
-        try:
-            try:
-                msg = _dec.decode(as_bytes(frame))
-            except msgspec.DecodeError as exc:
-                raise BadFrame(f"undecodable JSON: {exc}") from None
-            t = type(msg)
-            if t is list:
-                return self._v1_array(msg, ts_recv)
-            if t is not dict:
-                raise BadFrame("not a JSON object or array")
-            if "channel" in msg:
-                return self._v2(msg, ts_recv)
-            if "method" in msg:
-                if msg.get("success") is False:
-                    raise BadFrame(f"venue error: {msg.get('method')}: {msg.get('error')}")
-                return ParseResult(skipped="ack")
-            event = msg.get("event")
-            if event in _V1_EVENTS:
-                return ParseResult(skipped=_V1_EVENTS[event])
-            if event in ("subscriptionStatus", "unsubscribeStatus"):
-                if msg.get("status") == "error":
-                    raise BadFrame(f"venue error: {msg.get('errorMessage')}")
-                return ParseResult(skipped="ack")
-            if event == "error":
+        msg = decode_json(frame)
+        t = type(msg)
+        if t is list:
+            return self._v1_array(msg, ts_recv)
+        if t is not dict:
+            raise BadFrame("not a JSON object or array")
+        if "channel" in msg:
+            return self._v2(msg, ts_recv)
+        if "method" in msg:
+            if msg.get("success") is False:
+                raise BadFrame(f"venue error: {msg.get('method')}: {msg.get('error')}")
+            return ParseResult(skipped="ack")
+        event = msg.get("event")
+        if event in _V1_EVENTS:
+            return ParseResult(skipped=_V1_EVENTS[event])
+        if event in ("subscriptionStatus", "unsubscribeStatus"):
+            if msg.get("status") == "error":
                 raise BadFrame(f"venue error: {msg.get('errorMessage')}")
-            raise BadFrame(f"unknown message (event={event!r})")
-        except BadFrame as exc:
-            return ParseResult(error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - parse never raises
-            return ParseResult(error=f"internal: {type(exc).__name__}: {exc}")
+            return ParseResult(skipped="ack")
+        if event == "error":
+            raise BadFrame(f"venue error: {msg.get('errorMessage')}")
+        raise BadFrame(f"unknown message (event={event!r})")
 
     # -- v1 ------------------------------------------------------------------
     def _v1_array(self, arr: list, ts_recv: int) -> ParseResult:

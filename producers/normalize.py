@@ -12,6 +12,9 @@ Helpers (pure, exact, never float-rounded):
 - :func:`decimal_seconds_to_ns`: ``"1618678142.557535"`` -> ns via ``Decimal``.
 - :func:`decimal_str_to_float`: a venue decimal string -> float, rejecting
   anything that is not a plain finite decimal (``nan``, ``inf``, ``1_0``...).
+- :func:`decode_json`, :func:`never_raises` (the ``parse`` guard that turns
+  any exception into a dead-letter result) and :func:`split_pair` (canonical
+  symbol -> the venue's ``BASE<sep>QUOTE``).
 
 Pipeline: :func:`normalize_frames` runs frames through an adapter and a
 validator and yields one :class:`Outcome` per frame; :func:`run_normalize`
@@ -20,6 +23,7 @@ is what ``ticktide normalize`` calls (see ``producers/commands.py``).
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
@@ -27,10 +31,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import IO, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import msgspec
 
+from producers.base import ParseResult
 from schemas.events import DeadLetter, Tick
 
 # ---------------------------------------------------------------------------
@@ -142,6 +147,44 @@ def as_bytes(frame: bytes | bytearray | memoryview | str) -> bytes:
     if t is bytearray or t is memoryview:
         return bytes(frame)  # type: ignore[arg-type]
     raise BadFrame(f"frame is {t.__name__}, not bytes or str")
+
+
+_json_decoder = msgspec.json.Decoder()
+
+
+def decode_json(frame: bytes | bytearray | memoryview | str) -> Any:
+    """A frame's JSON value; undecodable JSON is a BadFrame."""
+    try:
+        return _json_decoder.decode(as_bytes(frame))
+    except msgspec.DecodeError as exc:
+        raise BadFrame(f"undecodable JSON: {exc}") from None
+
+
+def never_raises(parse: Callable[..., ParseResult]) -> Callable[..., ParseResult]:
+    """Wrap an adapter's ``parse``: a BadFrame, or any other exception, becomes ``ParseResult(error=...)``."""
+
+    @functools.wraps(parse)
+    def guarded(self, frame, ts_recv: int) -> ParseResult:
+        try:
+            return parse(self, frame, ts_recv)
+        except BadFrame as exc:
+            return ParseResult(error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - parse never raises
+            return ParseResult(error=f"internal: {type(exc).__name__}: {exc}")
+
+    return guarded
+
+
+def split_pair(symbol: str, sep: str, quotes: Iterable[str], what: str) -> str:
+    """A venue pair from a symbol: ``BTC<sep>USD`` stays (upper-cased); canonical
+    ``BTCUSD`` -> ``BTC<sep>USD`` by the first of ``quotes`` it ends with."""
+    if sep in symbol:
+        return symbol.upper()
+    s = symbol.upper()
+    for q in quotes:
+        if s.endswith(q) and len(s) > len(q):
+            return f"{s[: -len(q)]}{sep}{q}"
+    raise ValueError(f"cannot split {symbol!r} into {what}; pass BASE{sep}QUOTE")
 
 
 # ---------------------------------------------------------------------------

@@ -55,7 +55,8 @@ async def _consume(args: argparse.Namespace) -> int:
     serve_metrics(args.metrics_port)
     stop = asyncio.Event()
     install_stop_handlers(stop)
-    settings = RunnerSettings(group=args.group, max_records=args.max_records, duration_s=args.duration)
+    settings = RunnerSettings(group=args.group, max_records=args.max_records, duration_s=args.duration,
+                              exactly_once=args.exactly_once)
     try:
         await Runner(processor, bus, settings, stop).run()
     finally:
@@ -141,6 +142,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
     p.add_argument("--max-records", type=int, default=1000, help="records per batch (default 1000)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--exactly-once", action="store_true",
+                   help="Kafka transactions: outputs and input offsets commit atomically (default: at-least-once)")
     p.set_defaults(func=cmd_consume)
 
     p = sub.add_parser("subscribe", help="tail a topic as JSON lines (e.g. signals.v1)")

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import socket
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
@@ -42,6 +43,7 @@ class RunnerSettings:
     lag_interval_s: float = 2.0
     duration_s: float | None = None  # stop after this long (demo, tests)
     shutdown_timeout_s: float = 15.0
+    exactly_once: bool = False  # Kafka transactions: outputs and input offsets commit atomically
     instance: str = ""
 
 
@@ -69,6 +71,10 @@ class Runner:
         self._sought: set[TopicPartition] = set()
         # after a restore from item snapshots: per partition, item -> first offset not yet reflected
         self._floors: dict[TopicPartition, dict[str, int]] = {}
+        # after a restore: inputs below the group's committed offset rebuild state, but their
+        # outputs were already published, so they are not published again
+        self._mute: dict[TopicPartition, int] = {}
+        self._eos = self.settings.exactly_once
 
     # -- rebalance hooks ----------------------------------------------------
     async def _on_assign(self, gained: list[TopicPartition]) -> None:
@@ -97,6 +103,9 @@ class Runner:
                 floors = {k: f for k, f in state.floors(tp.topic).items() if f > (offset or 0)}
                 if floors:
                     self._floors[tp] = floors
+                committed = await self._sub.committed(tp)
+                if committed is not None and committed > (offset or 0):
+                    self._mute[tp] = committed
                 self._next_offsets.pop(tp, None)
         return sought
 
@@ -114,6 +123,7 @@ class Runner:
         for tp in lost:
             self._next_offsets.pop(tp, None)
             self._floors.pop(tp, None)
+            self._mute.pop(tp, None)
             try:  # the new owner reports this partition's lag now
                 metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
             except KeyError:
@@ -122,8 +132,10 @@ class Runner:
     # -- snapshots ------------------------------------------------------------
     async def _snapshot(self, partitions: set[int] | None = None) -> None:
         parts = self._dirty if partitions is None else (partitions & self._dirty)
-        if not parts:
-            return
+        if parts:
+            await self._in_transaction(self._write_snapshot, parts)
+
+    async def _write_snapshot(self, parts: set[int]) -> dict:
         size = 0
         for p in sorted(parts):
             offsets = {tp.topic: off for tp, off in self._next_offsets.items() if tp.partition == p}
@@ -137,14 +149,33 @@ class Runner:
                 size += len(state)
                 await self.bus.publish(self.changelog, changelog.record_key(p, item),
                                        changelog.encode(changelog.Snapshot(p, offsets, state, item)))
-        await self.bus.flush()
         self._dirty -= parts
         metrics.SNAPSHOTS.labels(self.name).inc()
         metrics.STATE_BYTES.labels(self.name).set(size)
+        return {}
+
+    async def _in_transaction(self, work, *args) -> None:
+        """Run ``work`` (which publishes and returns input offsets to commit) as one unit:
+        a Kafka transaction in exactly-once mode, else publish, wait for acks, commit."""
+        if self._eos:
+            await self.bus.begin_transaction()
+            try:
+                offsets = await work(*args)
+                await self.bus.commit_transaction(offsets, self.group)
+            except BaseException:
+                await self.bus.abort_transaction()
+                raise
+            return
+        offsets = await work(*args)
+        await self.bus.flush()
+        if offsets and self._sub is not None:
+            await self._sub.commit(offsets)
 
     # -- the loop -------------------------------------------------------------
     async def open(self) -> None:
         """Create the topics this consumer needs and join its group (run() calls it)."""
+        if self._eos:
+            self.bus.enable_transactions(f"ticktide.{self.group}.{uuid.uuid4().hex[:12]}")
         await self.bus.start()
         topics = list(self.processor.inputs) + [DLQ.name]
         if self.processor.stateful:
@@ -175,13 +206,13 @@ class Runner:
                 now = time.monotonic()
                 if now >= due["timer"]:
                     due["timer"] = now + s.timer_interval_s
-                    await self._emit(self.processor.tick(time.time_ns()))
+                    await self._in_transaction(self._emit_timer)
                 if now >= due["lag"]:
                     due["lag"] = now + s.lag_interval_s
                     await self._report_lag()
                 if now >= due["health"]:
                     due["health"] = now + s.health_interval_s
-                    await self._publish_health()
+                    await self._in_transaction(self._publish_health)
                 if self.processor.stateful and now >= due["snapshot"]:
                     due["snapshot"] = now + s.snapshot_interval_s
                     await self._snapshot()
@@ -215,18 +246,26 @@ class Runner:
         """Process one batch end to end; public so tests can drive it without polling."""
         t0 = time.perf_counter()
         metrics.BATCH_SIZE.labels(self.name).observe(len(records))
+        await self._in_transaction(self._handle, records)
+        metrics.PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
+
+    async def _handle(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
+        replayed: list[Envelope] = []  # rebuild state only: their outputs are out already
         envelopes: list[Envelope] = []
         for r in records:
             metrics.EVENTS_IN.labels(self.name, r.topic).inc()
             try:
                 env = Envelope(r.topic, r.partition, r.offset, r.key, decode(r.topic, r.value))
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError) as exc:
-                await self._dead_letter("decode", f"{type(exc).__name__}: {exc}", r)
+                if not self._muted(r):
+                    await self._dead_letter("decode", f"{type(exc).__name__}: {exc}", r)
                 continue
             if self._floors and self._already_reflected(env):
                 continue
-            envelopes.append(env)
+            (replayed if self._mute and self._muted(r) else envelopes).append(env)
         self._counts["in"] += len(records)
+        if replayed:
+            self._process_isolating_failures(replayed)
         if envelopes:
             result = self._process_isolating_failures(envelopes)
             for env, reason in result.rejected:
@@ -235,16 +274,23 @@ class Runner:
             last_ts = getattr(envelopes[-1].event, "ts_event", None)
             if last_ts:
                 metrics.LAST_EVENT_TS.labels(self.name).set(last_ts / 1e9)
-        await self.bus.flush()
         offsets: dict[TopicPartition, int] = {}
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
             offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
             self._dirty.add(r.partition)
         self._next_offsets.update(offsets)
-        if self._sub is not None:
-            await self._sub.commit(offsets)
-        metrics.PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
+        return offsets
+
+    def _muted(self, r: Record | Envelope) -> bool:
+        tp = TopicPartition(r.topic, r.partition)
+        end = self._mute.get(tp)
+        if end is None:
+            return False
+        if r.offset >= end:
+            del self._mute[tp]
+            return False
+        return True
 
     def _already_reflected(self, env: Envelope) -> bool:
         """True for an input that its item's restored state already includes."""
@@ -274,6 +320,10 @@ class Runner:
             merged.outputs.extend(one.outputs)
             merged.rejected.extend(one.rejected)
         return merged
+
+    async def _emit_timer(self) -> dict:
+        await self._emit(self.processor.tick(time.time_ns()))
+        return {}
 
     async def _emit(self, result: ProcessResult) -> None:
         now = time.time_ns()
@@ -312,7 +362,7 @@ class Runner:
         for tp, lag in (await self._sub.lag()).items():
             metrics.CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(lag)
 
-    async def _publish_health(self) -> None:
+    async def _publish_health(self) -> dict:
         now = time.monotonic()
         then, out_then = self._last_health
         self._last_health = (now, self._counts["out"])
@@ -326,6 +376,7 @@ class Runner:
             throughput=(self._counts["out"] - out_then) / max(now - then, 1e-9),
         )
         await self.bus.publish(HEALTH.name, self.name.encode(), encode(health))
+        return {}
 
 
 async def run(processor: Processor, bus: Bus, settings: RunnerSettings | None = None,

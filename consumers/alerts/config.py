@@ -37,11 +37,11 @@
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import msgspec
+
+from streaming.config import TomlConfig
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -84,7 +84,9 @@ class HealthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     feeds: list[str] = msgspec.field(default_factory=lambda: ["producer*", "feed*", "replay*"])
 
 
-class AlertsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class AlertsConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):
+    toml_section = "alerts"
+
     dedup_window_s: float = 300.0
     min_severity: Severity = "warning"
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
@@ -92,17 +94,9 @@ class AlertsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> "AlertsConfig":
-        if isinstance(data.get("alerts"), dict):
-            data = data["alerts"]
-        cfg = msgspec.convert(data, cls)
+    def from_mapping(cls, data: Mapping[str, Any]) -> "AlertsConfig":
+        cfg = super().from_mapping(data)
         names = [d.name for d in cfg.destinations]
         if len(set(names)) != len(names):
             raise ValueError(f"destination names must be unique: {names}")
         return cfg
-
-    @classmethod
-    def load(cls, path: str | Path | None) -> "AlertsConfig":
-        if path is None:
-            return cls()
-        return cls.from_mapping(tomllib.loads(Path(path).read_text()))

@@ -28,29 +28,19 @@ import time
 from typing import Callable, Sequence
 
 import msgspec
-import tomllib
-from pathlib import Path
 
 from consumers.execution.broker import Account, BrokerConfig, Prices, fill_order, plan_orders
 from schemas.events import Bar, FeatureVector, Order, TargetPortfolio, Tick
 from schemas.topics import FILLS, ORDERS
+from streaming.config import TomlConfig
 from streaming.processor import Envelope, Output, Processor, ProcessResult
+from streaming.state import SingleInstanceState
 
 
-class ExecutionConfig(BrokerConfig, kw_only=True, forbid_unknown_fields=True):
+class ExecutionConfig(BrokerConfig, TomlConfig, kw_only=True, forbid_unknown_fields=True):
+    toml_section = "execution"
+
     inputs: list[str] = msgspec.field(default_factory=lambda: ["targets.v1", "features.v1"])
-
-    @classmethod
-    def from_mapping(cls, data: dict) -> "ExecutionConfig":
-        if isinstance(data.get("execution"), dict):
-            data = data["execution"]
-        return msgspec.convert(data, cls)
-
-    @classmethod
-    def load(cls, path: str | Path | None) -> "ExecutionConfig":
-        if path is None:
-            return cls()
-        return cls.from_mapping(tomllib.loads(Path(path).read_text()))
 
 
 class ExecutionState(msgspec.Struct):
@@ -62,12 +52,10 @@ class ExecutionState(msgspec.Struct):
     handled: list[str] = msgspec.field(default_factory=list)  # rebalance ids, most recent last
 
 
-_decoder = msgspec.json.Decoder(ExecutionState)
 
-
-class ExecutionProcessor(Processor):
+class ExecutionProcessor(SingleInstanceState, Processor):
     name = "execution"
-    stateful = True
+    state_type = ExecutionState
 
     def __init__(self, config: ExecutionConfig | None = None, clock: Callable[[], int] = time.time_ns):
         self.config = config or ExecutionConfig()
@@ -172,15 +160,3 @@ class ExecutionProcessor(Processor):
             fill = fill_order(self.account(order.portfolio_id), order, ts, px, self.config, self.clock())
             result.outputs.append(Output(FILLS.name, fill))
         st.pending = sorted(waiting, key=lambda o: (o.ts_event, o.order_id))
-
-    # -- state ------------------------------------------------------------------
-    def snapshot(self, partition: int) -> bytes | None:
-        return msgspec.json.encode(self.state)
-
-    def restore(self, partition: int, data: bytes) -> None:
-        state = _decoder.decode(data)
-        if state.version >= self.state.version:
-            self.state = state
-
-    def drop(self, partition: int) -> None:
-        return None  # portfolio-wide state stays (single-instance consumer)

@@ -41,16 +41,13 @@ Unknown keys are errors, so a typo does not silently switch a constraint off.
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-from typing import Any
-
 import msgspec
 import pandas as pd
 
 from consumers.portfolio.optimizer import OBJECTIVES, Constraints
 from consumers.portfolio.rebalance import FREQUENCIES, Schedule, Triggers
 from consumers.portfolio.risk_models import RISK_MODELS
+from streaming.config import TomlConfig
 
 
 class ScheduleConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -77,7 +74,9 @@ class ConstraintsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     sector_upper: dict[str, float] = msgspec.field(default_factory=dict)
 
 
-class PortfolioConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class PortfolioConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):
+    toml_section = "portfolio"
+
     portfolio_id: str = "main"
     inputs: list[str] = msgspec.field(default_factory=lambda: ["features.v1"])
     symbols: list[str] = msgspec.field(default_factory=list)
@@ -130,15 +129,3 @@ class PortfolioConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def trigger_rule(self) -> Triggers:
         return Triggers(self.triggers.performance, self.triggers.drift)
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> "PortfolioConfig":
-        if isinstance(data.get("portfolio"), dict):
-            data = data["portfolio"]
-        return msgspec.convert(data, cls)
-
-    @classmethod
-    def load(cls, path: str | Path | None) -> "PortfolioConfig":
-        if path is None:
-            return cls()
-        return cls.from_mapping(tomllib.loads(Path(path).read_text()))

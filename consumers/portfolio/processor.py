@@ -19,7 +19,7 @@
 The state is portfolio-wide and features.v1 has 6 partitions, so the
 portfolio consumer is a single-instance consumer group: one process reads
 every partition. Each partition's snapshot carries the whole state with a
-version; ``restore`` keeps the newest (like the risk consumer).
+version; ``restore`` keeps the newest (``streaming.state.SingleInstanceState``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from consumers.portfolio.risk_models import estimate
 from schemas.events import Alert, Bar, FeatureVector, RebalanceReport, TargetPortfolio
 from schemas.topics import ALERTS, REBALANCES, TARGETS
 from streaming.processor import Envelope, Output, Processor, ProcessResult
+from streaming.state import SingleInstanceState
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,10 @@ class PortfolioState(msgspec.Struct):
     rebalances: int = 0
 
 
-_decoder = msgspec.json.Decoder(PortfolioState)
 
-
-class PortfolioProcessor(Processor):
+class PortfolioProcessor(SingleInstanceState, Processor):
     name = "portfolio"
-    stateful = True
+    state_type = PortfolioState
 
     def __init__(self, config: PortfolioConfig | None = None, clock: Callable[[], int] = time.time_ns):
         self.config = config or PortfolioConfig()
@@ -208,15 +207,3 @@ class PortfolioProcessor(Processor):
             estimated_costs=report.estimated_costs, ts_ingest=row.ts_ingest,
             prices={s: row.prices[s] for s in sorted(row.prices)})))
         result.outputs.append(Output(REBALANCES.name, report))
-
-    # -- state ------------------------------------------------------------------
-    def snapshot(self, partition: int) -> bytes | None:
-        return msgspec.json.encode(self.state)
-
-    def restore(self, partition: int, data: bytes) -> None:
-        state = _decoder.decode(data)
-        if state.version >= self.state.version:
-            self.state = state
-
-    def drop(self, partition: int) -> None:
-        return None  # portfolio-wide state stays (single-instance consumer)

@@ -22,11 +22,10 @@
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-from typing import Any
-
 import msgspec
+
+from consumers.risk.stress import StressConfig
+from streaming.config import TomlConfig
 
 
 class LimitsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -36,18 +35,9 @@ class LimitsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cooldown_s: float = 3600.0
 
 
-class StressSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    crash_shock: float = -0.30
-    crash_days: int = 21
-    vol_multiplier: float = 2.0
-    vol_days: int = 10
-    liquidity_drop: float = 0.50
-    liquidity_days: int = 5
-    default_spread: float = 0.001
-    default_daily_vol: float = 0.02
+class RiskConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):
+    toml_section = "risk"
 
-
-class RiskConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     initial_cash: float = 1_000_000.0
     lookback: int = 252
     periods_per_year: int = 252
@@ -57,21 +47,7 @@ class RiskConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         default_factory=lambda: ["fills.v1", "ticks.v1", "features.v1", "targets.v1"])
     sectors: dict[str, str] = msgspec.field(default_factory=dict)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
-    stress: StressSettings = msgspec.field(default_factory=StressSettings)
+    stress: StressConfig = msgspec.field(default_factory=StressConfig)
 
-    def stress_config(self):
-        from consumers.risk.stress import StressConfig
-
-        return StressConfig(**msgspec.structs.asdict(self.stress))
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> "RiskConfig":
-        if isinstance(data.get("risk"), dict):
-            data = data["risk"]
-        return msgspec.convert(data, cls)
-
-    @classmethod
-    def load(cls, path: str | Path | None) -> "RiskConfig":
-        if path is None:
-            return cls()
-        return cls.from_mapping(tomllib.loads(Path(path).read_text()))
+    def stress_config(self) -> StressConfig:
+        return self.stress

@@ -42,6 +42,7 @@ from consumers.risk.stress import run_all
 from schemas.events import Alert, FeatureVector, Fill, RiskUpdate, TargetPortfolio, Tick
 from schemas.topics import ALERTS, RISK
 from streaming.processor import Envelope, Output, Processor, ProcessResult
+from streaming.state import SingleInstanceState
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,10 @@ class RiskState(msgspec.Struct):
     last_alert: dict[str, int] = msgspec.field(default_factory=dict)
 
 
-_state_decoder = msgspec.json.Decoder(RiskState)
 
-
-class RiskProcessor(Processor):
+class RiskProcessor(SingleInstanceState, Processor):
     name = "risk"
-    stateful = True
+    state_type = RiskState
 
     def __init__(self, config: RiskConfig | None = None, clock: Callable[[], int] = time.time_ns) -> None:
         self.config = config or RiskConfig()
@@ -197,14 +196,3 @@ class RiskProcessor(Processor):
             else:
                 result.rejected.append((env, f"risk does not handle {type(ev).__name__}"))
         return result
-
-    def snapshot(self, partition: int) -> bytes | None:
-        return msgspec.json.encode(self.state)
-
-    def restore(self, partition: int, data: bytes) -> None:
-        state = _state_decoder.decode(data)
-        if state.version >= self.state.version:
-            self.state = state
-
-    def drop(self, partition: int) -> None:
-        return None  # portfolio-wide state stays (single-instance consumer)

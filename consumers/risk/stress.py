@@ -28,10 +28,10 @@ Without enough history (fewer than 2 complete rows) a daily sigma of
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Mapping
 
+import msgspec
 import numpy as np
 
 from schemas.events import StressResult
@@ -39,8 +39,9 @@ from schemas.events import StressResult
 Z95 = NormalDist().inv_cdf(0.05)  # -1.6449
 
 
-@dataclass(frozen=True)
-class StressConfig:
+class StressConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Scenario parameters; also the ``[stress]`` table of the risk config."""
+
     crash_shock: float = -0.30
     crash_days: int = 21
     vol_multiplier: float = 2.0

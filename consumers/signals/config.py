@@ -38,11 +38,11 @@ silently switch a rule off.
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from streaming.config import TomlConfig
 
 
 class PriceMovementConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -95,19 +95,9 @@ class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     params: dict[str, Any] = msgspec.field(default_factory=dict)  # keyword arguments of a class
 
 
-class SignalsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class SignalsConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):
+    toml_section = "signals"
+
     cooldown_s: float = 300.0
     rules: RulesConfig = msgspec.field(default_factory=RulesConfig)
     plugins: list[PluginConfig] = msgspec.field(default_factory=list)
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> "SignalsConfig":
-        if isinstance(data.get("signals"), dict):
-            data = data["signals"]
-        return msgspec.convert(data, cls)
-
-    @classmethod
-    def load(cls, path: str | Path | None) -> "SignalsConfig":
-        if path is None:
-            return cls()
-        return cls.from_mapping(tomllib.loads(Path(path).read_text()))

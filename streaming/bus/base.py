@@ -45,6 +45,9 @@ class Subscription(Protocol):
 
     def assignment(self) -> set[TopicPartition]: ...
 
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset for ``tp`` (None when it has none)."""
+
     async def lag(self) -> dict[TopicPartition, int]:
         """Messages between the position and the end of each assigned partition."""
 
@@ -66,6 +69,15 @@ class Bus(Protocol):
         """Queue a message; ``flush`` waits until every queued message is acknowledged."""
 
     async def flush(self) -> None: ...
+
+    # exactly-once mode: outputs and input offsets committed in one transaction
+    def enable_transactions(self, transactional_id: str) -> None: ...
+
+    async def begin_transaction(self) -> None: ...
+
+    async def commit_transaction(self, offsets: Mapping[TopicPartition, int], group: str) -> None: ...
+
+    async def abort_transaction(self) -> None: ...
 
     def subscribe(
         self,

@@ -94,6 +94,13 @@ class KafkaBus:
         self.settings = KafkaSettings.from_url(url)
         self._producer: AIOKafkaProducer | None = None
         self._pending: list[asyncio.Future] = []
+        self._transactional_id: str | None = None
+
+    def enable_transactions(self, transactional_id: str) -> None:
+        """Exactly-once mode: a transactional producer (call before ``start``)."""
+        if self._producer is not None:
+            raise RuntimeError("enable_transactions must be called before the bus starts")
+        self._transactional_id = transactional_id
 
     async def start(self) -> None:
         if self._producer is not None:
@@ -106,9 +113,28 @@ class KafkaBus:
             acks="all",
             linger_ms=s.linger_ms,
             max_batch_size=s.max_batch_size,
+            transactional_id=self._transactional_id,
             **s.security,
         )
         await self._producer.start()
+
+    # -- transactions (exactly-once mode) --------------------------------------
+    async def begin_transaction(self) -> None:
+        await self._producer.begin_transaction()
+
+    async def commit_transaction(self, offsets: Mapping[TopicPartition, int], group: str) -> None:
+        """Publish the transaction's messages and the input offsets atomically."""
+        await self.flush()
+        if offsets:
+            s = self.settings
+            await self._producer.send_offsets_to_transaction(
+                {KafkaTP(s.physical(tp.topic), tp.partition): off for tp, off in offsets.items()},
+                s.physical(group))
+        await self._producer.commit_transaction()
+
+    async def abort_transaction(self) -> None:
+        self._pending = []
+        await self._producer.abort_transaction()
 
     async def publish(self, topic: str, key: bytes | None, value: bytes,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
@@ -286,6 +312,9 @@ class KafkaSubscription:
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._logical(self._consumer.assignment()))
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return await self._consumer.committed(self._physical(tp))
 
     async def lag(self) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}

@@ -80,6 +80,19 @@ class MemoryBus:
     async def flush(self) -> None:
         return None
 
+    # Transactions: everything here is atomic already; committing offsets is all there is to do.
+    def enable_transactions(self, transactional_id: str) -> None:
+        return None
+
+    async def begin_transaction(self) -> None:
+        return None
+
+    async def commit_transaction(self, offsets: Mapping[TopicPartition, int], group: str) -> None:
+        self._groups[group].committed.update(offsets)
+
+    async def abort_transaction(self) -> None:
+        return None
+
     # -- consuming ----------------------------------------------------------
     def subscribe(self, topics: Sequence[str], group: str, on_assign: RebalanceHook | None = None,
                   on_revoke: RebalanceHook | None = None, from_beginning: bool = True) -> "MemorySubscription":
@@ -214,6 +227,9 @@ class MemorySubscription:
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._assigned)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.bus._groups[self.group].committed.get(tp)
 
     async def lag(self) -> dict[TopicPartition, int]:
         return {tp: self.bus.end_offset(tp) - self._position.get(tp, 0) for tp in self._assigned}

@@ -19,6 +19,11 @@ EMA_FAST = 12
 EMA_SLOW = 26
 MACD_SIGNAL = 9
 
+# version of the kernels' state row layout (streaming.kernels.features.Layout); part of
+# the fingerprint, so a snapshot written by another layout is refused, never misread.
+# 1: every slot float64. 2: index slots and min/max keys are int64 (a view of the row).
+STATE_LAYOUT_VERSION = 2
+
 
 class FeatureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     return_periods: tuple[int, ...] = (1, 5, 21, 63)
@@ -62,8 +67,11 @@ class FeatureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         return names
 
     def fingerprint(self) -> str:
-        """A stable text identifying the state layout (snapshots check it)."""
-        return msgspec.json.encode(self).decode()
+        """A stable text identifying the state layout (snapshots check it).
+
+        The config as JSON, prefixed by the layout version: ``layout2:{...}``.
+        """
+        return f"layout{STATE_LAYOUT_VERSION}:" + msgspec.json.encode(self).decode()
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> "FeatureConfig":

@@ -27,6 +27,10 @@ class FeatureEngine:
                       self.config.price_levels)
         )
         self.state = np.empty((max(1, capacity), self.layout.width), dtype=np.float64)
+        # per row: index of its last price event in the current batch, of its latest so far
+        self._scratch = np.empty((self.state.shape[0], 2), dtype=np.int64)
+        lay = self.layout
+        self._args = (*self._params, lay.inverses, lay.array)
         self._rows: dict[object, int] = {}
         self._keys: list[object | None] = []
         self._free: list[int] = []
@@ -56,6 +60,7 @@ class FeatureEngine:
                 grown = np.empty((self.state.shape[0] * 2, self.layout.width), dtype=np.float64)
                 grown[:row] = self.state[:row]
                 self.state = grown
+                self._scratch = np.empty((grown.shape[0], 2), dtype=np.int64)
             self._keys.append(key)
         self.state[row] = self.layout.blank()
         self._rows[key] = row
@@ -90,12 +95,18 @@ class FeatureEngine:
     def update(self, kinds, rows, x1, x2, out=None) -> np.ndarray:
         """Process an ordered batch: kind 0 = (price, size), kind 1 = (bid, ask)."""
         rows = np.ascontiguousarray(rows, dtype=np.int64)
+        n = rows.shape[0]
         if out is None:
-            out = self.new_out(rows.shape[0])
-        _update(self.state, *self._params, self.layout.array,
+            out = self.new_out(n)
+        if out.shape != (n, self.n_features):
+            raise ValueError(f"out has shape {out.shape}, expected {(n, self.n_features)}")
+        dst = out if out.flags.c_contiguous and out.dtype == np.float64 else self.new_out(n)
+        _update(self.state, *self._args,
                 np.ascontiguousarray(kinds, dtype=np.int8), rows,
                 np.ascontiguousarray(x1, dtype=np.float64),
-                np.ascontiguousarray(x2, dtype=np.float64), out)
+                np.ascontiguousarray(x2, dtype=np.float64), dst, self._scratch)
+        if dst is not out:
+            out[...] = dst
         return out
 
     def update_trades(self, rows, prices, sizes, out=None) -> np.ndarray:

@@ -25,6 +25,19 @@ Numerics (why the results equal a full recompute to ~1e-13 relative):
   RSI/EMA follow the TA-Lib recurrences operation for operation.
 
 Null is NaN here; the event edge turns it into None.
+
+Layout version 2 (``STATE_LAYOUT_VERSION``, part of the config fingerprint that
+snapshots carry): the slots holding tick indices (window shift positions,
+recompute marks, deque head/tail/pointers/entries) are int64 written through
+``row.view(np.int64)`` instead of float64 values.
+
+Speed (see bench/results/features.md): the batch loop works on flat views of
+the state and output arrays made once per batch and inlines every window
+update by hand. A per-tick row view (``st[r]``) or an array passed to a
+helper function costs an atomic reference-count increment and decrement per
+tick, which was most of the old fixed cost. Steady-state windows multiply by
+precomputed 1/w and 1/(w-1) (RSI keeps its TA-Lib divisions), and a
+symbol's "last output" slots are written once per batch.
 """
 
 from __future__ import annotations
@@ -34,12 +47,20 @@ import math
 import numpy as np
 from numba import njit
 
-from streaming.kernels.config import EMA_FAST, EMA_SLOW, MACD_SIGNAL, FeatureConfig
+from streaming.kernels.config import (
+    EMA_FAST,
+    EMA_SLOW,
+    MACD_SIGNAL,
+    STATE_LAYOUT_VERSION,
+    FeatureConfig,
+)
 
 KIND_PRICE = 0  # a trade (price, size) or a bar (close, volume)
 KIND_QUOTE = 1  # a quote (bid, ask): only mid and spread change
 
-# header slots of a state row
+LAYOUT_VERSION = STATE_LAYOUT_VERSION  # bump it whenever the meaning of a state slot changes
+
+# header slots of a state row (float64 unless noted)
 H_COUNT = 0  # prices processed
 H_EMA_FAST = 1
 H_EMA_SLOW = 2
@@ -56,113 +77,23 @@ MASS_RATIO = 1e3
 _NAN = np.nan
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _win_push(st, ring, m, k, w, o):
-    """Add value k of ``ring`` (already stored) to the shifted-sum window at ``o``.
-
-    Slots at o: S1 = sum(x - c), S2 = sum((x - c)^2), mass = sum of every d^2
-    added or removed since the last exact recompute, shift c, index of c.
-    Returns (M2, S1, n): M2 = sum of squared deviations of the last n values.
-    """
-    x = st[ring + (k & m)]
-    n = k + 1 if k + 1 < w else w
-    if k == 0 or k - int(st[o + 4]) >= w:
-        recompute = True  # the shift is leaving the window: re-centre on the newest value
-    else:
-        c = st[o + 3]
-        d = x - c
-        s1 = st[o] + d
-        d2 = d * d
-        s2 = st[o + 1] + d2
-        mass = st[o + 2] + d2
-        if k >= w:
-            dy = st[ring + ((k - w) & m)] - c
-            dy2 = dy * dy
-            s1 -= dy
-            s2 -= dy2
-            mass += dy2
-        m2 = s2 - s1 * s1 / n
-        # rounding error of the running sums is ~ n * eps * mass: keep it below
-        # ~1e-11 of M2, else recompute exactly (this also makes a flat window exactly 0)
-        recompute = m2 * MASS_RATIO < mass
-        if not recompute:
-            st[o] = s1
-            st[o + 1] = s2
-            st[o + 2] = mass
-    if recompute:
-        s1 = 0.0
-        s2 = 0.0
-        for i in range(k - n + 1, k + 1):
-            d = st[ring + (i & m)] - x
-            s1 += d
-            s2 += d * d
-        st[o] = s1
-        st[o + 1] = s2
-        st[o + 2] = s2
-        st[o + 3] = x
-        st[o + 4] = k
-        m2 = s2 - s1 * s1 / n
-    if m2 < 0.0:
-        m2 = 0.0
-    return m2, s1, n
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _extremes(st, o, L, nmax, cap, P, m, k, x, want_min, out, col):
-    """Rolling min (or max) of the last n prices for every n in L, with one deque.
-
-    The windows all end at k, so they are nested: one monotonic deque sized for
-    the largest window holds every candidate, and window j's extreme is the
-    first entry younger than n_j; its position is kept in a per-window pointer
-    that only moves forward (or back to the tail when pops removed it).
-    Slots at o: head, tail (absolute positions), one pointer per window, then
-    ``cap`` (a power of two) tick indices.
-    """
-    nL = L.shape[0]
-    cm = cap - 1
-    b = o + 2 + nL
-    head = int(st[o])
-    tail = int(st[o + 1])
-    if tail > head and int(st[b + (head & cm)]) <= k - nmax:
-        head += 1
-    while tail > head:
-        y = st[P + (int(st[b + ((tail - 1) & cm)]) & m)]
-        if (y >= x) if want_min else (y <= x):
-            tail -= 1
-        else:
-            break
-    st[b + (tail & cm)] = k
-    tail += 1
-    st[o] = head
-    st[o + 1] = tail
-    for j in range(nL):
-        n = L[j]
-        f = int(st[o + 2 + j])
-        if f < head:
-            f = head
-        if f > tail - 1:
-            f = tail - 1
-        # the window moved by one: only the entry at f (index k - n) can have left it,
-        # and the next one is younger (indices increase), so one step is enough
-        idx = int(st[b + (f & cm)])
-        if idx <= k - n:
-            f += 1
-            idx = int(st[b + (f & cm)])
-        st[o + 2 + j] = f
-        if k >= n - 1:
-            out[col + j] = st[P + (idx & m)]
-        else:
-            out[col + j] = _NAN
-
-
-@njit(cache=True, error_model="numpy")
-def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
+@njit(cache=True, nogil=True, error_model="numpy")
+def _update(st, R, V, M, VP, L, inv, lay, kinds, rows, x1, x2, out, scratch):
     """Process a batch in order; out[i] is the feature vector after event i.
 
     Outputs are computed straight into ``out`` (row-major, one contiguous row per
-    event) and copied once into the symbol's "last output" slots (a quote
-    repeats them with its mid/spread), while the state row is still in cache.
+    event). A symbol's "last output" slots (a quote repeats them with its
+    mid/spread) are written only by its last price event of the batch: a first
+    pass over the batch finds it (``scratch[row, 0]``); quotes before it copy the
+    latest output of the batch (``scratch[row, 1]``).
     """
+    # flat views made once per batch: a per-tick row view (st[r], out[i]) would cost
+    # a reference count increment and decrement (atomic) per view per tick
+    W = st.shape[1]
+    F = st.reshape(-1)
+    I = F.view(np.int64)  # noqa: E741
+    OF = out.reshape(-1)
+    OI = OF.view(np.int64)
     m = lay[0] - 1
     OP = lay[1]
     OR = lay[2]
@@ -191,109 +122,119 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
     cVW = cEMA + 4
     cMID = cVW + nVP
     ODQ2 = ODQ + 2 + nL + dq
-    nmax = 0
-    for j in range(nL):
-        if L[j] > nmax:
-            nmax = L[j]
+    dm = dq - 1
+    nmax = lay[15]
     a_fast = 2.0 / (lay[11] + 1.0)
     a_slow = 2.0 / (lay[12] + 1.0)
     a_sig = 2.0 / (lay[13] + 1.0)
+    # per-config constants: 1/w and 1/(w-1) of the variance windows, 1/v of the volume windows
+    iV = inv[0]
+    iV1 = inv[1]
+    iVP = inv[2]
     nb = rows.shape[0]
     for i in range(nb):
         r = rows[i]
-        s = st[r]
-        o = out[i]
+        scratch[r, 0] = -1
+        scratch[r, 1] = -1
+    for i in range(nb):
+        if kinds[i] != 1:
+            scratch[rows[i], 0] = i
+    for i in range(nb):
+        r = rows[i]
+        b = r * W
+        ob = i * nF
         if kinds[i] == 1:
             bid = x1[i]
             ask = x2[i]
             mid = (bid + ask) * 0.5
             spread = ask - bid
-            s[H_MID] = mid
-            s[H_SPREAD] = spread
-            s[H_QUOTES] += 1.0
-            s[OL + cMID] = mid
-            s[OL + cMID + 1] = spread
-            for f in range(nF):
-                o[f] = s[OL + f]
+            F[b + H_MID] = mid
+            F[b + H_SPREAD] = spread
+            F[b + H_QUOTES] += 1.0
+            F[b + OL + cMID] = mid
+            F[b + OL + cMID + 1] = spread
+            j = scratch[r, 1]
+            if j >= 0:
+                jb = j * nF
+                for f in range(cMID):
+                    OF[ob + f] = OF[jb + f]
+            else:
+                for f in range(cMID):
+                    OF[ob + f] = F[b + OL + f]
+            OF[ob + cMID] = mid
+            OF[ob + cMID + 1] = spread
             continue
         p = x1[i]
         q = x2[i]
-        k = int(s[H_COUNT])
-        s[H_COUNT] = k + 1
+        k = int(F[b + H_COUNT])
+        F[b + H_COUNT] = k + 1
         km = k & m
-        s[OP + km] = p
-        s[OQ + km] = q
+        F[b + OP + km] = p
+        F[b + OQ + km] = q
         # returns
         for j in range(nR):
             n = R[j]
             if k >= n:
-                o[j] = p / s[OP + ((k - n) & m)] - 1.0
+                OF[ob + j] = p / F[b + OP + ((k - n) & m)] - 1.0
             else:
-                o[j] = _NAN
+                OF[ob + j] = _NAN
         # log returns -> volatility; price changes -> RSI
         if k >= 1:
-            pp = s[OP + ((k - 1) & m)]
+            pp = F[b + OP + ((k - 1) & m)]
             kr = k - 1
-            s[OR + (kr & m)] = math.log(p / pp)
-            for j in range(nV):
-                w = V[j]
-                m2, s1, n = _win_push(s, OR, m, kr, w, OVOL + 6 * j)
-                if kr >= w - 1:
-                    o[cV + j] = math.sqrt(m2 / (w - 1))
-                else:
-                    o[cV + j] = _NAN
+            F[b + OR + (kr & m)] = math.log(p / pp)
             ch = p - pp
             for j in range(nM):
                 n = M[j]
                 og = ORSI + 2 * j
                 if k <= n:
                     if ch < 0.0:
-                        s[og + 1] -= ch
+                        F[b + og + 1] -= ch
                     else:
-                        s[og] += ch
+                        F[b + og] += ch
                     if k == n:
-                        s[og] /= n
-                        s[og + 1] /= n
-                    g = s[og]
-                    lo = s[og + 1]
+                        F[b + og] /= n
+                        F[b + og + 1] /= n
+                    g = F[b + og]
+                    lo = F[b + og + 1]
                 else:
-                    g = s[og] * (n - 1)
-                    lo = s[og + 1] * (n - 1)
+                    g = F[b + og] * (n - 1)
+                    lo = F[b + og + 1] * (n - 1)
                     if ch < 0.0:
                         lo -= ch
                     else:
                         g += ch
                     g = g / n
                     lo = lo / n
-                    s[og] = g
-                    s[og + 1] = lo
+                    F[b + og] = g
+                    F[b + og + 1] = lo
                 if k >= n:
                     sg = g + lo
-                    o[cM + j] = 100.0 * (g / sg) if sg != 0.0 else 0.0
+                    OF[ob + cM + j] = 100.0 * (g / sg) if sg != 0.0 else 0.0
                 else:
-                    o[cM + j] = _NAN
+                    OF[ob + cM + j] = _NAN
         else:
             for j in range(nV):
-                o[cV + j] = _NAN
+                OF[ob + cV + j] = _NAN
             for j in range(nM):
-                o[cM + j] = _NAN
+                OF[ob + cM + j] = _NAN
         # volume mean, ratio, vwap: running sums of positive terms, recomputed exactly
         # every v updates or when what was removed dwarfs what is left
         for j in range(nVP):
             v = VP[j]
             ov = OVM + 6 * j
-            recompute = k == 0 or k - int(s[ov + 4]) >= v
+            recompute = k == 0 or k - I[b + ov + 4] >= v
             if not recompute:
                 pq = p * q
-                sq = s[ov] + q
-                spq = s[ov + 1] + pq
-                mass = s[ov + 2] + q
-                mass_pq = s[ov + 3] + pq
-                nnz = s[ov + 5] + (1.0 if q != 0.0 else 0.0)
+                sq = F[b + ov] + q
+                spq = F[b + ov + 1] + pq
+                mass = F[b + ov + 2] + q
+                mass_pq = F[b + ov + 3] + pq
+                nnz = F[b + ov + 5] + (1.0 if q != 0.0 else 0.0)
                 if k >= v:
                     t = (k - v) & m
-                    qq = s[OQ + t]
-                    pq = s[OP + t] * qq
+                    qq = F[b + OQ + t]
+                    pq = F[b + OP + t] * qq
                     sq -= qq
                     spq -= pq
                     mass += qq
@@ -307,45 +248,144 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
                 spq = 0.0
                 nnz = 0.0
                 for t in range(k - n + 1, k + 1):
-                    qq = s[OQ + (t & m)]
+                    qq = F[b + OQ + (t & m)]
                     sq += qq
-                    spq += s[OP + (t & m)] * qq
+                    spq += F[b + OP + (t & m)] * qq
                     if qq != 0.0:
                         nnz += 1.0
                 mass = sq
                 mass_pq = spq
-                s[ov + 4] = k
-            s[ov] = sq
-            s[ov + 1] = spq
-            s[ov + 2] = mass
-            s[ov + 3] = mass_pq
-            s[ov + 5] = nnz
+                I[b + ov + 4] = k
+            F[b + ov] = sq
+            F[b + ov + 1] = spq
+            F[b + ov + 2] = mass
+            F[b + ov + 3] = mass_pq
+            F[b + ov + 5] = nnz
             if k >= v - 1:
                 if nnz > 0.0:
-                    ma = sq / v
-                    o[cVMA + j] = ma
-                    o[cVR + j] = q / ma
-                    o[cVW + j] = spq / sq
+                    ma = sq * iVP[j]
+                    OF[ob + cVMA + j] = ma
+                    OF[ob + cVR + j] = q / ma
+                    OF[ob + cVW + j] = spq / sq
                 else:
-                    o[cVMA + j] = 0.0
-                    o[cVR + j] = _NAN
-                    o[cVW + j] = _NAN
+                    OF[ob + cVMA + j] = 0.0
+                    OF[ob + cVR + j] = _NAN
+                    OF[ob + cVW + j] = _NAN
             else:
-                o[cVMA + j] = _NAN
-                o[cVR + j] = _NAN
-                o[cVW + j] = _NAN
+                OF[ob + cVMA + j] = _NAN
+                OF[ob + cVR + j] = _NAN
+                OF[ob + cVW + j] = _NAN
+        # volatility (log returns, windows V, ending at k - 1) and z-score (prices,
+        # windows V, ending at k): one loop over the 2 * nV shifted-sum windows.
+        # Slots per window: S1 = sum(x - c), S2 = sum((x - c)^2), mass = sum of every
+        # d^2 added or removed since the last exact recompute, shift c, index of c (int64).
+        for jj in range(0 if k >= 1 else nV, 2 * nV):
+            if jj < nV:
+                jw = jj
+                rw = b + OR
+                kk = k - 1
+                ow = b + OVOL + 6 * jw
+            else:
+                jw = jj - nV
+                rw = b + OP
+                kk = k
+                ow = b + OZ + 6 * jw
+            ww = V[jw]
+            xw = F[rw + (kk & m)]
+            if kk >= ww - 1:
+                nw = ww
+                inv_n = iV[jw]
+            else:
+                nw = kk + 1
+                inv_n = 1.0 / nw
+            if kk == 0 or kk - I[ow + 4] >= ww:
+                recompute = True  # the shift is leaving the window: re-centre on the newest value
+            else:
+                cw = F[ow + 3]
+                dw = xw - cw
+                s1 = F[ow] + dw
+                d2 = dw * dw
+                s2 = F[ow + 1] + d2
+                mass = F[ow + 2] + d2
+                if kk >= ww:
+                    dy = F[rw + ((kk - ww) & m)] - cw
+                    dy2 = dy * dy
+                    s1 -= dy
+                    s2 -= dy2
+                    mass += dy2
+                m2 = s2 - s1 * s1 * inv_n
+                # rounding error of the running sums is ~ n * eps * mass: keep it below
+                # ~1e-11 of M2, else recompute exactly (this also makes a flat window exactly 0)
+                recompute = m2 * MASS_RATIO < mass
+                if not recompute:
+                    F[ow] = s1
+                    F[ow + 1] = s2
+                    F[ow + 2] = mass
+            if recompute:
+                s1 = 0.0
+                s2 = 0.0
+                for tw in range(kk - nw + 1, kk + 1):
+                    dw = F[rw + (tw & m)] - xw
+                    s1 += dw
+                    s2 += dw * dw
+                F[ow] = s1
+                F[ow + 1] = s2
+                F[ow + 2] = s2
+                F[ow + 3] = xw
+                I[ow + 4] = kk
+                m2 = s2 - s1 * s1 * inv_n
+            if m2 < 0.0:
+                m2 = 0.0
+            if jj < nV:
+                if kk >= ww - 1:
+                    OF[ob + cV + jw] = math.sqrt(m2 * iV1[jw])
+                else:
+                    OF[ob + cV + jw] = _NAN
+            elif kk >= ww - 1 and m2 > 0.0:
+                OF[ob + cZ + jw] = ((p - F[ow + 3]) - s1 * iV[jw]) / math.sqrt(m2 * iV1[jw])
+            else:
+                OF[ob + cZ + jw] = _NAN
         # support / resistance
-        _extremes(s, ODQ, L, nmax, dq, OP, m, k, p, True, o, cSUP)
-        _extremes(s, ODQ2, L, nmax, dq, OP, m, k, p, False, o, cRES)
-        # z-score of the price in its window
-        for j in range(nV):
-            w = V[j]
-            oz = OZ + 6 * j
-            m2, s1, n = _win_push(s, OP, m, k, w, oz)
-            if k >= w - 1 and m2 > 0.0:
-                o[cZ + j] = ((p - s[oz + 3]) - s1 / w) / math.sqrt(m2 / (w - 1))
-            else:
-                o[cZ + j] = _NAN
+        # one monotonic deque per side (0: min, 1: max) sized for the largest level;
+        # the levels are nested (all end at k), so level j's extreme is the first
+        # entry younger than n_j, found from a per-level pointer that only moves
+        # forward by one (or back to the tail when pops removed it).
+        # Int64 slots per side: head, tail (absolute positions), one pointer per
+        # level, then ``dq`` (a power of two) tick indices.
+        for side in range(2):
+            od = b + (ODQ if side == 0 else ODQ2)
+            bq = od + 2 + nL
+            head = I[od]
+            tail = I[od + 1]
+            if tail > head and I[bq + (head & dm)] <= k - nmax:
+                head += 1
+            while tail > head:
+                y = F[b + OP + (I[bq + ((tail - 1) & dm)] & m)]
+                if (y >= p) if side == 0 else (y <= p):
+                    tail -= 1
+                else:
+                    break
+            I[bq + (tail & dm)] = k
+            tail += 1
+            I[od] = head
+            I[od + 1] = tail
+            col = ob + (cSUP if side == 0 else cRES)
+            for j in range(nL):
+                n = L[j]
+                f = I[od + 2 + j]
+                if f < head:
+                    f = head
+                if f > tail - 1:
+                    f = tail - 1
+                idx = I[bq + (f & dm)]
+                if idx <= k - n:
+                    f += 1
+                    idx = I[bq + (f & dm)]
+                I[od + 2 + j] = f
+                if k >= n - 1:
+                    OF[col + j] = F[b + OP + (idx & m)]
+                else:
+                    OF[col + j] = _NAN
         # EMAs seeded by the first price, MACD, its signal seeded by the first MACD
         if k == 0:
             ef = p
@@ -353,24 +393,26 @@ def _update(st, R, V, M, VP, L, lay, kinds, rows, x1, x2, out):
             macd = 0.0
             sig = 0.0
         else:
-            ef = s[H_EMA_FAST]
-            es = s[H_EMA_SLOW]
+            ef = F[b + H_EMA_FAST]
+            es = F[b + H_EMA_SLOW]
             ef = (p - ef) * a_fast + ef
             es = (p - es) * a_slow + es
             macd = ef - es
-            sig = s[H_SIGNAL]
+            sig = F[b + H_SIGNAL]
             sig = (macd - sig) * a_sig + sig
-        s[H_EMA_FAST] = ef
-        s[H_EMA_SLOW] = es
-        s[H_SIGNAL] = sig
-        o[cEMA] = ef
-        o[cEMA + 1] = es
-        o[cEMA + 2] = macd
-        o[cEMA + 3] = sig
-        o[cMID] = s[H_MID]
-        o[cMID + 1] = s[H_SPREAD]
-        for f in range(nF):
-            s[OL + f] = o[f]
+        F[b + H_EMA_FAST] = ef
+        F[b + H_EMA_SLOW] = es
+        F[b + H_SIGNAL] = sig
+        OF[ob + cEMA] = ef
+        OF[ob + cEMA + 1] = es
+        OF[ob + cEMA + 2] = macd
+        OF[ob + cEMA + 3] = sig
+        OF[ob + cMID] = F[b + H_MID]
+        OF[ob + cMID + 1] = F[b + H_SPREAD]
+        scratch[r, 1] = i
+        if scratch[r, 0] == i:
+            for f in range(nF):
+                F[b + OL + f] = OF[ob + f]
 
 
 def _next_pow2(n: int) -> int:
@@ -381,7 +423,14 @@ def _next_pow2(n: int) -> int:
 
 
 class Layout:
-    """Offsets of one state row for a FeatureConfig."""
+    """Offsets of one state row for a FeatureConfig (layout version ``LAYOUT_VERSION``).
+
+    The row is float64; the slots holding tick indices (window shift positions,
+    recompute marks, deque head/tail/pointers/entries) are int64, read and
+    written through ``row.view(np.int64)``.
+    """
+
+    version = LAYOUT_VERSION
 
     def __init__(self, config: FeatureConfig):
         self.config = config
@@ -418,9 +467,16 @@ class Layout:
         self.array = np.array(
             [self.ring, self.prices, self.log_returns, self.sizes, self.vol, self.zscore,
              self.rsi, self.volume, self.deques, self.last, len(self.names), EMA_FAST, EMA_SLOW,
-             MACD_SIGNAL, self.deque],
+             MACD_SIGNAL, self.deque, max(c.price_levels)],
             dtype=np.int64,
         )
+        n = max(len(c.volatility_windows), len(c.volume_periods))
+        inv = np.zeros((3, n), dtype=np.float64)
+        vw = np.asarray(c.volatility_windows, dtype=np.float64)
+        inv[0, :len(vw)] = 1.0 / vw
+        inv[1, :len(vw)] = 1.0 / (vw - 1.0)
+        inv[2, :len(c.volume_periods)] = 1.0 / np.asarray(c.volume_periods, dtype=np.float64)
+        self.inverses = inv
 
     def blank(self) -> np.ndarray:
         row = np.zeros(self.width, dtype=np.float64)

@@ -24,7 +24,16 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
 
     values: pd.Series = series["values"]
     weights: pd.DataFrame = series["weights"]
-    made = []
+    made: list[tuple[str, str]] = []
+
+    def save(fig, filename: str, label: str, dates: bool = True) -> None:
+        if dates:
+            fig.autofmt_xdate()
+        fig.tight_layout()
+        fig.savefig(dest / filename, dpi=100)
+        plt.close(fig)
+        made.append((label, filename))
+
     idx = values.index.tz_localize(None) if values.index.tz is not None else values.index
 
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -32,11 +41,7 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
     ax.set_title("Equity curve")
     ax.set_ylabel("portfolio value")
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(dest / "equity.png", dpi=100)
-    plt.close(fig)
-    made.append(("Equity curve", "equity.png"))
+    save(fig, "equity.png", "Equity curve")
 
     wealth = values / values.iloc[0]
     dd = wealth / wealth.cummax() - 1.0
@@ -45,11 +50,7 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
     ax.set_title("Drawdown")
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(dest / "drawdown.png", dpi=100)
-    plt.close(fig)
-    made.append(("Drawdown", "drawdown.png"))
+    save(fig, "drawdown.png", "Drawdown")
 
     if not weights.empty:
         cols = [c for c in weights.columns if weights[c].abs().max() > 1e-6]
@@ -59,11 +60,7 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
         ax.set_ylim(0, max(1.0, float(weights.sum(axis=1).max())))
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
-        fig.autofmt_xdate()
-        fig.tight_layout()
-        fig.savefig(dest / "weights.png", dpi=100)
-        plt.close(fig)
-        made.append(("Weights over time", "weights.png"))
+        save(fig, "weights.png", "Weights over time")
 
     rc = results.get("risk_contributions") or {}
     if rc:
@@ -75,10 +72,7 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
         ax.set_title("Risk contributions of the final target weights")
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(dest / "risk_contributions.png", dpi=100)
-        plt.close(fig)
-        made.append(("Risk contributions", "risk_contributions.png"))
+        save(fig, "risk_contributions.png", "Risk contributions", dates=False)
     return made
 
 

@@ -27,7 +27,6 @@ import asyncio
 import json
 import logging
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from consumers.portfolio.risk_models import estimate, risk_contributions
 from consumers.risk.config import RiskConfig
 from consumers.risk.metrics import risk_metrics
 from consumers.risk.processor import RiskProcessor
+from streaming.config import read_toml
 from streaming.workflow.data import load_prices, select
 from streaming.workflow.pipeline import Collected, Progress, replay
 
@@ -63,7 +63,7 @@ class WorkflowConfig:
 
     @classmethod
     def load(cls, path: str | None) -> "WorkflowConfig":
-        data = tomllib.loads(Path(path).read_text()) if path else {}
+        data = read_toml(path) if path else {}
         unknown = set(data) - {"workflow", "portfolio", "execution", "risk", "features"}
         if unknown:
             raise ValueError(f"unknown config tables: {', '.join(sorted(unknown))}")

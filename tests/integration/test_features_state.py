@@ -91,35 +91,43 @@ def _assert_matches_offline(live: list[FeatureVector], expected: dict[tuple[str,
     assert set(seen) == set(expected), f"missing: {sorted(set(expected) - set(seen))[:5]}"
 
 
-async def _enough(bus: KafkaBus, n: int) -> bool:
-    return len({(f.symbol, f.seq) for f in await _features(bus)}) >= n
-
-
-async def test_kill_9_and_restart_publishes_the_uninterrupted_values(kafka_url, processes, tmp_path):
+async def _setup(kafka_url: str, tmp_path: Path) -> tuple[list[Bar], dict[tuple[str, int], dict], KafkaBus]:
+    """The bars, the features computed offline from them, and a bus with the topics."""
     bars, long_csv = _bars(tmp_path)
     expected = _offline_features(long_csv)
     bus = KafkaBus(kafka_url)
     await bus.ensure_topics(["bars.v1", "ticks.v1", "features.v1"])
+    return bars, expected, bus
+
+
+async def _enough(bus: KafkaBus, n: int) -> bool:
+    return len({(f.symbol, f.seq) for f in await _features(bus)}) >= n
+
+
+@pytest.mark.parametrize("mode", ["at-least-once", "exactly-once"])
+async def test_kill_9_and_restart_publishes_the_uninterrupted_values(kafka_url, processes, tmp_path, mode):
+    bars, expected, bus = await _setup(kafka_url, tmp_path)
     half = len(bars) // 2
     await _publish(bus, bars[:half])
-    first = processes.start("consume", "features", "--bus", kafka_url, name="features-a")
+    eos = ["--exactly-once"] if mode == "exactly-once" else []
+    first = processes.start("consume", "features", "--bus", kafka_url, *eos, name="features-a")
     await wait_until(lambda: _enough(bus, half // 2), 120, what="features from the first instance")
     await asyncio.sleep(3)  # let at least one periodic snapshot land mid-stream
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     await _publish(bus, bars[half:])
-    second = processes.start("consume", "features", "--bus", kafka_url, name="features-b")
+    second = processes.start("consume", "features", "--bus", kafka_url, *eos, name="features-b")
     await wait_until(lambda: _enough(bus, len(expected)), 180, what="features for every bar")
     assert processes.stop(second) == 0, processes.log(second)[-3000:]
-    _assert_matches_offline(await _features(bus), expected)
+    live = await _features(bus)
+    _assert_matches_offline(live, expected)
+    if eos:  # read_committed readers see every vector exactly once, despite the kill
+        assert len(live) == len(expected), f"{len(live) - len(expected)} duplicates"
     await bus.close()
 
 
 async def test_a_second_member_takes_over_partitions_and_their_state(kafka_url, processes, tmp_path):
-    bars, long_csv = _bars(tmp_path)
-    expected = _offline_features(long_csv)
-    bus = KafkaBus(kafka_url)
-    await bus.ensure_topics(["bars.v1", "ticks.v1", "features.v1"])
+    bars, expected, bus = await _setup(kafka_url, tmp_path)
     third = len(bars) // 3
     await _publish(bus, bars[:third])
     a = processes.start("consume", "features", "--bus", kafka_url, name="member-a")

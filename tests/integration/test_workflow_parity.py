@@ -4,56 +4,31 @@ and through the workflow's stage-by-stage replay give identical features, target
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from streaming.bus.kafka import KafkaBus
 from streaming.codec import decode, encode, key_for
 from streaming.runner import Runner, RunnerSettings
-from streaming.workflow.data import bars_for_day, load_prices, select
-from streaming.workflow.pipeline import replay
-from streaming.workflow.run import WorkflowConfig, build_processors
+from tests.helpers import replay_small_workflow
 
 pytestmark = pytest.mark.kafka
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "stock_prices_20.csv"
 TOPICS = ("features.v1", "targets.v1", "orders.v1", "fills.v1")
-CONFIG = """
-[workflow]
-warmup = 60
-[portfolio]
-lookback = 60
-min_history = 40
-objective = "min_variance"
-risk_model = "ledoit_wolf"
-[portfolio.schedule]
-frequency = "weekly"
-[portfolio.constraints]
-max_weight = 0.4
-[execution]
-max_position_weight = 0.5
-"""
 
 
 async def test_live_consumers_on_kafka_equal_the_workflow_replay(kafka_url, tmp_path):
-    symbols = ["AAPL", "MA", "JPM", "XOM", "WMT", "PFE"]
-    cfg_file = tmp_path / "wf.toml"
-    cfg_file.write_text(CONFIG)
-    cfg = WorkflowConfig.load(str(cfg_file))
-    data = load_prices(str(DATA))
-    close, first = select(data, symbols, "2016-06-01", "2016-12-31", 60)
-    replayed = await replay(data, close, build_processors(cfg, symbols, first))
+    wf = await replay_small_workflow(tmp_path)
+    replayed = wf.replayed
 
     bus = KafkaBus(kafka_url)
     await bus.ensure_topics(["bars.v1", "ticks.v1", *TOPICS, "rebalances.v1", "risk.v1", "alerts.v1"])
-    for day, row in close.iterrows():
-        for b in bars_for_day(data, row, day):
-            await bus.publish("bars.v1", key_for("bars.v1", b), encode(b))
+    for b in wf.bars():
+        await bus.publish("bars.v1", key_for("bars.v1", b), encode(b))
     await bus.flush()
     stop = asyncio.Event()
     runners = [Runner(p, bus, RunnerSettings(max_records=97, poll_timeout_ms=100), stop)
-               for p in build_processors(cfg, symbols, first)[:3]]
+               for p in wf.processors()[:3]]
     tasks = [asyncio.create_task(r.run()) for r in runners]
     last = None
     try:

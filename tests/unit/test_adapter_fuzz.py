@@ -261,3 +261,33 @@ def test_parse_many_equals_parse_on_seeds_and_recording():
 def test_parse_many_equals_parse_on_mixed_batches(frames):
     for venue in ("binance", "binance-usdm"):
         _parse_many_matches(ADAPTERS[venue], frames, list(range(10, 10 + len(frames))))
+
+
+# --- parse_many's one-comprehension path (a batch of nothing but trade frames) ---------
+
+def _trade_frame(sym: str, t: int, x: str | None, p: str = "61837.63000000") -> bytes:
+    extra = "" if x is None else f',"X":"{x}"'
+    return (f'{{"stream":"{sym.lower()}@trade","data":{{"e":"trade","E":1,"s":"{sym}","t":{t},'
+            f'"p":"{p}","q":"0.02","T":1723161255342,"m":{"true" if t % 2 else "false"}{extra}}}}}').encode()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(["BTCUSDT", "BTCUSDT", "ETHUSDT", "btcusdt", "BTC-USDT", ""]),
+                          st.integers(0, 2**63 + 5),
+                          st.sampled_from([None, None, "MARKET", "INSURANCE_FUND"]),
+                          st.sampled_from(["61837.63", "1e3", "nan", "-0.5", "0"])),
+                min_size=2, max_size=30),
+       st.sampled_from(["list", "tuple", "one", "bytearray"]))
+def test_parse_many_all_trade_batches(specs, ts_form):
+    frames = [_trade_frame(*s) for s in specs]
+    ts = list(range(100, 100 + len(frames)))
+    if ts_form == "bytearray":
+        frames = [bytearray(f) for f in frames]
+    for venue in ("binance", "binance-usdm"):
+        ad = ADAPTERS[venue]
+        want = []
+        for i, fr in enumerate(frames):
+            want += ad.parse(fr, 7 if ts_form == "one" else ts[i]).ticks
+        arg = 7 if ts_form == "one" else (tuple(ts) if ts_form == "tuple" else ts)
+        assert ad.parse_many(frames, arg) == want
+        _parse_many_matches(ad, frames, ts)

@@ -4,13 +4,12 @@ import asyncio
 import json
 import socket
 
-import pytest
-
 from producers.binance import BinanceAdapter
 from producers.connection import FeedConnection, FeedSettings
 from producers.simulator import SimConfig, SimulatorServer
 from streaming import codec
-from streaming.bus import open_bus, reset_memory_buses
+from streaming.bus import reset_memory_buses
+from tests.helpers import memory_bus, wait_for  # noqa: F401 - memory_bus is the bus fixture
 
 
 class SubscribingBinance(BinanceAdapter):
@@ -29,19 +28,6 @@ def fast_settings(**kw) -> FeedSettings:
                 open_timeout=2.0, close_timeout=0.5, quality_interval=0.2)
     base.update(kw)
     return FeedSettings(**base)
-
-
-async def wait_for(cond, timeout: float = 5.0, what: str = "condition") -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-def bus():
-    reset_memory_buses()
-    yield open_bus("memory://")
-    reset_memory_buses()
 
 
 async def decoded(bus, topic):

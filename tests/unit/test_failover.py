@@ -58,31 +58,16 @@ def test_symbol_map_between_venues():
 # -- integration: two simulator feeds, one arbiter -------------------------------------
 import asyncio  # noqa: E402
 
-import pytest  # noqa: E402
-
 from producers.binance import BinanceAdapter  # noqa: E402
 from producers.connection import FeedConnection, FeedSettings  # noqa: E402
 from producers.failover import FailoverFeed  # noqa: E402
 from producers.simulator import SimConfig, SimulatorServer  # noqa: E402
 from streaming import codec  # noqa: E402
-from streaming.bus import open_bus, reset_memory_buses  # noqa: E402
+from tests.helpers import memory_bus, wait_for as _wait  # noqa: E402, F401 - memory_bus is the bus fixture
 
 
 class AltBinance(BinanceAdapter):
     name = "binance-alt"
-
-
-async def _wait(cond, timeout=5.0):
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-def bus():
-    reset_memory_buses()
-    yield open_bus("memory://")
-    reset_memory_buses()
 
 
 async def test_failover_feed_switches_to_fallback_and_back(bus):

@@ -192,3 +192,50 @@ def test_config_files(tmp_path):
     names = FeatureConfig().feature_names()
     assert len(names) == len(set(names)) == 31
     assert names[:2] == ["return_1", "return_5"] and names[-2:] == ["mid", "spread"]
+
+
+def test_price_levels_beyond_the_ring(btc_trades):
+    """Levels larger than every other window (deque bigger than the price ring), on real and flat/jumpy data."""
+    cfg = FeatureConfig(price_levels=(2, 100, 700), volatility_windows=(3, 7), return_periods=(1,))
+    prices, sizes = btc_trades
+    assert_parity(prices[:4000], sizes[:4000], cfg, label="levels-real")
+    for name in ("flat_stretches", "jumps", "ulp_wiggles"):
+        p, q = _adversarial()[name]
+        assert_parity(p, q, cfg, label=f"levels-{name}")
+
+
+def test_mixed_batch_equals_one_event_per_batch(btc_trades):
+    """Trades and quotes of a few symbols in one batch == the same events one per call (state included)."""
+    prices, sizes = btc_trades
+    rng = np.random.default_rng(7)
+    n = 3000
+    n_sym = 3
+    sym = rng.integers(0, n_sym, n)
+    kinds = (rng.random(n) < 0.3).astype(np.int8)  # 30% quotes
+    x1 = np.where(kinds == 1, prices[:n] - 0.5, prices[:n]) * (1 + sym / 10)
+    x2 = np.where(kinds == 1, prices[:n] + 0.5, sizes[:n])
+    a, b = FeatureEngine(), FeatureEngine()
+    rows_a = np.array([a.add_symbol(i) for i in range(n_sym)])
+    rows_b = np.array([b.add_symbol(i) for i in range(n_sym)])
+    kinds[:5] = 1  # quotes before any trade
+    out_a = a.update(kinds, rows_a[sym], x1, x2)
+    out_b = np.vstack([b.update(kinds[i:i + 1], rows_b[sym[i:i + 1]], x1[i:i + 1], x2[i:i + 1])
+                       for i in range(n)])
+    np.testing.assert_array_equal(out_a, out_b)
+    np.testing.assert_array_equal(a.state[:n_sym], b.state[:n_sym])
+    # a non-contiguous out array is filled too
+    wide = np.zeros((10, 2 * a.n_features))
+    got = a.update_trades(np.zeros(10, dtype=np.int64), prices[n:n + 10], sizes[n:n + 10],
+                          wide[:, ::2])
+    np.testing.assert_array_equal(wide[:, ::2], got)
+    np.testing.assert_array_equal(got, b.update_trades(np.zeros(10, dtype=np.int64), prices[n:n + 10],
+                                                       sizes[n:n + 10]))
+
+
+def test_fingerprint_names_the_state_layout_version():
+    from streaming.kernels.config import STATE_LAYOUT_VERSION
+    from streaming.kernels.features import Layout
+
+    fp = FeatureConfig().fingerprint()
+    assert fp.startswith(f"layout{STATE_LAYOUT_VERSION}:") and STATE_LAYOUT_VERSION >= 2
+    assert Layout(FeatureConfig()).version == STATE_LAYOUT_VERSION

@@ -181,3 +181,17 @@ def test_many_symbols_grow():
     res = proc.process(envs)
     assert len(res.outputs) == 10000 and len(proc.engine) == 2000
     assert res.outputs[-1].event.seq == 5
+
+
+def test_restore_refuses_a_snapshot_of_the_old_state_layout():
+    """Layout 1 (all-float state rows) snapshots carried the bare config JSON as fingerprint."""
+    a = FeaturesProcessor()
+    a.process([Envelope("ticks.v1", 0, 0, b"X", Tick(symbol="X", venue="v", kind="trade", ts_event=1,
+                                                     ts_recv=1, price=1.0, size=1.0))])
+    snap = msgspec.msgpack.decode(a.snapshot(0))
+    assert snap["config"].startswith("layout")
+    snap["config"] = msgspec.json.encode(FeatureConfig()).decode()  # what layout 1 wrote
+    b = FeaturesProcessor()
+    with pytest.raises(ValueError):
+        b.restore(0, msgspec.msgpack.encode(snap))
+    b.restore(0, a.snapshot(0))  # the current layout is accepted

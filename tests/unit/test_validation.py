@@ -262,3 +262,276 @@ def test_validate_many_unknown_kind_and_empty():
     assert v.validate_many([bad], problems) == []
     assert problems[0][0] == 0 and problems[0][1].rejected_reason.startswith("kind:")
     assert v.quality() == {}
+
+
+# --- the vectorized precheck of validate_many must agree with validate() --------------
+
+from unittest.mock import patch  # noqa: E402
+
+import producers.validation as validation_mod  # noqa: E402
+from producers.validation import Verdict  # noqa: E402
+
+# rule sets that exercise every operator the vector precheck evaluates
+VECTOR_RULES = {
+    "default": None,
+    "compare": """
+[[rules]]
+name = "size_above_price"
+conditions = [{ field = "size", operator = "greater_than", value_field = "price" }]
+actions = [{ type = "flag", severity = "warning" }]
+
+[[rules]]
+name = "future"
+conditions = [{ field = "ts_event", operator = "greater_than", value = 1.8e18 }]
+actions = [{ type = "flag", severity = "info" }]
+""",
+    "every_operator": """
+[[rules]]
+name = "band"
+kinds = ["trade"]
+symbols = ["A"]
+conditions = [{ field = "price", operator = "between", value = [1.5, 1000], negate = true }]
+actions = [{ type = "flag", severity = "warning" }]
+
+[[rules]]
+name = "big"
+match = "any"
+conditions = [
+  { field = "size", operator = "greater_than", value = 1e5, inclusive = true },
+  { field = "seq", operator = "greater_than", value = 1e15 },
+  { field = "ts_event", operator = "less_than", value = 1.5e9 },
+  { field = "ts_event", operator = "greater_than", value = 1.8e18 },
+]
+actions = [{ type = "flag", severity = "info" }]
+
+[[rules]]
+name = "size_above_price"
+kinds = ["trade"]
+conditions = [{ field = "size", operator = "greater_than", value_field = "price" },
+              { field = "seq", operator = "not_null" }]
+actions = [{ type = "flag", severity = "warning" }]
+
+[[rules]]
+name = "gap"
+conditions = [{ field = "ts_event", operator = "stale_for", value = 3.0, reference = "previous" }]
+actions = [{ type = "flag", severity = "warning" }]
+
+[[rules]]
+name = "late"
+conditions = [{ field = "latency_s", operator = "greater_than", value = 4.0 }]
+actions = [{ type = "flag", severity = "info" }]
+
+[[rules]]
+name = "ts_order"
+conditions = [{ field = "ts_event", operator = "out_of_order", allow_equal = false, negate = true },
+              { field = "price", operator = "max_jump_pct", value = 50.0 }]
+actions = [{ type = "flag", severity = "warning" }]
+
+[[rules]]
+name = "seq_jump"
+kinds = ["trade"]
+conditions = [{ field = "seq", operator = "max_jump_pct", value = 50.0 }]
+actions = [{ type = "flag", severity = "info" }]
+
+[[rules]]
+name = "no_size"
+kinds = ["trade"]
+conditions = [{ field = "size", operator = "is_null" }]
+actions = [{ type = "fill", field = "size", method = "last", max_age_s = 2.0 }]
+
+[[rules]]
+name = "bid_ask_missing"
+kinds = ["quote"]
+match = "any"
+conditions = [{ field = "bid", operator = "is_null" }, { field = "ask", operator = "is_null" }]
+actions = [{ type = "reject" }]
+
+[quality]
+min_samples = 3
+required_fields = { trade = ["price", "side"], quote = ["bid"] }
+""",
+}
+
+
+def _validators(name: str, **kw) -> Validator:
+    text = VECTOR_RULES[name]
+    return Validator(**kw) if text is None else Validator(Validator.from_toml(text).config, **kw)
+
+
+def _state_of(v: Validator) -> dict:
+    return {k: {s: (st.last, st.good, st.good_ts) for s, st in sts.items()}
+            for k, sts in v._states.items()}
+
+
+# mostly clean runs of one symbol (the case the precheck is for), with rule triggers,
+# nulls, ints in float fields and values at the edges of what numpy can judge exactly
+_vprices = st.one_of(
+    st.sampled_from([100.0, 100.5, 101.0, 99.5, 100.25, 150.0, 50.0, 200.0]),
+    st.sampled_from([100.0, 100.0, 111.0, 89.0, 0.0, -1.0, 0.5, 2e6, 1e300, -0.0, None, 100,
+                     2**52, 2**53 + 1, float("inf"), float("nan"), True]),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-10, max_value=1e6),
+)
+_vticks = st.builds(
+    lambda kind, sym, p, s, ts, lag, seq: Tick(
+        symbol=sym, venue="t", kind=kind, ts_event=ts, ts_recv=ts + lag,
+        price=p if kind == "trade" else None, size=s if kind == "trade" else None,
+        side="buy" if kind == "trade" else None,
+        bid=p if kind == "quote" else None, ask=s if kind == "quote" else None,
+        bid_size=1.0 if kind == "quote" else None, ask_size=1.0 if kind == "quote" else None, seq=seq),
+    st.sampled_from(["trade"] * 6 + ["quote"]), st.sampled_from(["A"] * 6 + ["B"]),
+    _vprices, _vprices,
+    st.one_of(st.integers(0, 40).map(lambda x: 1_700_000_000 * S + x * S // 2),
+              st.sampled_from([0, 1, 2**61, 2**61 + 1, -(2**61) - 1, 2**63 - 1])),
+    st.one_of(st.just(0), st.integers(-8, 8).map(lambda x: x * S),
+              st.sampled_from([2**53, 2**53 + 1, 4 * S, 4 * S + 1])),
+    st.one_of(st.integers(0, 6), st.none(), st.sampled_from([2**52, 2**52 + 3, 2**62, 2**63 - 1])),
+)
+
+
+_EDGES = {
+    "price": [100.0, 150.0, 50.0, 200.0, 2.0**53, 0.0, -1.0, -0.0, None, 100, 2**52, 2**52 + 1, 2**53 + 1,
+              1e300, float("inf"), float("nan"), True, 1.5, 1000.0, 1000.5],
+    "size": [None, 0.0, -1.0, 1e5, 99999.99, 2.0, 200.0, 7, float("inf"), 2**53 + 1, 2.0**53],
+    "seq": [None, 0, 3, 2**52, 2**52 + 3, 2**61, 2**61 + 1, 2**62, 2**63 - 1, -(2**61) - 1, 1.5, True],
+    "ts_event": [0, 1, 1_500_000_000, 2**61, 2**61 + 1, -(2**61) - 1, 2**63 - 1, None, 1.0e18,
+                 1_800_000_000_000_000_000, 1_800_000_000_000_000_001, 1_799_999_999_999_999_999],
+    "lag": [0, 4 * S, 4 * S + 1, 6 * S, -6 * S, 2**53, 2**53 + 1, 2**54],
+    "symbol": ["B", "A"],
+    "kind": ["quote"],
+}
+
+
+@st.composite
+def _runs(draw):
+    """A clean run of one symbol's trades (the case the precheck is for) with a few
+    edits at random places: rule triggers, nulls, ints in float fields, values at
+    the edges of what numpy can judge exactly, another symbol or kind."""
+    n = draw(st.integers(0, 90))
+    steps = draw(st.lists(st.sampled_from([0.0, 0.25, -0.25, 0.5, 1.0, 5.0, 60.0]), min_size=n, max_size=n))
+    gaps = draw(st.lists(st.sampled_from([0, 1, S // 2, S, 3 * S, 3 * S + 1]), min_size=n, max_size=n))
+    out, price, ts = [], 100.0, 1_700_000_000 * S
+    for i in range(n):
+        price = max(1.0, price + steps[i])
+        ts += gaps[i]
+        out.append(Tick(symbol="A", venue="t", kind="trade", ts_event=ts, ts_recv=ts, price=price,
+                        size=1.0, side="buy", seq=i + 1))
+    for _ in range(draw(st.integers(0, 4)) if n else 0):
+        t = out[draw(st.integers(0, n - 1))]
+        f = draw(st.sampled_from(sorted(_EDGES)))
+        v = draw(st.sampled_from(_EDGES[f]))
+        if f == "lag":
+            t.ts_recv = t.ts_event + v if type(t.ts_event) is int else t.ts_recv
+        elif f == "kind":
+            t.kind, t.bid, t.ask = "quote", t.price, t.size
+        else:
+            setattr(t, f, v)
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_runs(), st.lists(_vticks, max_size=60)), st.sampled_from(sorted(VECTOR_RULES)),
+       st.sampled_from([1, 2, 5, 32]))
+def test_vector_precheck_equals_validate(seq_of_ticks, rules, min_vec):
+    one = _validators(rules)
+    many = _validators(rules)
+    want_acc, want_problems = [], []
+    for i, t in enumerate(seq_of_ticks):
+        try:
+            v = one.validate(_copy(t))
+        except TypeError:  # e.g. a null time: validate raises, so does validate_many
+            with pytest.raises(TypeError), patch.object(validation_mod, "_MIN_VEC", min_vec):
+                _validators(rules).validate_many([_copy(t) for t in seq_of_ticks])
+            return
+        if v.accepted is not None:
+            want_acc.append(v.accepted)
+        if v.accepted is None or v.flags:
+            want_problems.append((i, v))
+    problems: list = []
+    with patch.object(validation_mod, "_MIN_VEC", min_vec):
+        got = many.validate_many([_copy(t) for t in seq_of_ticks], problems)
+    assert got == want_acc
+    assert problems == want_problems
+    assert many.quality() == one.quality()
+    assert _state_of(many) == _state_of(one)
+
+
+@pytest.mark.parametrize("rules", sorted(VECTOR_RULES))
+def test_vector_precheck_on_long_clean_and_dirty_runs(rules):
+    """Windows, the scalar stretch after a short prefix, and state carried across
+    calls: thousands of ticks, clean stretches with a rule firing now and then."""
+    rng = __import__("random").Random(7)
+    ticks, seq, ts = [], 0, 1_700_000_000 * S
+    for i in range(6000):
+        seq += 1
+        ts += rng.choice([0, 1, 10**6, S])
+        price = 100.0 + rng.random()
+        if rng.random() < (0.002 if i < 3000 else 0.2):  # rare, then frequent triggers
+            price = rng.choice([150.0, -1.0, None, 0.0])
+            seq -= rng.choice([0, 2])
+        ticks.append(Tick(symbol="A" if i % 1000 < 900 else "B", venue="t", kind="trade",
+                          ts_event=ts, ts_recv=ts + rng.choice([0, 6 * S]) if i % 97 == 0 else ts,
+                          price=price, size=1.0, side="buy", seq=seq))
+    one, many, scalar = _validators(rules), _validators(rules), _validators(rules, vector=False)
+    want = [(v.accepted is not None, [f.rule for f in v.flags]) for v in map(one.validate, map(_copy, ticks))]
+    for lo in range(0, len(ticks), 1500):  # state carried from one call to the next
+        chunk = [_copy(t) for t in ticks[lo:lo + 1500]]
+        p1: list = []
+        p2: list = []
+        got = many.validate_many(chunk, p1)
+        ref = scalar.validate_many([_copy(t) for t in ticks[lo:lo + 1500]], p2)
+        assert got == ref and p1 == p2
+        flagged = {i: v for i, v in p1}
+        for i in range(len(chunk)):
+            acc, flags = want[lo + i]
+            v = flagged.get(i)
+            assert (v is None and acc and not flags) or (
+                v is not None and (v.accepted is not None) == acc and [f.rule for f in v.flags] == flags)
+    assert many.quality() == one.quality() == scalar.quality()
+    assert _state_of(many) == _state_of(one)
+    assert isinstance(p1[0][1], Verdict) if p1 else True
+
+
+def _clean(n: int, base: int = 1_700_000_000 * S, **last) -> list[Tick]:
+    out = [Tick(symbol="A", venue="t", kind="trade", ts_event=base + i, ts_recv=base + i,
+                price=100.0, size=1.0, side="buy", seq=i + 1) for i in range(n)]
+    for f, v in last.items():
+        setattr(out[-1], f, v)
+    return out
+
+
+@pytest.mark.parametrize("rules", sorted(VECTOR_RULES))
+@pytest.mark.parametrize("name, edit", [
+    ("jump exactly at the limit (50%)", {"price": 150.0}),
+    ("jump over the limit", {"price": 150.5}),
+    ("duplicate seq", {"seq": 40}),
+    ("equal ts_event", {"ts_event": 1_700_000_000 * S + 39}),
+    ("ts_event one above a float threshold", {"base": 18 * 10**17 - 40, "ts_event": 18 * 10**17 + 1,
+                                               "ts_recv": 18 * 10**17 + 1}),
+    ("ts_event one below a float threshold", {"base": 18 * 10**17 - 40, "ts_event": 18 * 10**17 - 1,
+                                               "ts_recv": 18 * 10**17 - 1}),
+    ("int size just above a float price", {"size": 2**53 + 1, "price": 2.0**53}),
+    ("latency just over", {"ts_recv": 1_700_000_000 * S + 40 + 5 * S + 1}),
+    ("latency exactly at", {"ts_recv": 1_700_000_000 * S + 40 + 5 * S}),
+    ("null seq", {"seq": None}),
+    ("null price", {"price": None}),
+    ("int price", {"price": 100}),
+    ("bool price", {"price": True}),
+    ("huge int seq", {"seq": 2**63 - 1}),
+    ("float seq", {"seq": 41.0}),
+])
+def test_vector_precheck_edges(rules, name, edit):
+    """A clean run, then one tick at an edge, then more clean ticks: the vector
+    precheck must stop (or not) exactly where the rule loop flags."""
+    seq_of_ticks = _clean(41, **edit) + [
+        Tick(symbol="A", venue="t", kind="trade", ts_event=1_700_000_000 * S + 50 + i,
+             ts_recv=1_700_000_000 * S + 50 + i, price=100.0, size=1.0, side="buy", seq=60 + i)
+        for i in range(40)]
+    one = _validators(rules)
+    want = [one.validate(_copy(t)) for t in seq_of_ticks]
+    for min_vec in (1, 32):
+        many, problems = _validators(rules), []
+        with patch.object(validation_mod, "_MIN_VEC", min_vec):
+            got = many.validate_many([_copy(t) for t in seq_of_ticks], problems)
+        assert got == [v.accepted for v in want if v.accepted is not None], name
+        assert problems == [(i, v) for i, v in enumerate(want) if v.accepted is None or v.flags], name
+        assert many.quality() == one.quality() and _state_of(many) == _state_of(one)

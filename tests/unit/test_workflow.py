@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from streaming.cli import main
+from tests.helpers import replay_small_workflow, write_small_workflow_config
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "stock_prices_20.csv"
 SYMBOLS = "GOOG,AAPL,FB,BABA,AMZN,GE,AMD,WMT,BAC,GM,T,UAA,SHLD,XOM,RRC,BBY,MA,PFE,JPM,SBUX"
@@ -62,26 +63,6 @@ def test_two_runs_give_identical_results(two_years, tmp_path):
     assert (tmp_path / "results.json").read_bytes() == (two_years / "results.json").read_bytes()
 
 
-def _small_config(tmp_path) -> Path:
-    cfg = tmp_path / "wf.toml"
-    cfg.write_text("""
-[workflow]
-warmup = 60
-[portfolio]
-lookback = 60
-min_history = 40
-objective = "min_variance"
-risk_model = "ledoit_wolf"
-[portfolio.schedule]
-frequency = "weekly"
-[portfolio.constraints]
-max_weight = 0.4
-[execution]
-max_position_weight = 0.5
-""")
-    return cfg
-
-
 def test_long_ohlcv_csv_and_bad_input(tmp_path, capsys):
     wide = pd.read_csv(DATA, parse_dates=["date"]).set_index("date")[["AAPL", "MA", "JPM", "XOM"]]
     long = wide.loc["2016-01-01":"2016-12-31"].stack().rename("close").reset_index()
@@ -91,7 +72,7 @@ def test_long_ohlcv_csv_and_bad_input(tmp_path, capsys):
     long.to_csv(path, index=False)
     out = tmp_path / "out"
     rc = main(["workflow", "run", "--prices", str(path), "--symbols", "AAPL,MA,JPM,XOM", "--start", "2016-06-01",
-               "--end", "2016-12-31", "--config", str(_small_config(tmp_path)), "--out", str(out),
+               "--end", "2016-12-31", "--config", str(write_small_workflow_config(tmp_path)), "--out", str(out),
                "--no-progress", "--no-report"])
     assert rc == 0
     r = json.loads((out / "results.json").read_text())
@@ -107,22 +88,15 @@ async def test_live_consumers_and_workflow_replay_agree(tmp_path):
     from streaming.bus.memory import MemoryBus
     from streaming.codec import decode, encode, key_for
     from streaming.runner import Runner, RunnerSettings
-    from streaming.workflow.data import bars_for_day, load_prices, select
-    from streaming.workflow.pipeline import replay
-    from streaming.workflow.run import WorkflowConfig, build_processors
 
-    symbols = ["AAPL", "MA", "JPM", "XOM", "WMT", "PFE"]
-    cfg = WorkflowConfig.load(str(_small_config(tmp_path)))
-    data = load_prices(str(DATA))
-    close, first = select(data, symbols, "2016-06-01", "2016-12-31", 60)
-    replayed = await replay(data, close, build_processors(cfg, symbols, first))
+    wf = await replay_small_workflow(tmp_path)
+    replayed = wf.replayed
 
     bus = MemoryBus("memory://live-parity")
-    for day, row in close.iterrows():
-        for b in bars_for_day(data, row, day):
-            await bus.publish("bars.v1", key_for("bars.v1", b), encode(b))
+    for b in wf.bars():
+        await bus.publish("bars.v1", key_for("bars.v1", b), encode(b))
     stop = asyncio.Event()
-    procs = build_processors(cfg, symbols, first)[:3]
+    procs = wf.processors()[:3]
     runners = [Runner(p, bus, RunnerSettings(max_records=97, poll_timeout_ms=20), stop) for p in procs]
     tasks = [asyncio.create_task(r.run()) for r in runners]
     last = None
