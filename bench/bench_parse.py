@@ -5,10 +5,14 @@ Input: the ``btcusdt@trade`` frames of the hftbacktest recording
 
 - ticktide: ``BinanceAdapter.parse`` (msgspec typed decode) + ``Validator.validate``
   (default rules) + ``msgspec.json`` encode of the Tick, per frame.
-- ticktide batched: ``BinanceAdapter.parse_many`` + ``Validator.validate_many`` +
-  ``msgspec.json.Encoder.encode_lines`` over chunks of ``--batch`` frames (one
-  call per websocket read burst / file chunk); same frames, same per-frame
-  receive times, same outcome as the per-frame path.
+- ticktide batched: ``BinanceAdapter.parse_many`` (one msgspec decode of the
+  frames joined into a JSON array, the Ticks built in one comprehension) +
+  ``Validator.validate_many`` (numpy precheck of every rule over the batch, the
+  leading ticks no rule fires on accepted in one step, the generated per-tick
+  path from the first tick a rule fires on) + ``msgspec.json.Encoder.encode_lines``
+  over chunks of ``--batch`` frames (one call per websocket read burst / file
+  chunk); same frames, same per-frame receive times, same outcome as the
+  per-frame path (the unit tests check it).
 - baseline: ``json.loads`` + a dict with ``Decimal`` price/size (the naive way),
   per frame; it does no validation and no encode.
 

@@ -23,6 +23,7 @@ fast path cannot decode falls back to a generic, fully checked path.
 
 from __future__ import annotations
 
+import gc
 from itertools import repeat
 from typing import Annotated
 
@@ -206,19 +207,45 @@ class BinanceAdapter:
         joined into a JSON array); if that run does not decode as exactly one
         trade per frame, or a trade fails a check, those frames go through
         ``parse`` one by one, so the outcome never differs from ``parse``.
+
+        For batches of 64 frames or more the cyclic garbage collector is paused
+        while the batch is built (and switched back on before returning, if it
+        was on): every tick of a batch stays alive until the call returns, so
+        collections during it free nothing and only promote the batch towards
+        the older generations (bench/results/parse.md: ~4% of the batch path).
+        Nothing is left uncollected: the collection that was due runs at the
+        next allocation after the call.
         """
-        out: list[Tick] = []
         n = len(frames)
         if n == 0:
-            return out
+            return []
+        if n < 64 or not gc.isenabled():
+            return self._parse_many(frames, n, ts_recv, problems)
+        gc.disable()
+        try:
+            return self._parse_many(frames, n, ts_recv, problems)
+        finally:
+            gc.enable()
+
+    def _parse_many(self, frames, n: int, ts_recv, problems: list | None) -> list[Tick]:
+        out: list[Tick] = []
         per_frame = hasattr(ts_recv, "__getitem__")
         if n >= 2:
             # the usual batch (one trade stream): every frame a trade frame, one run
             try:
-                at = [f.find(b'@trade"', 0, 64) for f in frames]
+                p0 = frames[0].find(b'@trade"', 0, 64)
+                if p0 > 0:
+                    # the first frame's bytes up to its '@trade"' hold no earlier '@trade"', so
+                    # a frame starting with them has its first one at p0 too (as parse checks)
+                    head = frames[0][:p0 + 7]
+                    every = all([f.startswith(head) for f in frames])
+                    if not every:
+                        every = min([f.find(b'@trade"', 0, 64) for f in frames]) > 0
+                else:
+                    every = False
             except (AttributeError, TypeError):  # str / memoryview frames: below
-                at = None
-            if at is not None and min(at) > 0:
+                every = False
+            if every:
                 self._trade_run(frames, 0, ts_recv, per_frame, out, problems)
                 return out
         parse = self.parse

@@ -30,6 +30,12 @@ Semantics worth knowing:
 - ``fill`` with ``method = "last"`` forward-fills from the last accepted value
   (interpolation would need future ticks, which a stream does not have);
   with nothing to fill from (or older than ``max_age_s``) the tick is rejected.
+
+Layout: the rules-file model, compiled checks, state and result types are in
+:mod:`producers.validation_rules`; the generated per-tick fast paths in
+:mod:`producers.validation_codegen`; the numpy precheck of ``validate_many``
+in :mod:`producers.validation_vector`; the :class:`Validator` here. Every
+public name is importable from this module, as before.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ from __future__ import annotations
 from __future__ import annotations
 
 import tomllib
-from operator import attrgetter
 from pathlib import Path
 
 from producers.validation_codegen import _fast_body, _generate_fast, _generate_many
@@ -53,8 +58,6 @@ DEFAULT_RULES = Path(__file__).with_name("rules") / "default.toml"
 _MIN_VEC = 32  # shorter runs of one kind and symbol go tick by tick
 _MAX_WIN = 4096  # ticks per vector precheck
 _SCALAR_STRETCH = 256  # ticks done tick by tick after a short vector prefix
-_KIND = attrgetter("kind")
-_SYMBOL = attrgetter("symbol")
 
 # --------------------------------------------------------------------------- validator
 
@@ -184,8 +187,8 @@ class Validator:
         if n < _MIN_VEC or not self._plans:
             many(ticks, 0, n, states, counts, out, slow)
             return out
-        kinds = list(map(_KIND, ticks))
-        syms = list(map(_SYMBOL, ticks))
+        kinds = [t.kind for t in ticks]
+        syms = [t.symbol for t in ticks]
         pos = 0
         while pos < n:
             k, s = kinds[pos], syms[pos]

@@ -29,9 +29,26 @@ def add_bus_option(parser: argparse.ArgumentParser) -> None:
                         help="kafka://host:port or memory:// (default: $TICKTIDE_BUS or memory://)")
 
 
+def _dump_tasks() -> None:
+    """SIGUSR1: print every asyncio task's stack to stderr (where is a process waiting?)."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", file=sys.stderr)
+        coro = task.get_coro()
+        while coro is not None:  # follow the await chain down to where it waits
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+            if frame is not None:
+                print(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}", file=sys.stderr)
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+    sys.stderr.flush()
+
+
 def install_stop_handlers(stop: asyncio.Event) -> None:
     """SIGTERM/SIGINT set ``stop``: the loop finishes its batch, publishes, commits and exits 0."""
     loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
+    except (NotImplementedError, RuntimeError):
+        pass
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
@@ -56,7 +73,7 @@ async def _consume(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     install_stop_handlers(stop)
     settings = RunnerSettings(group=args.group, max_records=args.max_records, duration_s=args.duration,
-                              exactly_once=args.exactly_once)
+                              exactly_once=args.exactly_once, instance=args.instance_id or "")
     try:
         await Runner(processor, bus, settings, stop).run()
     finally:
@@ -142,6 +159,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
     p.add_argument("--max-records", type=int, default=1000, help="records per batch (default 1000)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--instance-id", default=None,
+                   help="stable id of this replica (default: the host name); names its Kafka transactional id")
     p.add_argument("--exactly-once", action="store_true",
                    help="Kafka transactions: outputs and input offsets commit atomically (default: at-least-once)")
     p.set_defaults(func=cmd_consume)

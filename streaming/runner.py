@@ -15,7 +15,6 @@ import asyncio
 import logging
 import socket
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
@@ -65,16 +64,17 @@ class Runner:
         self._last_health = (time.monotonic(), 0)
         # Rebalance hooks may run concurrently with the loop (aiokafka calls them from its
         # coordinator task): the lock keeps them at batch boundaries, and records of a
-        # partition we seek in a hook that were fetched before the seek are dropped.
+        # partition that a hook sought after the batch was fetched are dropped (the seek
+        # makes the consumer fetch them again from the new position).
         self._lock = asyncio.Lock()
-        self._epoch = 0
-        self._sought: set[TopicPartition] = set()
+        self._seeks: dict[TopicPartition, int] = {}  # per partition: how many seeks so far
         # after a restore from item snapshots: per partition, item -> first offset not yet reflected
         self._floors: dict[TopicPartition, dict[str, int]] = {}
         # after a restore: inputs below the group's committed offset rebuild state, but their
         # outputs were already published, so they are not published again
         self._mute: dict[TopicPartition, int] = {}
         self._eos = self.settings.exactly_once
+        self._fatal: BaseException | None = None  # raised by the loop (a hook cannot stop it)
 
     # -- rebalance hooks ----------------------------------------------------
     async def _on_assign(self, gained: list[TopicPartition]) -> None:
@@ -82,13 +82,16 @@ class Runner:
         if not self.processor.stateful:
             return
         async with self._lock:
-            sought = await self._restore(gained)
-            self._epoch += 1
-            self._sought = sought
+            try:
+                await self._restore(gained)
+            except Exception as exc:  # noqa: BLE001 - surfaced by the loop: never run on a bad restore
+                log.exception("%s: restoring state failed", self.name)
+                self._fatal = exc
 
-    async def _restore(self, gained: list[TopicPartition]) -> set[TopicPartition]:
-        sought: set[TopicPartition] = set()
+    async def _restore(self, gained: list[TopicPartition]) -> None:
+        log.info("%s: reading %s", self.name, self.changelog)
         states = changelog.read_latest(await self.bus.read_all(self.changelog))
+        log.info("%s: changelog holds state for partitions %s", self.name, sorted(states))
         for p in sorted({tp.partition for tp in gained}):
             state = states.get(p, changelog.PartitionState())
             state.restore_into(self.processor, p)
@@ -96,10 +99,10 @@ class Runner:
                 offset = state.start_offset(tp.topic)
                 if offset is None:
                     if await self._sub.seek_to_beginning(tp):  # no state yet: rebuild it from the start
-                        sought.add(tp)
+                        self._seeks[tp] = self._seeks.get(tp, 0) + 1
                 else:
                     await self._sub.seek(tp, offset)
-                    sought.add(tp)
+                    self._seeks[tp] = self._seeks.get(tp, 0) + 1  # same step as the seek: no await between
                 floors = {k: f for k, f in state.floors(tp.topic).items() if f > (offset or 0)}
                 if floors:
                     self._floors[tp] = floors
@@ -107,7 +110,7 @@ class Runner:
                 if committed is not None and committed > (offset or 0):
                     self._mute[tp] = committed
                 self._next_offsets.pop(tp, None)
-        return sought
+        log.info("%s: restored %d partitions", self.name, len({tp.partition for tp in gained}))
 
     async def _on_revoke(self, lost: list[TopicPartition]) -> None:
         log.info("%s revoked %s", self.name, [f"{t}:{p}" for t, p in lost])
@@ -175,7 +178,9 @@ class Runner:
     async def open(self) -> None:
         """Create the topics this consumer needs and join its group (run() calls it)."""
         if self._eos:
-            self.bus.enable_transactions(f"ticktide.{self.group}.{uuid.uuid4().hex[:12]}")
+            # stable across restarts of this instance, so a new producer fences the old one and
+            # aborts the transaction a crash left open (else readers wait for it to time out)
+            self.bus.enable_transactions(f"ticktide.{self.group}.{self.settings.instance or socket.gethostname()}")
         await self.bus.start()
         topics = list(self.processor.inputs) + [DLQ.name]
         if self.processor.stateful:
@@ -197,10 +202,13 @@ class Runner:
                "health": started + s.health_interval_s, "lag": started}
         try:
             async for records in self._sub.batches(s.max_records, s.poll_timeout_ms):
-                epoch = self._epoch
+                seeks = dict(self._seeks)  # as they were when this batch was fetched
                 async with self._lock:
-                    if epoch != self._epoch:  # a hook sought partitions while this batch was in flight
-                        records = [r for r in records if TopicPartition(r.topic, r.partition) not in self._sought]
+                    if self._fatal is not None:
+                        raise RuntimeError(f"{self.name}: cannot continue") from self._fatal
+                    if seeks != self._seeks:  # a hook sought partitions after this batch was fetched
+                        records = [r for r in records if self._seeks.get(TopicPartition(r.topic, r.partition))
+                                   == seeks.get(TopicPartition(r.topic, r.partition))]
                     if records:
                         await self.handle(records)
                 now = time.monotonic()
