@@ -1,6 +1,6 @@
 """Alerts consumer configuration (TOML, flat or under ``[alerts]``)::
 
-    dedup_window_s = 300          # same source/type/symbol/limit/component within this: dropped
+    dedup_window_s = 300          # same source/type/symbol/limit/component within this (event time): dropped
     min_severity = "warning"      # default for destinations: info < warning < critical
 
     [retry]                       # per destination, exponential backoff

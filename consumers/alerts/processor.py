@@ -57,7 +57,9 @@ class AlertsProcessor(Processor):
 
     def route(self, alert: Alert, now_ns: int) -> list[str]:
         """Destinations this alert goes to (dedup and rate limits applied); submits them."""
-        if not self.dedup.admit(alert, now_ns):
+        # repeats are judged in event time, like the cooldowns that raise alerts, so a replay or
+        # backfill sends what live would have sent; the rate limit below is about real volume
+        if not self.dedup.admit(alert, alert.ts_event or now_ns):
             SUPPRESSED.labels("duplicate", "").inc()
             return []
         sent = []
