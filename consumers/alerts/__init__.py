@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
-from consumers.alerts.config import AlertsConfig
-from consumers.alerts.processor import AlertsProcessor
 
+def create_processor(config_path: str | None = None):
+    """What ``ticktide consume alerts`` runs (imported here: the CLI starts without the heavy deps)."""
+    from consumers.alerts.config import AlertsConfig
+    from consumers.alerts.processor import AlertsProcessor
 
-def create_processor(config_path: str | None = None) -> AlertsProcessor:
     return AlertsProcessor(AlertsConfig.load(config_path))

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from consumers.execution.processor import ExecutionConfig, ExecutionProcessor
 
+def create_processor(config_path: str | None = None):
+    """What ``ticktide consume execution`` runs (imported here: the CLI starts without the heavy deps)."""
+    from consumers.execution.processor import ExecutionConfig, ExecutionProcessor
 
-def create_processor(config_path: str | None = None) -> ExecutionProcessor:
     return ExecutionProcessor(ExecutionConfig.load(config_path))

@@ -10,10 +10,6 @@ import sys
 import msgspec
 import numpy as np
 
-from streaming.kernels.config import FeatureConfig
-from streaming.kernels.engine import FeatureEngine
-from streaming.kernels.features import KIND_QUOTE
-
 log = logging.getLogger("ticktide.features")
 
 CHUNK = 65536
@@ -43,7 +39,11 @@ def _fmt(v: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the kernels (Numba) load here, not when the CLI registers its commands
     from consumers.features.inputs import InputError, read_input
+    from streaming.kernels.config import FeatureConfig
+    from streaming.kernels.engine import FeatureEngine
+    from streaming.kernels.features import KIND_QUOTE
 
     try:
         config = FeatureConfig.load(args.config) if args.config else FeatureConfig()

@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
-from consumers.portfolio.config import PortfolioConfig
-from consumers.portfolio.processor import PortfolioProcessor
 
+def create_processor(config_path: str | None = None):
+    """What ``ticktide consume portfolio`` runs (imported here: the CLI starts without the heavy deps)."""
+    from consumers.portfolio.config import PortfolioConfig
+    from consumers.portfolio.processor import PortfolioProcessor
 
-def create_processor(config_path: str | None = None) -> PortfolioProcessor:
     return PortfolioProcessor(PortfolioConfig.load(config_path))

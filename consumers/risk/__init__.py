@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
-from consumers.risk.config import RiskConfig
-from consumers.risk.processor import RiskProcessor
 
+def create_processor(config_path: str | None = None):
+    """What ``ticktide consume risk`` runs (imported here: the CLI starts without the heavy deps)."""
+    from consumers.risk.config import RiskConfig
+    from consumers.risk.processor import RiskProcessor
 
-def create_processor(config_path: str | None = None) -> RiskProcessor:
     return RiskProcessor(RiskConfig.load(config_path))

@@ -10,11 +10,27 @@
 
 from __future__ import annotations
 
-from consumers.signals.config import SignalsConfig
-from consumers.signals.engine import SignalEngine, comparable  # noqa: F401
-from consumers.signals.plugins import SignalHit  # noqa: F401
-from consumers.signals.processor import SignalsProcessor
 
+def create_processor(config_path: str | None = None):
+    """What ``ticktide consume signals`` runs (imported here: the CLI starts without the heavy deps)."""
+    from consumers.signals.config import SignalsConfig
+    from consumers.signals.processor import SignalsProcessor
 
-def create_processor(config_path: str | None = None) -> SignalsProcessor:
     return SignalsProcessor(SignalsConfig.load(config_path))
+
+
+_LAZY = {
+    "SignalEngine": "consumers.signals.engine",
+    "comparable": "consumers.signals.engine",
+    "SignalHit": "consumers.signals.plugins",
+    "SignalsConfig": "consumers.signals.config",
+    "SignalsProcessor": "consumers.signals.processor",
+}
+
+
+def __getattr__(attr: str):
+    if attr in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[attr]), attr)
+    raise AttributeError(attr)
