@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition as KafkaTP
 
 from schemas.events import Alert, Fill, RiskUpdate, Tick
@@ -89,6 +90,8 @@ async def _caught_up(bus: KafkaBus, group: str, topics: list[str]) -> bool:
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(s.physical(group))
+    except KafkaError:  # e.g. the group's coordinator is not ready yet: not caught up
+        return False
     finally:
         await admin.close()
     return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
