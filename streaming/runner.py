@@ -211,19 +211,21 @@ class Runner:
                                    == seeks.get(TopicPartition(r.topic, r.partition))]
                     if records:
                         await self.handle(records)
-                now = time.monotonic()
-                if now >= due["timer"]:
-                    due["timer"] = now + s.timer_interval_s
-                    await self._in_transaction(self._emit_timer)
-                if now >= due["lag"]:
-                    due["lag"] = now + s.lag_interval_s
-                    await self._report_lag()
-                if now >= due["health"]:
-                    due["health"] = now + s.health_interval_s
-                    await self._in_transaction(self._publish_health)
-                if self.processor.stateful and now >= due["snapshot"]:
-                    due["snapshot"] = now + s.snapshot_interval_s
-                    await self._snapshot()
+                    # timers and snapshots under the lock too: a rebalance hook never lands
+                    # in the middle of one (in exactly-once mode, inside its transaction)
+                    now = time.monotonic()
+                    if now >= due["timer"]:
+                        due["timer"] = now + s.timer_interval_s
+                        await self._in_transaction(self._emit_timer)
+                    if now >= due["lag"]:
+                        due["lag"] = now + s.lag_interval_s
+                        await self._report_lag()
+                    if now >= due["health"]:
+                        due["health"] = now + s.health_interval_s
+                        await self._in_transaction(self._publish_health)
+                    if self.processor.stateful and now >= due["snapshot"]:
+                        due["snapshot"] = now + s.snapshot_interval_s
+                        await self._snapshot()
                 if self.stop.is_set() or (s.duration_s is not None and now - started >= s.duration_s):
                     break
         finally:
@@ -246,9 +248,10 @@ class Runner:
             metrics.UP.labels(self.name).set(0)
 
     async def _final_flush(self) -> None:
-        await self.bus.flush()
-        if self.processor.stateful:
-            await self._snapshot()
+        async with self._lock:  # not while a rebalance hook restores or snapshots
+            await self.bus.flush()
+            if self.processor.stateful:
+                await self._snapshot()
 
     async def handle(self, records: Sequence[Record]) -> None:
         """Process one batch end to end; public so tests can drive it without polling."""
