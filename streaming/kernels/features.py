@@ -20,7 +20,7 @@ Numerics (why the results equal a full recompute to ~1e-13 relative):
   jump or a volatile stretch leaving the window, a flat stretch starting)
   the window is recomputed exactly, so the running-sum rounding error stays
   below ~n*eps*MASS_RATIO of M2 and a flat window gives exactly 0. Volume
-  and price*volume sums use the same guard.
+  and price*volume sums (positive terms, no shift) use the same guard alone.
 * min/max are exact (one monotonic deque for the nested price levels),
   RSI/EMA follow the TA-Lib recurrences operation for operation.
 
@@ -37,7 +37,11 @@ update by hand. A per-tick row view (``st[r]``) or an array passed to a
 helper function costs an atomic reference-count increment and decrement per
 tick, which was most of the old fixed cost. Steady-state windows multiply by
 precomputed 1/w and 1/(w-1) (RSI keeps its TA-Lib divisions), and a
-symbol's "last output" slots are written once per batch.
+symbol's "last output" slots are written once per batch. Every array index
+goes through ``_u`` (uint64): with a signed index Numba emits a negative-index
+wraparound (compare + select) per access, ~150 of them per tick; all indices
+here are >= 0. Volume ratio and vwap share one reciprocal of the volume sum,
+and return_1 shares its division with the log return.
 """
 
 from __future__ import annotations
@@ -75,6 +79,13 @@ HEADER = 8
 MASS_RATIO = 1e3
 
 _NAN = np.nan
+
+
+@njit(inline="always")
+def _u(x):
+    # an unsigned index: Numba then skips the negative-index wraparound (a compare and
+    # select per access); every index here is >= 0
+    return np.uint64(x)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -133,108 +144,115 @@ def _update(st, R, V, M, VP, L, inv, lay, kinds, rows, x1, x2, out, scratch):
     iVP = inv[2]
     nb = rows.shape[0]
     for i in range(nb):
-        r = rows[i]
-        scratch[r, 0] = -1
-        scratch[r, 1] = -1
+        r = rows[_u(i)]
+        scratch[_u(r), 0] = -1
+        scratch[_u(r), 1] = -1
     for i in range(nb):
-        if kinds[i] != 1:
-            scratch[rows[i], 0] = i
+        if kinds[_u(i)] != 1:
+            scratch[_u(rows[_u(i)]), 0] = i
     for i in range(nb):
-        r = rows[i]
+        r = rows[_u(i)]
         b = r * W
         ob = i * nF
-        if kinds[i] == 1:
-            bid = x1[i]
-            ask = x2[i]
+        if kinds[_u(i)] == 1:
+            bid = x1[_u(i)]
+            ask = x2[_u(i)]
             mid = (bid + ask) * 0.5
             spread = ask - bid
-            F[b + H_MID] = mid
-            F[b + H_SPREAD] = spread
-            F[b + H_QUOTES] += 1.0
-            F[b + OL + cMID] = mid
-            F[b + OL + cMID + 1] = spread
-            j = scratch[r, 1]
+            F[_u(b + H_MID)] = mid
+            F[_u(b + H_SPREAD)] = spread
+            F[_u(b + H_QUOTES)] += 1.0
+            F[_u(b + OL + cMID)] = mid
+            F[_u(b + OL + cMID + 1)] = spread
+            j = scratch[_u(r), 1]
             if j >= 0:
                 jb = j * nF
                 for f in range(cMID):
-                    OF[ob + f] = OF[jb + f]
+                    OF[_u(ob + f)] = OF[_u(jb + f)]
             else:
                 for f in range(cMID):
-                    OF[ob + f] = F[b + OL + f]
-            OF[ob + cMID] = mid
-            OF[ob + cMID + 1] = spread
+                    OF[_u(ob + f)] = F[_u(b + OL + f)]
+            OF[_u(ob + cMID)] = mid
+            OF[_u(ob + cMID + 1)] = spread
             continue
-        p = x1[i]
-        q = x2[i]
-        k = int(F[b + H_COUNT])
-        F[b + H_COUNT] = k + 1
+        p = x1[_u(i)]
+        q = x2[_u(i)]
+        k = int(F[_u(b + H_COUNT)])
+        F[_u(b + H_COUNT)] = k + 1
         km = k & m
-        F[b + OP + km] = p
-        F[b + OQ + km] = q
-        # returns
+        F[_u(b + OP + km)] = p
+        F[_u(b + OQ + km)] = q
+        # returns (p / p[k-1] is shared with the log return: one division less)
+        if k >= 1:
+            pp = F[_u(b + OP + ((k - 1) & m))]
+            rat = p / pp
+        else:
+            pp = p
+            rat = 1.0
         for j in range(nR):
-            n = R[j]
+            n = R[_u(j)]
             if k >= n:
-                OF[ob + j] = p / F[b + OP + ((k - n) & m)] - 1.0
+                OF[_u(ob + j)] = (rat if n == 1 else p / F[_u(b + OP + ((k - n) & m))]) - 1.0
             else:
-                OF[ob + j] = _NAN
+                OF[_u(ob + j)] = _NAN
         # log returns -> volatility; price changes -> RSI
         if k >= 1:
-            pp = F[b + OP + ((k - 1) & m)]
             kr = k - 1
-            F[b + OR + (kr & m)] = math.log(p / pp)
+            F[_u(b + OR + (kr & m))] = math.log(rat)
             ch = p - pp
             for j in range(nM):
-                n = M[j]
+                n = M[_u(j)]
                 og = ORSI + 2 * j
                 if k <= n:
                     if ch < 0.0:
-                        F[b + og + 1] -= ch
+                        F[_u(b + og + 1)] -= ch
                     else:
-                        F[b + og] += ch
+                        F[_u(b + og)] += ch
                     if k == n:
-                        F[b + og] /= n
-                        F[b + og + 1] /= n
-                    g = F[b + og]
-                    lo = F[b + og + 1]
+                        F[_u(b + og)] /= n
+                        F[_u(b + og + 1)] /= n
+                    g = F[_u(b + og)]
+                    lo = F[_u(b + og + 1)]
                 else:
-                    g = F[b + og] * (n - 1)
-                    lo = F[b + og + 1] * (n - 1)
+                    g = F[_u(b + og)] * (n - 1)
+                    lo = F[_u(b + og + 1)] * (n - 1)
                     if ch < 0.0:
                         lo -= ch
                     else:
                         g += ch
                     g = g / n
                     lo = lo / n
-                    F[b + og] = g
-                    F[b + og + 1] = lo
+                    F[_u(b + og)] = g
+                    F[_u(b + og + 1)] = lo
                 if k >= n:
                     sg = g + lo
-                    OF[ob + cM + j] = 100.0 * (g / sg) if sg != 0.0 else 0.0
+                    OF[_u(ob + cM + j)] = 100.0 * (g / sg) if sg != 0.0 else 0.0
                 else:
-                    OF[ob + cM + j] = _NAN
+                    OF[_u(ob + cM + j)] = _NAN
         else:
             for j in range(nV):
-                OF[ob + cV + j] = _NAN
+                OF[_u(ob + cV + j)] = _NAN
             for j in range(nM):
-                OF[ob + cM + j] = _NAN
+                OF[_u(ob + cM + j)] = _NAN
         # volume mean, ratio, vwap: running sums of positive terms, recomputed exactly
-        # every v updates or when what was removed dwarfs what is left
+        # only when what was added/removed since the last recompute dwarfs what is left
+        # (no periodic recompute: each rounding error is ~eps of the sum itself, and the
+        # guard fires long before they add up; slot 4 keeps the tick of the last one)
         for j in range(nVP):
-            v = VP[j]
+            v = VP[_u(j)]
             ov = OVM + 6 * j
-            recompute = k == 0 or k - I[b + ov + 4] >= v
+            recompute = k == 0
             if not recompute:
                 pq = p * q
-                sq = F[b + ov] + q
-                spq = F[b + ov + 1] + pq
-                mass = F[b + ov + 2] + q
-                mass_pq = F[b + ov + 3] + pq
-                nnz = F[b + ov + 5] + (1.0 if q != 0.0 else 0.0)
+                sq = F[_u(b + ov)] + q
+                spq = F[_u(b + ov + 1)] + pq
+                mass = F[_u(b + ov + 2)] + q
+                mass_pq = F[_u(b + ov + 3)] + pq
+                nnz = F[_u(b + ov + 5)] + (1.0 if q != 0.0 else 0.0)
                 if k >= v:
                     t = (k - v) & m
-                    qq = F[b + OQ + t]
-                    pq = F[b + OP + t] * qq
+                    qq = F[_u(b + OQ + t)]
+                    pq = F[_u(b + OP + t)] * qq
                     sq -= qq
                     spq -= pq
                     mass += qq
@@ -248,33 +266,34 @@ def _update(st, R, V, M, VP, L, inv, lay, kinds, rows, x1, x2, out, scratch):
                 spq = 0.0
                 nnz = 0.0
                 for t in range(k - n + 1, k + 1):
-                    qq = F[b + OQ + (t & m)]
+                    qq = F[_u(b + OQ + (t & m))]
                     sq += qq
-                    spq += F[b + OP + (t & m)] * qq
+                    spq += F[_u(b + OP + (t & m))] * qq
                     if qq != 0.0:
                         nnz += 1.0
                 mass = sq
                 mass_pq = spq
-                I[b + ov + 4] = k
-            F[b + ov] = sq
-            F[b + ov + 1] = spq
-            F[b + ov + 2] = mass
-            F[b + ov + 3] = mass_pq
-            F[b + ov + 5] = nnz
+                I[_u(b + ov + 4)] = k
+            F[_u(b + ov)] = sq
+            F[_u(b + ov + 1)] = spq
+            F[_u(b + ov + 2)] = mass
+            F[_u(b + ov + 3)] = mass_pq
+            F[_u(b + ov + 5)] = nnz
             if k >= v - 1:
                 if nnz > 0.0:
-                    ma = sq * iVP[j]
-                    OF[ob + cVMA + j] = ma
-                    OF[ob + cVR + j] = q / ma
-                    OF[ob + cVW + j] = spq / sq
+                    # one reciprocal for the ratio and the vwap (a few ulps, within 1e-12 rel.)
+                    rs = 1.0 / sq
+                    OF[_u(ob + cVMA + j)] = sq * iVP[_u(j)]
+                    OF[_u(ob + cVR + j)] = (q * v) * rs
+                    OF[_u(ob + cVW + j)] = spq * rs
                 else:
-                    OF[ob + cVMA + j] = 0.0
-                    OF[ob + cVR + j] = _NAN
-                    OF[ob + cVW + j] = _NAN
+                    OF[_u(ob + cVMA + j)] = 0.0
+                    OF[_u(ob + cVR + j)] = _NAN
+                    OF[_u(ob + cVW + j)] = _NAN
             else:
-                OF[ob + cVMA + j] = _NAN
-                OF[ob + cVR + j] = _NAN
-                OF[ob + cVW + j] = _NAN
+                OF[_u(ob + cVMA + j)] = _NAN
+                OF[_u(ob + cVR + j)] = _NAN
+                OF[_u(ob + cVW + j)] = _NAN
         # volatility (log returns, windows V, ending at k - 1) and z-score (prices,
         # windows V, ending at k): one loop over the 2 * nV shifted-sum windows.
         # Slots per window: S1 = sum(x - c), S2 = sum((x - c)^2), mass = sum of every
@@ -290,25 +309,25 @@ def _update(st, R, V, M, VP, L, inv, lay, kinds, rows, x1, x2, out, scratch):
                 rw = b + OP
                 kk = k
                 ow = b + OZ + 6 * jw
-            ww = V[jw]
-            xw = F[rw + (kk & m)]
+            ww = V[_u(jw)]
+            xw = F[_u(rw + (kk & m))]
             if kk >= ww - 1:
                 nw = ww
-                inv_n = iV[jw]
+                inv_n = iV[_u(jw)]
             else:
                 nw = kk + 1
                 inv_n = 1.0 / nw
-            if kk == 0 or kk - I[ow + 4] >= ww:
+            if kk == 0 or kk - I[_u(ow + 4)] >= ww:
                 recompute = True  # the shift is leaving the window: re-centre on the newest value
             else:
-                cw = F[ow + 3]
+                cw = F[_u(ow + 3)]
                 dw = xw - cw
-                s1 = F[ow] + dw
+                s1 = F[_u(ow)] + dw
                 d2 = dw * dw
-                s2 = F[ow + 1] + d2
-                mass = F[ow + 2] + d2
+                s2 = F[_u(ow + 1)] + d2
+                mass = F[_u(ow + 2)] + d2
                 if kk >= ww:
-                    dy = F[rw + ((kk - ww) & m)] - cw
+                    dy = F[_u(rw + ((kk - ww) & m))] - cw
                     dy2 = dy * dy
                     s1 -= dy
                     s2 -= dy2
@@ -318,33 +337,33 @@ def _update(st, R, V, M, VP, L, inv, lay, kinds, rows, x1, x2, out, scratch):
                 # ~1e-11 of M2, else recompute exactly (this also makes a flat window exactly 0)
                 recompute = m2 * MASS_RATIO < mass
                 if not recompute:
-                    F[ow] = s1
-                    F[ow + 1] = s2
-                    F[ow + 2] = mass
+                    F[_u(ow)] = s1
+                    F[_u(ow + 1)] = s2
+                    F[_u(ow + 2)] = mass
             if recompute:
                 s1 = 0.0
                 s2 = 0.0
                 for tw in range(kk - nw + 1, kk + 1):
-                    dw = F[rw + (tw & m)] - xw
+                    dw = F[_u(rw + (tw & m))] - xw
                     s1 += dw
                     s2 += dw * dw
-                F[ow] = s1
-                F[ow + 1] = s2
-                F[ow + 2] = s2
-                F[ow + 3] = xw
-                I[ow + 4] = kk
+                F[_u(ow)] = s1
+                F[_u(ow + 1)] = s2
+                F[_u(ow + 2)] = s2
+                F[_u(ow + 3)] = xw
+                I[_u(ow + 4)] = kk
                 m2 = s2 - s1 * s1 * inv_n
             if m2 < 0.0:
                 m2 = 0.0
             if jj < nV:
                 if kk >= ww - 1:
-                    OF[ob + cV + jw] = math.sqrt(m2 * iV1[jw])
+                    OF[_u(ob + cV + jw)] = math.sqrt(m2 * iV1[_u(jw)])
                 else:
-                    OF[ob + cV + jw] = _NAN
+                    OF[_u(ob + cV + jw)] = _NAN
             elif kk >= ww - 1 and m2 > 0.0:
-                OF[ob + cZ + jw] = ((p - F[ow + 3]) - s1 * iV[jw]) / math.sqrt(m2 * iV1[jw])
+                OF[_u(ob + cZ + jw)] = ((p - F[_u(ow + 3)]) - s1 * iV[_u(jw)]) / math.sqrt(m2 * iV1[_u(jw)])
             else:
-                OF[ob + cZ + jw] = _NAN
+                OF[_u(ob + cZ + jw)] = _NAN
         # support / resistance
         # one monotonic deque per side (0: min, 1: max) sized for the largest level;
         # the levels are nested (all end at k), so level j's extreme is the first
@@ -355,37 +374,37 @@ def _update(st, R, V, M, VP, L, inv, lay, kinds, rows, x1, x2, out, scratch):
         for side in range(2):
             od = b + (ODQ if side == 0 else ODQ2)
             bq = od + 2 + nL
-            head = I[od]
-            tail = I[od + 1]
-            if tail > head and I[bq + (head & dm)] <= k - nmax:
+            head = I[_u(od)]
+            tail = I[_u(od + 1)]
+            if tail > head and I[_u(bq + (head & dm))] <= k - nmax:
                 head += 1
             while tail > head:
-                y = F[b + OP + (I[bq + ((tail - 1) & dm)] & m)]
+                y = F[_u(b + OP + (I[_u(bq + ((tail - 1) & dm))] & m))]
                 if (y >= p) if side == 0 else (y <= p):
                     tail -= 1
                 else:
                     break
-            I[bq + (tail & dm)] = k
+            I[_u(bq + (tail & dm))] = k
             tail += 1
-            I[od] = head
-            I[od + 1] = tail
+            I[_u(od)] = head
+            I[_u(od + 1)] = tail
             col = ob + (cSUP if side == 0 else cRES)
             for j in range(nL):
-                n = L[j]
-                f = I[od + 2 + j]
+                n = L[_u(j)]
+                f = I[_u(od + 2 + j)]
                 if f < head:
                     f = head
                 if f > tail - 1:
                     f = tail - 1
-                idx = I[bq + (f & dm)]
+                idx = I[_u(bq + (f & dm))]
                 if idx <= k - n:
                     f += 1
-                    idx = I[bq + (f & dm)]
-                I[od + 2 + j] = f
+                    idx = I[_u(bq + (f & dm))]
+                I[_u(od + 2 + j)] = f
                 if k >= n - 1:
-                    OF[col + j] = F[b + OP + (idx & m)]
+                    OF[_u(col + j)] = F[_u(b + OP + (idx & m))]
                 else:
-                    OF[col + j] = _NAN
+                    OF[_u(col + j)] = _NAN
         # EMAs seeded by the first price, MACD, its signal seeded by the first MACD
         if k == 0:
             ef = p
@@ -393,26 +412,26 @@ def _update(st, R, V, M, VP, L, inv, lay, kinds, rows, x1, x2, out, scratch):
             macd = 0.0
             sig = 0.0
         else:
-            ef = F[b + H_EMA_FAST]
-            es = F[b + H_EMA_SLOW]
+            ef = F[_u(b + H_EMA_FAST)]
+            es = F[_u(b + H_EMA_SLOW)]
             ef = (p - ef) * a_fast + ef
             es = (p - es) * a_slow + es
             macd = ef - es
-            sig = F[b + H_SIGNAL]
+            sig = F[_u(b + H_SIGNAL)]
             sig = (macd - sig) * a_sig + sig
-        F[b + H_EMA_FAST] = ef
-        F[b + H_EMA_SLOW] = es
-        F[b + H_SIGNAL] = sig
-        OF[ob + cEMA] = ef
-        OF[ob + cEMA + 1] = es
-        OF[ob + cEMA + 2] = macd
-        OF[ob + cEMA + 3] = sig
-        OF[ob + cMID] = F[b + H_MID]
-        OF[ob + cMID + 1] = F[b + H_SPREAD]
-        scratch[r, 1] = i
-        if scratch[r, 0] == i:
+        F[_u(b + H_EMA_FAST)] = ef
+        F[_u(b + H_EMA_SLOW)] = es
+        F[_u(b + H_SIGNAL)] = sig
+        OF[_u(ob + cEMA)] = ef
+        OF[_u(ob + cEMA + 1)] = es
+        OF[_u(ob + cEMA + 2)] = macd
+        OF[_u(ob + cEMA + 3)] = sig
+        OF[_u(ob + cMID)] = F[_u(b + H_MID)]
+        OF[_u(ob + cMID + 1)] = F[_u(b + H_SPREAD)]
+        scratch[_u(r), 1] = i
+        if scratch[_u(r), 0] == i:
             for f in range(nF):
-                F[b + OL + f] = OF[ob + f]
+                F[_u(b + OL + f)] = OF[_u(ob + f)]
 
 
 def _next_pow2(n: int) -> int:

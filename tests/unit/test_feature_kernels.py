@@ -239,3 +239,21 @@ def test_fingerprint_names_the_state_layout_version():
     fp = FeatureConfig().fingerprint()
     assert fp.startswith(f"layout{STATE_LAYOUT_VERSION}:") and STATE_LAYOUT_VERSION >= 2
     assert Layout(FeatureConfig()).version == STATE_LAYOUT_VERSION
+
+
+@pytest.mark.parametrize("kind", ["steady", "growing", "exponential", "lognormal"])
+def test_volume_sums_over_long_stretches_without_a_recompute(kind):
+    # volume / price*volume running sums are recomputed only when the mass guard fires
+    # (no periodic recompute): long stretches of similar sizes keep one running sum for
+    # hundreds of windows, and must still match the reference at every row
+    rng = np.random.default_rng(7)
+    n = 60_000
+    prices = 6e4 * np.exp(np.cumsum(2e-4 * rng.standard_normal(n)))
+    t = np.arange(n, dtype=np.float64)
+    sizes = {
+        "steady": 1.0 + 1e-3 * rng.random(n),
+        "growing": 1.0 + t * (1.0 + 0.01 * rng.random(n)),
+        "exponential": np.exp(t * 1e-3) * (1.0 + 0.01 * rng.random(n)),
+        "lognormal": np.exp(3.0 * rng.standard_normal(n)),
+    }[kind]
+    assert_parity(prices, sizes, label=kind)
