@@ -30,7 +30,7 @@ from typing import Annotated
 import msgspec
 
 from producers.base import ParseResult
-from producers.normalize import (
+from producers.frames import (
     BadFrame,
     as_bytes,
     canonical_symbol,

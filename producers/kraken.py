@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 
 from producers.base import ParseResult
-from producers.normalize import (
+from producers.frames import (
     BadFrame,
     canonical_symbol,
     check_seq,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from producers.coinbase import CoinbaseAdapter, product_id
-from producers.normalize import iso8601_to_ns
+from producers.frames import iso8601_to_ns
 from producers.recordings import ReadStats, read_frames
 from producers.venues import get_adapter
 
