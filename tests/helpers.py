@@ -155,3 +155,48 @@ class ItemCountingProcessor(CountingProcessor):
 
     def item_key(self, envelope: Envelope) -> str | None:
         return envelope.event.symbol
+
+
+class FlakyWebhook:
+    """A real local HTTP server (aiohttp, 127.0.0.1, ephemeral port): 500 for the first
+    ``fail`` POSTs, 200 afterwards; records every call."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.fail = fail
+        self.calls: list[tuple[int, dict]] = []  # (status answered, JSON body)
+        self.url = ""
+
+    @property
+    def requests(self) -> list[dict]:
+        return [body for _, body in self.calls]
+
+    @property
+    def statuses(self) -> list[int]:
+        return [status for status, _ in self.calls]
+
+    @property
+    def delivered(self) -> list[dict]:
+        return [body for status, body in self.calls if status == 200]
+
+    async def _handle(self, request):
+        from aiohttp import web
+
+        body = await request.json()
+        status = 500 if len(self.calls) < self.fail else 200
+        self.calls.append((status, body))
+        return web.Response(status=status, text="down" if status == 500 else "ok")
+
+    async def __aenter__(self) -> "FlakyWebhook":
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._runner.cleanup()

@@ -19,7 +19,6 @@ import time
 
 import msgspec
 import pytest
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -29,6 +28,7 @@ from schemas.events import Alert, Fill, RiskUpdate, Tick
 from streaming.bus.kafka import KafkaBus
 from streaming.codec import encode, key_for
 from tests.integration.conftest import wait_until
+from tests.helpers import FlakyWebhook
 
 pytestmark = pytest.mark.kafka
 
@@ -40,38 +40,6 @@ PORTFOLIO = "p1"
 COOLDOWN_S = 3600  # event time
 PHASE1_MINUTES = range(1, 11)  # ticks 1..10 min after the fill: inside the cooldown
 PHASE2_MINUTES = range(61, 66)  # 61..65 min: the first is past the cooldown, the rest inside the next one
-
-
-class Webhook:
-    """A real local HTTP server: 500 for the first ``fail`` POSTs, 200 afterwards; records everything."""
-
-    def __init__(self, fail: int) -> None:
-        self.fail = fail
-        self.requests: list[tuple[int, dict]] = []  # (status answered, JSON body)
-
-    @property
-    def delivered(self) -> list[dict]:
-        return [body for status, body in self.requests if status == 200]
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        status = 500 if len(self.requests) < self.fail else 200
-        self.requests.append((status, body))
-        return web.Response(status=status, text="down" if status == 500 else "ok")
-
-    async def __aenter__(self) -> "Webhook":
-        app = web.Application()
-        app.router.add_post("/hook", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/hook"
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.runner.cleanup()
 
 
 async def _caught_up(bus: KafkaBus, group: str, topics: list[str]) -> bool:
@@ -122,7 +90,7 @@ async def test_breach_gives_one_alert_and_one_delivery_per_cooldown_though_the_w
     bus = KafkaBus(kafka_url)
     await bus.ensure_topics(["fills.v1", "ticks.v1", "features.v1", "targets.v1", "risk.v1", "alerts.v1",
                              "health.v1", "dlq.v1"])
-    async with Webhook(fail=2) as hook:
+    async with FlakyWebhook(fail=2) as hook:
         risk_cfg = tmp_path / "risk.toml"
         risk_cfg.write_text(f"""
 initial_cash = 100000.0
@@ -182,8 +150,8 @@ url = "{hook.url}"
 
         await wait_until(lambda: _true(len(hook.delivered) >= 1), 30, interval=0.1, what="the first delivery")
         await wait_until(alerts_done, 30, interval=0.5, what="alerts to consume alerts.v1")
-        assert [s for s, _ in hook.requests] == [500, 500, 200], "two failures, one retry that succeeds"
-        assert [b for _, b in hook.requests] == [hook.requests[0][1]] * 3, "every attempt sends the same alert"
+        assert hook.statuses == [500, 500, 200], "two failures, one retry that succeeds"
+        assert hook.requests == [hook.requests[0]] * 3, "every attempt sends the same alert"
         first = hook.delivered[0]
         assert isinstance(first["text"], str) and SYMBOL in first["text"] and "limit_breach" in first["text"]
         assert _alert_id_of(first) == published[0].alert_id
@@ -207,7 +175,7 @@ url = "{hook.url}"
         assert processes.stop(alerts) == 0, logs()
         # final: nothing else was published or delivered
         assert len(await _decoded(bus, "alerts.v1", Alert)) == 2
-        assert [s for s, _ in hook.requests] == [500, 500, 200, 200]
+        assert hook.statuses == [500, 500, 200, 200]
         assert [_alert_id_of(b) for b in hook.delivered] == [a.alert_id for a in published]
         assert all("text" in b and SYMBOL in b["text"] for b in hook.delivered)
     await bus.close()

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 
 import msgspec
-import pytest
-from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from consumers.alerts import create_processor
@@ -23,6 +20,7 @@ from streaming.bus.memory import MemoryBus
 from streaming.codec import encode
 from streaming.processor import Envelope
 from streaming.runner import Runner, RunnerSettings
+from tests.helpers import FlakyWebhook
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -73,37 +71,6 @@ def test_health_monitor_missing_error_rate_and_stale_feed():
     assert mon.observe(health(events_out=11), T0 + 91 * S) == []  # back and progressing
 
 
-class Webhook:
-    """A real local HTTP server that fails the first ``fail`` requests with 500."""
-
-    def __init__(self, fail: int = 0) -> None:
-        self.fail = fail
-        self.requests: list[dict] = []
-        self.delivered: list[dict] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append(body)
-        if len(self.requests) <= self.fail:
-            return web.Response(status=500, text="down")
-        self.delivered.append(body)
-        return web.Response(text="ok")
-
-    async def __aenter__(self) -> "Webhook":
-        app = web.Application()
-        app.router.add_post("/hook", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/hook"
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.runner.cleanup()
-
-
 class FlakySmtp:
     """aiosmtpd handler: 451 for the first ``fail`` messages, then accepts."""
 
@@ -130,7 +97,7 @@ def _config(hook_url=None, smtp_port=None, **extra) -> AlertsConfig:
 
 
 async def test_webhook_retries_until_it_recovers_and_sends_slack_json():
-    async with Webhook(fail=2) as hook:
+    async with FlakyWebhook(fail=2) as hook:
         proc = AlertsProcessor(_config(hook.url), clock=lambda: T0)
         proc.process([Envelope("alerts.v1", 0, 0, None, alert(1, portfolio_id="p1", limit="max_position"))])
         assert await asyncio.to_thread(proc.dispatcher.wait_idle, 10)
@@ -144,7 +111,7 @@ async def test_webhook_retries_until_it_recovers_and_sends_slack_json():
 
 
 async def test_webhook_storm_is_bounded_and_a_dead_destination_gives_up():
-    async with Webhook() as hook:
+    async with FlakyWebhook() as hook:
         proc = AlertsProcessor(_config(hook.url), clock=lambda: T0)
         storm = [Envelope("alerts.v1", 0, i, None, alert(i, symbol=f"S{i}")) for i in range(200)]
         proc.process(storm + storm)  # and every alert twice
@@ -181,7 +148,7 @@ async def test_email_through_a_real_smtp_server_that_fails_then_recovers():
 
 async def test_health_alerts_are_published_then_delivered():
     now = [T0]
-    async with Webhook() as hook:
+    async with FlakyWebhook() as hook:
         proc = AlertsProcessor(_config(hook.url, health={"missing_after_s": 30}), clock=lambda: now[0])
         out = proc.process([Envelope("health.v1", 0, 0, None, health("risk", events_out=1, error_rate=0.2))])
         [err] = [o.event for o in out.outputs]
@@ -199,7 +166,7 @@ async def test_health_alerts_are_published_then_delivered():
 async def test_breached_limit_gives_one_alert_and_one_delivery_though_the_webhook_fails_twice(tmp_path):
     """Done criterion: risk -> alerts.v1 -> alerts consumer -> webhook, on the memory bus."""
     cfg = tmp_path / "alerts.toml"
-    async with Webhook(fail=2) as hook:
+    async with FlakyWebhook(fail=2) as hook:
         cfg.write_text(f"""
 [retry]
 attempts = 5
