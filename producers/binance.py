@@ -93,6 +93,8 @@ class BinanceAdapter(BatchParseMixin):
     streams: tuple[str, ...] = ("trade", "bookTicker")
     #: USD-M only: a trade whose ``X`` is present and not MARKET is skipped
     require_market_trades = False
+    #: trade frames can go through the compiled scan (producers/binance_encode.py)
+    trade_scan = True
 
     def __init__(self, streams: tuple[str, ...] | None = None) -> None:
         if streams is not None:

@@ -159,58 +159,95 @@ def normalize_chunks(
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     s = summary if summary is not None else Summary()
-    name = adapter.name
-    stage = f"producer:{name}"
-    parse_many = getattr(adapter, "parse_many", None)
-    validate_many = validator.validate_many if validator is not None else None
     it = iter(frames)
     while True:
         chunk = list(islice(it, chunk_size))
         if not chunk:
             return
-        recv = [f[0] for f in chunk]
-        raws = [f[1] for f in chunk]
         s.frames += len(chunk)
-        ticks, owner, problems = _parse_chunk(adapter, parse_many, raws, recv)
+        yield normalize_chunk(adapter, validator, [f[1] for f in chunk], [f[0] for f in chunk], s)
 
-        # dead letters as (frame index, tick index or -1, stage, reason, key), sorted below
-        letters: list[tuple] = []
-        if problems:
-            problems.sort(key=lambda p: p[0])
-            skipped = s.skipped
-            for i, res in problems:
-                if res.error is not None:
-                    s.parse_errors += 1
-                    letters.append((i, -1, stage, res.error, None))
-                else:
-                    skipped[res.skipped or "unspecified"] += 1
 
-        if validate_many is not None and ticks:
-            vproblems: list = []
-            accepted = validate_many(ticks, vproblems)
-            rejected = [(j, v) for j, v in vproblems if v.accepted is None]
-            if rejected:
-                if owner is None:
-                    bad = {i for i, _ in problems}
-                    owner = [i for i in range(len(chunk)) if i not in bad]
-                for j, v in rejected:
-                    letters.append((owner[j], j, "validate", v.rejected_reason or "rejected",
-                                    ticks[j].symbol))
-                s.rejected += len(rejected)
-            s.flagged += len(accepted) - [t.flags for t in accepted].count([])
+def normalize_chunk(adapter, validator, raws: list, recv: list,
+                    s: Summary) -> tuple[list[Tick], list[DeadLetter]]:
+    """One chunk of frames (``raws`` with receive times ``recv``) through the batch
+    APIs: ``(accepted ticks, dead letters)``; ``s`` counts everything but frames."""
+    name = adapter.name
+    stage = f"producer:{name}"
+    ticks, owner, problems = _parse_chunk(adapter, getattr(adapter, "parse_many", None), raws, recv)
+
+    # dead letters as (frame index, tick index or -1, stage, reason, key), sorted below
+    letters: list[tuple] = []
+    if problems:
+        problems.sort(key=lambda p: p[0])
+        skipped = s.skipped
+        for i, res in problems:
+            if res.error is not None:
+                s.parse_errors += 1
+                letters.append((i, -1, stage, res.error, None))
+            else:
+                skipped[res.skipped or "unspecified"] += 1
+
+    if validator is not None and ticks:
+        vproblems: list = []
+        accepted = validator.validate_many(ticks, vproblems)
+        rejected = [(j, v) for j, v in vproblems if v.accepted is None]
+        if rejected:
+            if owner is None:
+                bad = {i for i, _ in problems}
+                owner = [i for i in range(len(raws)) if i not in bad]
+            for j, v in rejected:
+                letters.append((owner[j], j, "validate", v.rejected_reason or "rejected",
+                                ticks[j].symbol))
+            s.rejected += len(rejected)
+        s.flagged += len(accepted) - [t.flags for t in accepted].count([])
+    else:
+        accepted = ticks
+    s.ticks += len(accepted)
+    s.ticks_by_kind.update([t.kind for t in accepted])
+
+    dead: list[DeadLetter] = []
+    if letters:
+        letters.sort(key=lambda x: (x[0], x[1]))
+        s.dead_letters += len(letters)
+        for i, _, st, reason, key in letters:
+            dead.append(DeadLetter(stage=st, reason=reason, raw=_raw_bytes(raws[i]),
+                                   ts_proc=_clock(), venue=name, key=key))
+    return accepted, dead
+
+
+def normalize_encoded(
+    frames: Iterable[tuple[int, bytes]],
+    adapter,
+    validator=None,
+    summary: Summary | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> Iterator[tuple[bytes, list[DeadLetter]]]:
+    """:func:`normalize_chunks` with the accepted ticks already encoded: yields
+    ``(JSON lines, dead letters)`` per chunk, byte for byte the encoding of what
+    it yields. Adapters with ``trade_scan`` (Binance spot and USD-M) take their
+    trade frames through the compiled scan (:mod:`producers.binance_encode`)."""
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    s = summary if summary is not None else Summary()
+    encoder = None
+    if getattr(adapter, "trade_scan", False):
+        from producers.binance_encode import TradeEncoder
+        encoder = TradeEncoder(adapter, validator, normalize_chunk)
+    lines = _lines_encoder()
+    it = iter(frames)
+    while True:
+        chunk = list(islice(it, chunk_size))
+        if not chunk:
+            return
+        s.frames += len(chunk)
+        raws = [f[1] for f in chunk]
+        recv = [f[0] for f in chunk]
+        if encoder is not None:
+            yield encoder.encode_chunk(raws, recv, s)
         else:
-            accepted = ticks
-        s.ticks += len(accepted)
-        s.ticks_by_kind.update([t.kind for t in accepted])
-
-        dead: list[DeadLetter] = []
-        if letters:
-            letters.sort(key=lambda x: (x[0], x[1]))
-            s.dead_letters += len(letters)
-            for i, _, st, reason, key in letters:
-                dead.append(DeadLetter(stage=st, reason=reason, raw=_raw_bytes(raws[i]),
-                                       ts_proc=_clock(), venue=name, key=key))
-        yield accepted, dead
+            ticks, dead = normalize_chunk(adapter, validator, raws, recv, s)
+            yield (lines(ticks) if ticks else b""), dead
 
 
 def _raw_bytes(raw) -> bytes:
@@ -268,10 +305,10 @@ def run_normalize(
     frames = read_frames(path, stats=stats, plain_clock=plain_clock)
     if BATCH if batch is None else batch:
         lines = _lines_encoder()
-        for ticks, dead in normalize_chunks(frames, adapter, validator, summary,
-                                            chunk_size or CHUNK_SIZE):
-            if ticks:
-                write(lines(ticks))
+        for encoded, dead in normalize_encoded(frames, adapter, validator, summary,
+                                               chunk_size or CHUNK_SIZE):
+            if encoded:
+                write(encoded)
             if dead and dlq_write is not None:
                 dlq_write(lines(dead))
     else:

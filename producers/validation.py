@@ -40,8 +40,6 @@ public name is importable from this module, as before.
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import tomllib
 from pathlib import Path
 
@@ -216,7 +214,6 @@ class Validator:
         c = self._counts.get(symbol)
         if c is None:
             c = self._counts[symbol] = _Counts()
-        ordered, tracked = self._ordered[kind], self._tracked[kind]
         many, states, counts = self._many, self._states, self._counts
         win = _MAX_WIN
         while pos < end:
@@ -231,16 +228,7 @@ class Validator:
                 m = 0
             if m:
                 raw = w.raw
-                recv = raw["ts_recv"][m - 1]
-                c.total += m
-                c.complete += m
-                c.accepted += m
-                c.last_recv = recv
-                for f in ordered:
-                    st.last[f] = raw[f][m - 1]
-                for f in tracked:
-                    st.good[f] = raw[f][m - 1]
-                    st.good_ts[f] = recv
+                self._accept_bulk(kind, st, c, m, lambda f: raw[f][m - 1])
                 out.extend(sub if m == len(sub) else sub[:m])
                 pos += m
                 if pos == stop:
@@ -251,6 +239,54 @@ class Validator:
             many(ticks, pos, e2, states, counts, out, slow)
             pos = e2
             win = min(_MAX_WIN, max(4 * _MIN_VEC, 2 * m))
+
+    def _accept_bulk(self, kind: str, st: _State, c: _Counts, m: int, last_value) -> None:
+        """Leave state and counts as ``validate`` does after accepting ``m`` ticks no rule
+        fired on and with every required field present; ``last_value(field)`` is the
+        field's value in the last of them."""
+        recv = last_value("ts_recv")
+        c.total += m
+        c.complete += m
+        c.accepted += m
+        c.last_recv = recv
+        for f in self._ordered[kind]:
+            st.last[f] = last_value(f)
+        for f in self._tracked[kind]:
+            st.good[f] = last_value(f)
+            st.good_ts[f] = recv
+
+    # -- columns (producers/binance_scan.py gives them without Tick objects) ----------
+    def column_prefix(self, kind: str, symbol: str, cols: dict, n: int, present: frozenset) -> int:
+        """How many of ``n`` ticks of one kind and symbol, given as numpy columns ``cols``
+        (int64 for ts_event/ts_recv/seq, float64 otherwise), ``validate`` would accept in
+        order with no rule firing, from the current state; ``present`` names the other
+        fields, non-null in every one of them. 0 when that cannot be told exactly (the
+        caller then validates Ticks). Changes nothing."""
+        plan = self._plans.get(kind)
+        if plan is None or not self.use_fast or n == 0:
+            return 0
+        have = present | cols.keys()
+        if not (have >= set(plan.fields) and have >= set(self._required[kind])
+                and cols.keys() >= set(self._ordered[kind]) | set(self._tracked[kind]) | {"ts_recv"}):
+            return 0
+        st = self._states[kind].get(symbol) or _State()
+        try:
+            return plan.judge({f: cols[f] for f in plan.numeric}, n, symbol, st)
+        except NoVec:
+            return 0
+
+    def accept_columns(self, kind: str, symbol: str, cols: dict, m: int) -> None:
+        """Accept the first ``m`` rows of ``cols`` (``column_prefix`` said no rule fires
+        on them): state and quality counts end up as ``validate`` leaves them."""
+        if m <= 0:
+            return
+        st = self._states[kind].get(symbol)
+        if st is None:
+            st = self._states[kind][symbol] = _State()
+        c = self._counts.get(symbol)
+        if c is None:
+            c = self._counts[symbol] = _Counts()
+        self._accept_bulk(kind, st, c, m, lambda f: cols[f][m - 1].item())
 
     def _rule_loop(self, tick: Tick, kind: str, symbol: str, st: _State, counts: _Counts) -> Verdict:
         flags: list[Flag] = []

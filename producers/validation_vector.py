@@ -271,13 +271,19 @@ class Plan:
             return 0, Window(raw, arr, 0)
         for f, a in arr.items():
             if len(a) != n:
-                a = arr[f] = a[:n]
+                arr[f] = a[:n]
+        return self.judge(arr, n, symbol, st), Window(raw, arr, n)
+
+    def judge(self, arr: dict[str, np.ndarray], n: int, symbol: str, st) -> int:
+        """How many leading rows of the columns ``arr`` (``n`` rows of this kind and
+        symbol, no nulls) no rule fires on; NoVec if numpy cannot tell exactly."""
+        for f, a in arr.items():
             if f in _INT_FIELDS:
                 if not (-_I_LIM <= a.min() and a.max() <= _I_LIM):
                     raise NoVec
             elif not np.abs(a).max() <= _F_LIM:
                 raise NoVec
-        w = Window(raw, arr, n)
+        w = Window({}, arr, n)
         fires = None
         for symbols, match, evs in self.rules:
             if symbols is not None and symbol not in symbols:
@@ -290,8 +296,8 @@ class Plan:
         if fires is not None:
             hit = int(fires.argmax())
             if fires[hit]:
-                return hit, w
-        return n, w
+                return hit
+        return n
 
 
 def compile_plan(rules: list[_Rule], required: tuple[str, ...], ordered: tuple[str, ...],

@@ -1,0 +1,484 @@
+"""Compiled scan of Binance trade frames: raw bytes -> numeric columns + encoded Ticks.
+
+The accelerated twin of the msgspec path (``BinanceAdapter.parse_many`` +
+``msgspec.json`` encode of the Tick): pure array code, no I/O, no Python
+objects per frame. :func:`scan_trades` walks a chunk of frames (one bytes
+buffer + frame offsets) and, for every frame in the *canonical trade layout*,
+writes
+
+- the columns the validation rules read (price, size, ts_event, seq, symbol id),
+- the exact bytes ``msgspec.json.encode(tick) + b"\\n"`` gives for the Tick
+  ``parse`` builds from it (accepted, no flags).
+
+Every other frame gets ``status = FALLBACK`` and is left to the reference path,
+which decides what it is (a tick, a skip or a dead letter). So the scan only
+ever has to be right about what it accepts; tests/unit/test_binance_scan.py
+checks byte equality with the reference on the recordings and on fuzzed frames.
+
+Canonical trade layout (what the venue sends; anything else falls back):
+``{"stream":"<ascii>","data":{...}}`` with optional JSON whitespace between
+tokens, ``@trade"`` in the first 64 bytes (``parse``'s own test), and a flat
+``data`` object holding exactly once each of ``s`` (ASCII letters/digits),
+``t`` (integer, at most 18 digits), ``p`` and ``q`` (decimal strings
+``\\d+(\\.\\d+)?`` without superfluous leading zeros, at most 15 significant
+digits, value 0 or in [1e-5, 1e15)), ``T`` (integer ms, in the range
+``parse`` accepts), ``m`` (true/false), optionally ``X`` equal to ``"MARKET"``,
+plus any other keys with string (printable ASCII, no escapes), integer,
+true/false/null values. Keys carry no escapes.
+
+Why the number handling is exact: a decimal of at most 15 significant digits is
+``M / 10**k`` with ``M < 2**53`` and ``k <= 22``, both exact doubles, and one
+IEEE division is correctly rounded, so the column holds exactly ``float(raw)``
+(what msgspec's correctly rounded parser gives). Fifteen digits round-trip
+through a double, so the shortest repr msgspec writes is the decimal with its
+trailing fractional zeros removed (``"61837.63000000"`` -> ``61837.63``,
+``"100.00"`` -> ``100.0``); msgspec writes plain (non-exponent) notation for
+magnitudes in [1e-5, 1e16), which the accepted range stays inside.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+OK = 0
+FALLBACK = 1
+
+MAX_SYMBOLS = 16  # distinct symbols per chunk; frames of further symbols fall back
+_MAX_MS = (2**63 - 1) // 1_000_000
+
+# template pieces, in the order the Tick's fields are encoded (see tick_template)
+_P_SYMBOL, _P_TS_EVENT, _P_TS_RECV, _P_PRICE, _P_SIZE, _P_SELL, _P_BUY, _P_SEQ, _P_END = range(9)
+
+_POW10 = np.array([10.0**i for i in range(23)])
+
+
+def tick_template(venue_json: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The constant pieces of an encoded trade Tick, as ``(bytes, offsets)`` arrays.
+
+    ``venue_json`` is the venue name as msgspec encodes it (quotes included)."""
+    null_quote = b',"bid":null,"ask":null,"bid_size":null,"ask_size":null,"trade_id":"'
+    pieces = [
+        b'{"symbol":"',
+        b'","venue":' + venue_json + b',"kind":"trade","ts_event":',
+        b',"ts_recv":',
+        b',"price":',
+        b',"size":',
+        b',"side":"sell"' + null_quote,
+        b',"side":"buy"' + null_quote,
+        b'","seq":',
+        b',"flags":[]}\n',
+    ]
+    off = np.zeros(len(pieces) + 1, dtype=np.int64)
+    off[1:] = np.cumsum([len(p) for p in pieces])
+    return np.frombuffer(b"".join(pieces), dtype=np.uint8), off
+
+
+@intrinsic
+def _address_to_pointer(typingctx, address):
+    ptr = types.CPointer(types.uint8)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptr))
+
+    return ptr(types.intp), codegen
+
+
+@njit(cache=True, nogil=True)
+def _bare(a):
+    """A view of the uint8 array ``a`` without a reference count. Numba increments and
+    decrements (atomically) the count of every array passed to a function, which
+    here costs more than the scan itself (~20 ns a call); the view's calls inline.
+    Valid while ``a`` lives, i.e. during the kernel call that owns it."""
+    return numba.carray(_address_to_pointer(a.ctypes.data), a.shape[0])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ws(buf, p, end):
+    while p < end:
+        c = buf[p]
+        if c != 32 and c != 10 and c != 13 and c != 9:
+            break
+        p += 1
+    return p
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _string_end(buf, p, end):
+    """``p`` after an opening quote: the index of the closing quote, or -1 if the
+    string holds an escape, a control character or a non-ASCII byte."""
+    while p < end:
+        c = buf[p]
+        if c == 34:
+            return p
+        if c == 92 or c < 32 or c > 126:
+            return -1
+        p += 1
+    return -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _uint_end(buf, p, end, max_digits):
+    """End of a canonical unsigned JSON integer at ``p`` (no leading zeros), or -1."""
+    q = p
+    while q < end and 48 <= buf[q] <= 57:
+        q += 1
+    n = q - p
+    if n == 0 or n > max_digits or (n > 1 and buf[p] == 48):
+        return -1
+    if q < end and (buf[q] == 46 or buf[q] == 101 or buf[q] == 69):  # a fraction or exponent
+        return -1
+    return q
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _uint_value(buf, p, q):
+    v = 0
+    for i in range(p, q):
+        v = v * 10 + (buf[i] - 48)
+    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _decimal(buf, p, q):
+    """A decimal string's content ``buf[p:q]``: ``(value, int_end, frac_end)`` where the
+    shortest repr is ``buf[p:int_end]`` + ``.`` + ``buf[int_end+1:frac_end]`` (or ``0``
+    when ``frac_end <= int_end + 1``); ``int_end = -1`` when outside the exact domain."""
+    i = p
+    while i < q and 48 <= buf[i] <= 57:
+        i += 1
+    n_int = i - p
+    if n_int == 0 or n_int > 15 or (n_int > 1 and buf[p] == 48):
+        return 0.0, -1, 0
+    frac_end = i
+    if i < q:
+        if buf[i] != 46 or i + 1 == q:
+            return 0.0, -1, 0
+        j = i + 1
+        while j < q and 48 <= buf[j] <= 57:
+            if buf[j] != 48:
+                frac_end = j + 1
+            j += 1
+        if j != q:
+            return 0.0, -1, 0
+    mant = 0
+    sig = 0
+    for j in range(p, frac_end):
+        c = buf[j]
+        if c == 46:
+            continue
+        mant = mant * 10 + (c - 48)
+        if mant != 0:
+            sig += 1
+    if sig > 15:
+        return 0.0, -1, 0
+    k = frac_end - i - 1 if frac_end > i else 0
+    if mant != 0 and n_int == 1 and buf[p] == 48 and k - sig > 4:  # below 1e-5: exponent notation
+        return 0.0, -1, 0
+    return mant / _POW10[k], i, frac_end
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put(out, o, src, a, b):
+    k = b - a
+    out[o:o + k] = src[a:b]
+    return o + k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_int(out, o, v):
+    if v < 0:
+        out[o] = 45
+        o += 1
+        if v == -9223372036854775807 - 1:
+            return _put_int_digits(out, o, 9223372036854775808)
+        v = -v
+    return _put_int_digits(out, o, v)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_int_digits(out, o, v):
+    u = np.uint64(v)  # unsigned: division by a constant without floor corrections
+    ten = np.uint64(10)
+    n = 1
+    x = u
+    while x >= ten:
+        x //= ten
+        n += 1
+    for i in range(n - 1, -1, -1):
+        out[o + i] = np.uint8(48) + np.uint8(u % ten)
+        u //= ten
+    return o + n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _key_is(buf, a, b, c0, c1):
+    """The key ``buf[a:b]`` equals the one or two characters ``c0 c1`` (``c1`` = 0: one)."""
+    if c1 == 0:
+        return b - a == 1 and buf[a] == c0
+    return b - a == 2 and buf[a] == c0 and buf[a + 1] == c1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _has_trade_marker(buf, a, b):
+    """``frame.find(b'@trade"', 0, 64) > 0``, as ``parse`` decides a trade frame."""
+    lim = min(b, a + 64) - 7
+    for i in range(a, lim + 1):
+        if (buf[i] == 64 and buf[i + 1] == 116 and buf[i + 2] == 114 and buf[i + 3] == 97
+                and buf[i + 4] == 100 and buf[i + 5] == 101 and buf[i + 6] == 34):
+            return i > a
+    return False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _scan_frame(buf, a, b, fields):
+    """One frame: True and ``fields`` (positions, see below) filled if it is in the
+    canonical layout. ``fields``: 0,1 symbol; 2,3 t digits; 4,5 p; 6,7 q; 8,9 T
+    digits; 10 m (0/1)."""
+    if not _has_trade_marker(buf, a, b):
+        return False
+    p = _ws(buf, a, b)
+    if p >= b or buf[p] != 123:
+        return False
+    p = _ws(buf, p + 1, b)
+    # "stream": "<ascii>"
+    if p + 8 > b or buf[p] != 34 or buf[p + 1] != 115 or buf[p + 2] != 116 or buf[p + 3] != 114 \
+            or buf[p + 4] != 101 or buf[p + 5] != 97 or buf[p + 6] != 109 or buf[p + 7] != 34:
+        return False
+    p = _ws(buf, p + 8, b)
+    if p >= b or buf[p] != 58:
+        return False
+    p = _ws(buf, p + 1, b)
+    if p >= b or buf[p] != 34:
+        return False
+    e = _string_end(buf, p + 1, b)
+    if e < 0:
+        return False
+    p = _ws(buf, e + 1, b)
+    if p >= b or buf[p] != 44:
+        return False
+    p = _ws(buf, p + 1, b)
+    # "data": {
+    if p + 6 > b or buf[p] != 34 or buf[p + 1] != 100 or buf[p + 2] != 97 or buf[p + 3] != 116 \
+            or buf[p + 4] != 97 or buf[p + 5] != 34:
+        return False
+    p = _ws(buf, p + 6, b)
+    if p >= b or buf[p] != 58:
+        return False
+    p = _ws(buf, p + 1, b)
+    if p >= b or buf[p] != 123:
+        return False
+    p = _ws(buf, p + 1, b)
+    seen = 0
+    while True:
+        if p >= b or buf[p] != 34:
+            return False
+        ka = p + 1
+        kb = _string_end(buf, ka, b)
+        if kb < 0:
+            return False
+        p = _ws(buf, kb + 1, b)
+        if p >= b or buf[p] != 58:
+            return False
+        p = _ws(buf, p + 1, b)
+        if p >= b:
+            return False
+        c = buf[p]
+        bit = 0
+        if _key_is(buf, ka, kb, 115, 0):  # s
+            bit = 1
+            if c != 34:
+                return False
+            e = _string_end(buf, p + 1, b)
+            if e <= p + 1:
+                return False
+            for i in range(p + 1, e):
+                x = buf[i]
+                if not (48 <= x <= 57 or 65 <= x <= 90 or 97 <= x <= 122):
+                    return False
+            fields[0] = p + 1
+            fields[1] = e
+            p = e + 1
+        elif _key_is(buf, ka, kb, 116, 0):  # t
+            bit = 2
+            e = _uint_end(buf, p, b, 18)
+            if e < 0:
+                return False
+            fields[2] = p
+            fields[3] = e
+            p = e
+        elif _key_is(buf, ka, kb, 112, 0) or _key_is(buf, ka, kb, 113, 0):  # p, q
+            bit = 4 if buf[ka] == 112 else 8
+            if c != 34:
+                return False
+            e = _string_end(buf, p + 1, b)
+            if e < 0:
+                return False
+            slot = 4 if bit == 4 else 6
+            fields[slot] = p + 1
+            fields[slot + 1] = e
+            p = e + 1
+        elif _key_is(buf, ka, kb, 84, 0):  # T
+            bit = 16
+            e = _uint_end(buf, p, b, 13)
+            if e < 0 or _uint_value(buf, p, e) > _MAX_MS:
+                return False
+            fields[8] = p
+            fields[9] = e
+            p = e
+        elif _key_is(buf, ka, kb, 109, 0):  # m
+            bit = 32
+            if p + 4 <= b and c == 116 and buf[p + 1] == 114 and buf[p + 2] == 117 and buf[p + 3] == 101:
+                fields[10] = 1
+                p += 4
+            elif p + 5 <= b and c == 102 and buf[p + 1] == 97 and buf[p + 2] == 108 \
+                    and buf[p + 3] == 115 and buf[p + 4] == 101:
+                fields[10] = 0
+                p += 5
+            else:
+                return False
+        elif _key_is(buf, ka, kb, 88, 0):  # X: only "MARKET" (a tick for both adapters)
+            bit = 64
+            if p + 8 > b or c != 34 or buf[p + 1] != 77 or buf[p + 2] != 65 or buf[p + 3] != 82 \
+                    or buf[p + 4] != 75 or buf[p + 5] != 69 or buf[p + 6] != 84 or buf[p + 7] != 34:
+                return False
+            p += 8
+        else:  # another key: a scalar value is skipped
+            if c == 34:
+                e = _string_end(buf, p + 1, b)
+                if e < 0:
+                    return False
+                p = e + 1
+            elif c == 45 or 48 <= c <= 57:
+                q = p + 1 if c == 45 else p
+                e = _uint_end(buf, q, b, 19)
+                if e < 0:
+                    return False
+                p = e
+            elif p + 4 <= b and ((c == 116 and buf[p + 1] == 114 and buf[p + 2] == 117 and buf[p + 3] == 101)
+                                 or (c == 110 and buf[p + 1] == 117 and buf[p + 2] == 108
+                                     and buf[p + 3] == 108)):
+                p += 4
+            elif p + 5 <= b and c == 102 and buf[p + 1] == 97 and buf[p + 2] == 108 \
+                    and buf[p + 3] == 115 and buf[p + 4] == 101:
+                p += 5
+            else:
+                return False
+        if seen & bit:
+            return False  # a repeated key: the reference decides which one counts
+        seen |= bit
+        p = _ws(buf, p, b)
+        if p >= b:
+            return False
+        if buf[p] == 44:
+            p = _ws(buf, p + 1, b)
+            continue
+        if buf[p] != 125:
+            return False
+        break
+    if seen & 63 != 63:
+        return False
+    p = _ws(buf, p + 1, b)
+    if p >= b or buf[p] != 125:
+        return False
+    return _ws(buf, p + 1, b) == b
+
+
+@njit(cache=True, nogil=True)
+def scan_trades(buf, starts, ts_recv, tpl, tpl_off, out,
+                status, sym_id, sym_pos, price, size, ts_event, seq, out_off):
+    """Scan ``n = len(starts) - 1`` frames ``buf[starts[i]:starts[i+1]]``.
+
+    Writes per frame: ``status`` (OK / FALLBACK), and for OK frames ``sym_id``
+    (index into ``sym_pos``, pairs of (start, end) of each distinct raw symbol in
+    ``buf``), ``price``, ``size``, ``ts_event`` (ns), ``seq`` and the encoded Tick
+    at ``out[out_off[i]:out_off[i+1]]`` (empty for FALLBACK frames). ``out`` must
+    hold ``len(buf) + n * (tpl_off[-1] + 60)`` bytes. Returns the number of
+    distinct symbols.
+    """
+    n = len(starts) - 1
+    buf = _bare(buf)
+    out = _bare(out)
+    tpl = _bare(tpl)
+    fields = np.zeros(11, dtype=np.int64)
+    n_sym = 0
+    o = 0
+    out_off[0] = 0
+    for i in range(n):
+        a = starts[i]
+        b = starts[i + 1]
+        status[i] = FALLBACK
+        sym_id[i] = -1
+        if _scan_frame(buf, a, b, fields):
+            pv, pi, pf = _decimal(buf, fields[4], fields[5])
+            qv, qi, qf = _decimal(buf, fields[6], fields[7])
+            if pi >= 0 and qi >= 0:
+                # the raw symbol's id (the caller merges spellings of one canonical symbol)
+                s0 = fields[0]
+                sl = fields[1] - s0
+                sid = -1
+                for k in range(n_sym):
+                    c0 = sym_pos[2 * k]
+                    if sym_pos[2 * k + 1] - c0 == sl:
+                        same = True
+                        for j in range(sl):
+                            if buf[c0 + j] != buf[s0 + j]:
+                                same = False
+                                break
+                        if same:
+                            sid = k
+                            break
+                if sid < 0 and n_sym < MAX_SYMBOLS:
+                    sid = n_sym
+                    sym_pos[2 * sid] = s0
+                    sym_pos[2 * sid + 1] = fields[1]
+                    n_sym += 1
+                if sid >= 0:
+                    t = _uint_value(buf, fields[2], fields[3])
+                    te = _uint_value(buf, fields[8], fields[9]) * 1_000_000
+                    status[i] = OK
+                    sym_id[i] = sid
+                    price[i] = pv
+                    size[i] = qv
+                    ts_event[i] = te
+                    seq[i] = t
+                    o = _put(out, o, tpl, tpl_off[_P_SYMBOL], tpl_off[_P_SYMBOL + 1])
+                    for j in range(s0, fields[1]):
+                        x = buf[j]
+                        out[o] = x - 32 if 97 <= x <= 122 else x
+                        o += 1
+                    o = _put(out, o, tpl, tpl_off[_P_TS_EVENT], tpl_off[_P_TS_EVENT + 1])
+                    if te == 0:
+                        out[o] = 48
+                        o += 1
+                    else:  # T ms -> ns: its digits and six zeros
+                        o = _put(out, o, buf, fields[8], fields[9])
+                        out[o:o + 6] = 48
+                        o += 6
+                    o = _put(out, o, tpl, tpl_off[_P_TS_RECV], tpl_off[_P_TS_RECV + 1])
+                    o = _put_int(out, o, ts_recv[i])
+                    o = _put(out, o, tpl, tpl_off[_P_PRICE], tpl_off[_P_PRICE + 1])
+                    o = _put_decimal(out, o, buf, fields[4], pi, pf)
+                    o = _put(out, o, tpl, tpl_off[_P_SIZE], tpl_off[_P_SIZE + 1])
+                    o = _put_decimal(out, o, buf, fields[6], qi, qf)
+                    side = _P_SELL if fields[10] == 1 else _P_BUY
+                    o = _put(out, o, tpl, tpl_off[side], tpl_off[side + 1])
+                    o = _put(out, o, buf, fields[2], fields[3])
+                    o = _put(out, o, tpl, tpl_off[_P_SEQ], tpl_off[_P_SEQ + 1])
+                    o = _put(out, o, buf, fields[2], fields[3])
+                    o = _put(out, o, tpl, tpl_off[_P_END], tpl_off[_P_END + 1])
+        out_off[i + 1] = o
+    return n_sym
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_decimal(out, o, buf, p, int_end, frac_end):
+    o = _put(out, o, buf, p, int_end)
+    out[o] = 46
+    o += 1
+    if frac_end > int_end + 1:
+        return _put(out, o, buf, int_end + 1, frac_end)
+    out[o] = 48
+    return o + 1
