@@ -38,7 +38,6 @@ magnitudes in [1e-5, 1e16), which the accepted range stays inside.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
@@ -76,26 +75,30 @@ def tick_template(venue_json: bytes) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(pieces), dtype=np.uint8), off
 
 
-@intrinsic
-def _address_to_pointer(typingctx, address):
-    ptr = types.CPointer(types.uint8)
+def _pointer_intrinsic(item):
+    """``address -> item*``: the kernel indexes raw pointers, not arrays. Numba
+    increments and decrements (atomically) the reference count of every array
+    passed to a function, ~20 ns a call, more than the scan of a frame costs
+    if every helper gets the buffer; pointers carry no count, so the helpers
+    stay plain small functions (which also keeps the first compile short).
+    The pointers are valid during the kernel call, whose arguments own them."""
+    ptr = types.CPointer(item)
 
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(ptr))
+    @intrinsic
+    def address_to_pointer(typingctx, address):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(ptr))
 
-    return ptr(types.intp), codegen
+        return ptr(types.intp), codegen
+
+    return address_to_pointer
+
+
+_u8_pointer = _pointer_intrinsic(types.uint8)
+_i64_pointer = _pointer_intrinsic(types.int64)
 
 
 @njit(cache=True, nogil=True)
-def _bare(a):
-    """A view of the uint8 array ``a`` without a reference count. Numba increments and
-    decrements (atomically) the count of every array passed to a function, which
-    here costs more than the scan itself (~20 ns a call); the view's calls inline.
-    Valid while ``a`` lives, i.e. during the kernel call that owns it."""
-    return numba.carray(_address_to_pointer(a.ctypes.data), a.shape[0])
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _ws(buf, p, end):
     while p < end:
         c = buf[p]
@@ -105,7 +108,7 @@ def _ws(buf, p, end):
     return p
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _string_end(buf, p, end):
     """``p`` after an opening quote: the index of the closing quote, or -1 if the
     string holds an escape, a control character or a non-ASCII byte."""
@@ -119,7 +122,7 @@ def _string_end(buf, p, end):
     return -1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _uint_end(buf, p, end, max_digits):
     """End of a canonical unsigned JSON integer at ``p`` (no leading zeros), or -1."""
     q = p
@@ -133,7 +136,7 @@ def _uint_end(buf, p, end, max_digits):
     return q
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _uint_value(buf, p, q):
     v = 0
     for i in range(p, q):
@@ -141,7 +144,7 @@ def _uint_value(buf, p, q):
     return v
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _decimal(buf, p, q):
     """A decimal string's content ``buf[p:q]``: ``(value, int_end, frac_end)`` where the
     shortest repr is ``buf[p:int_end]`` + ``.`` + ``buf[int_end+1:frac_end]`` (or ``0``
@@ -180,14 +183,15 @@ def _decimal(buf, p, q):
     return mant / _POW10[k], i, frac_end
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _put(out, o, src, a, b):
-    k = b - a
-    out[o:o + k] = src[a:b]
-    return o + k
+    for i in range(a, b):
+        out[o] = src[i]
+        o += 1
+    return o
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _put_int(out, o, v):
     if v < 0:
         out[o] = 45
@@ -198,7 +202,7 @@ def _put_int(out, o, v):
     return _put_int_digits(out, o, v)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _put_int_digits(out, o, v):
     u = np.uint64(v)  # unsigned: division by a constant without floor corrections
     ten = np.uint64(10)
@@ -213,7 +217,7 @@ def _put_int_digits(out, o, v):
     return o + n
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _key_is(buf, a, b, c0, c1):
     """The key ``buf[a:b]`` equals the one or two characters ``c0 c1`` (``c1`` = 0: one)."""
     if c1 == 0:
@@ -221,7 +225,7 @@ def _key_is(buf, a, b, c0, c1):
     return b - a == 2 and buf[a] == c0 and buf[a + 1] == c1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _has_trade_marker(buf, a, b):
     """``frame.find(b'@trade"', 0, 64) > 0``, as ``parse`` decides a trade frame."""
     lim = min(b, a + 64) - 7
@@ -232,7 +236,7 @@ def _has_trade_marker(buf, a, b):
     return False
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _scan_frame(buf, a, b, fields):
     """One frame: True and ``fields`` (positions, see below) filled if it is in the
     canonical layout. ``fields``: 0,1 symbol; 2,3 t digits; 4,5 p; 6,7 q; 8,9 T
@@ -399,10 +403,15 @@ def scan_trades(buf, starts, ts_recv, tpl, tpl_off, out,
     distinct symbols.
     """
     n = len(starts) - 1
-    buf = _bare(buf)
-    out = _bare(out)
-    tpl = _bare(tpl)
-    fields = np.zeros(11, dtype=np.int64)
+    if len(out) < len(buf) + n * (tpl_off[-1] + 64) or len(ts_recv) < n or len(out_off) < n + 1 \
+            or starts[n] > len(buf) or min(len(status), len(sym_id), len(price), len(size),
+                                           len(ts_event), len(seq)) < n or len(sym_pos) < 2 * MAX_SYMBOLS:
+        raise ValueError("scan_trades: output arrays too small")
+    buf = _u8_pointer(buf.ctypes.data)
+    out = _u8_pointer(out.ctypes.data)
+    tpl = _u8_pointer(tpl.ctypes.data)
+    fields_owner = np.zeros(11, dtype=np.int64)
+    fields = _i64_pointer(fields_owner.ctypes.data)
     n_sym = 0
     o = 0
     out_off[0] = 0
@@ -455,7 +464,8 @@ def scan_trades(buf, starts, ts_recv, tpl, tpl_off, out,
                         o += 1
                     else:  # T ms -> ns: its digits and six zeros
                         o = _put(out, o, buf, fields[8], fields[9])
-                        out[o:o + 6] = 48
+                        for j in range(6):
+                            out[o + j] = 48
                         o += 6
                     o = _put(out, o, tpl, tpl_off[_P_TS_RECV], tpl_off[_P_TS_RECV + 1])
                     o = _put_int(out, o, ts_recv[i])
@@ -473,7 +483,7 @@ def scan_trades(buf, starts, ts_recv, tpl, tpl_off, out,
     return n_sym
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _put_decimal(out, o, buf, p, int_end, frac_end):
     o = _put(out, o, buf, p, int_end)
     out[o] = 46
