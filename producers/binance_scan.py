@@ -39,8 +39,12 @@ magnitudes in [1e-5, 1e16), which the accepted range stays inside.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from producers.bytescan import (
+    decimal, i64_pointer, key_is, put, put_decimal, put_int, skip_ws, string_end, u8_pointer,
+    uint_end, uint_value,
+)
 
 OK = 0
 FALLBACK = 1
@@ -50,8 +54,6 @@ _MAX_MS = (2**63 - 1) // 1_000_000
 
 # template pieces, in the order the Tick's fields are encoded (see tick_template)
 _P_SYMBOL, _P_TS_EVENT, _P_TS_RECV, _P_PRICE, _P_SIZE, _P_SELL, _P_BUY, _P_SEQ, _P_END = range(9)
-
-_POW10 = np.array([10.0**i for i in range(23)])
 
 
 def tick_template(venue_json: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -75,156 +77,6 @@ def tick_template(venue_json: bytes) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(pieces), dtype=np.uint8), off
 
 
-def _pointer_intrinsic(item):
-    """``address -> item*``: the kernel indexes raw pointers, not arrays. Numba
-    increments and decrements (atomically) the reference count of every array
-    passed to a function, ~20 ns a call, more than the scan of a frame costs
-    if every helper gets the buffer; pointers carry no count, so the helpers
-    stay plain small functions (which also keeps the first compile short).
-    The pointers are valid during the kernel call, whose arguments own them."""
-    ptr = types.CPointer(item)
-
-    @intrinsic
-    def address_to_pointer(typingctx, address):
-        def codegen(context, builder, signature, args):
-            return builder.inttoptr(args[0], context.get_value_type(ptr))
-
-        return ptr(types.intp), codegen
-
-    return address_to_pointer
-
-
-_u8_pointer = _pointer_intrinsic(types.uint8)
-_i64_pointer = _pointer_intrinsic(types.int64)
-
-
-@njit(cache=True, nogil=True)
-def _ws(buf, p, end):
-    while p < end:
-        c = buf[p]
-        if c != 32 and c != 10 and c != 13 and c != 9:
-            break
-        p += 1
-    return p
-
-
-@njit(cache=True, nogil=True)
-def _string_end(buf, p, end):
-    """``p`` after an opening quote: the index of the closing quote, or -1 if the
-    string holds an escape, a control character or a non-ASCII byte."""
-    while p < end:
-        c = buf[p]
-        if c == 34:
-            return p
-        if c == 92 or c < 32 or c > 126:
-            return -1
-        p += 1
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _uint_end(buf, p, end, max_digits):
-    """End of a canonical unsigned JSON integer at ``p`` (no leading zeros), or -1."""
-    q = p
-    while q < end and 48 <= buf[q] <= 57:
-        q += 1
-    n = q - p
-    if n == 0 or n > max_digits or (n > 1 and buf[p] == 48):
-        return -1
-    if q < end and (buf[q] == 46 or buf[q] == 101 or buf[q] == 69):  # a fraction or exponent
-        return -1
-    return q
-
-
-@njit(cache=True, nogil=True)
-def _uint_value(buf, p, q):
-    v = 0
-    for i in range(p, q):
-        v = v * 10 + (buf[i] - 48)
-    return v
-
-
-@njit(cache=True, nogil=True)
-def _decimal(buf, p, q):
-    """A decimal string's content ``buf[p:q]``: ``(value, int_end, frac_end)`` where the
-    shortest repr is ``buf[p:int_end]`` + ``.`` + ``buf[int_end+1:frac_end]`` (or ``0``
-    when ``frac_end <= int_end + 1``); ``int_end = -1`` when outside the exact domain."""
-    i = p
-    while i < q and 48 <= buf[i] <= 57:
-        i += 1
-    n_int = i - p
-    if n_int == 0 or n_int > 15 or (n_int > 1 and buf[p] == 48):
-        return 0.0, -1, 0
-    frac_end = i
-    if i < q:
-        if buf[i] != 46 or i + 1 == q:
-            return 0.0, -1, 0
-        j = i + 1
-        while j < q and 48 <= buf[j] <= 57:
-            if buf[j] != 48:
-                frac_end = j + 1
-            j += 1
-        if j != q:
-            return 0.0, -1, 0
-    mant = 0
-    sig = 0
-    for j in range(p, frac_end):
-        c = buf[j]
-        if c == 46:
-            continue
-        mant = mant * 10 + (c - 48)
-        if mant != 0:
-            sig += 1
-    if sig > 15:
-        return 0.0, -1, 0
-    k = frac_end - i - 1 if frac_end > i else 0
-    if mant != 0 and n_int == 1 and buf[p] == 48 and k - sig > 4:  # below 1e-5: exponent notation
-        return 0.0, -1, 0
-    return mant / _POW10[k], i, frac_end
-
-
-@njit(cache=True, nogil=True)
-def _put(out, o, src, a, b):
-    for i in range(a, b):
-        out[o] = src[i]
-        o += 1
-    return o
-
-
-@njit(cache=True, nogil=True)
-def _put_int(out, o, v):
-    if v < 0:
-        out[o] = 45
-        o += 1
-        if v == -9223372036854775807 - 1:
-            return _put_int_digits(out, o, 9223372036854775808)
-        v = -v
-    return _put_int_digits(out, o, v)
-
-
-@njit(cache=True, nogil=True)
-def _put_int_digits(out, o, v):
-    u = np.uint64(v)  # unsigned: division by a constant without floor corrections
-    ten = np.uint64(10)
-    n = 1
-    x = u
-    while x >= ten:
-        x //= ten
-        n += 1
-    for i in range(n - 1, -1, -1):
-        out[o + i] = np.uint8(48) + np.uint8(u % ten)
-        u //= ten
-    return o + n
-
-
-@njit(cache=True, nogil=True)
-def _key_is(buf, a, b, c0, c1):
-    """The key ``buf[a:b]`` equals the one or two characters ``c0 c1`` (``c1`` = 0: one)."""
-    if c1 == 0:
-        return b - a == 1 and buf[a] == c0
-    return b - a == 2 and buf[a] == c0 and buf[a + 1] == c1
-
-
 @njit(cache=True, nogil=True)
 def _has_trade_marker(buf, a, b):
     """``frame.find(b'@trade"', 0, 64) > 0``, as ``parse`` decides a trade frame."""
@@ -243,59 +95,59 @@ def _scan_frame(buf, a, b, fields):
     digits; 10 m (0/1)."""
     if not _has_trade_marker(buf, a, b):
         return False
-    p = _ws(buf, a, b)
+    p = skip_ws(buf, a, b)
     if p >= b or buf[p] != 123:
         return False
-    p = _ws(buf, p + 1, b)
+    p = skip_ws(buf, p + 1, b)
     # "stream": "<ascii>"
     if p + 8 > b or buf[p] != 34 or buf[p + 1] != 115 or buf[p + 2] != 116 or buf[p + 3] != 114 \
             or buf[p + 4] != 101 or buf[p + 5] != 97 or buf[p + 6] != 109 or buf[p + 7] != 34:
         return False
-    p = _ws(buf, p + 8, b)
+    p = skip_ws(buf, p + 8, b)
     if p >= b or buf[p] != 58:
         return False
-    p = _ws(buf, p + 1, b)
+    p = skip_ws(buf, p + 1, b)
     if p >= b or buf[p] != 34:
         return False
-    e = _string_end(buf, p + 1, b)
+    e = string_end(buf, p + 1, b)
     if e < 0:
         return False
-    p = _ws(buf, e + 1, b)
+    p = skip_ws(buf, e + 1, b)
     if p >= b or buf[p] != 44:
         return False
-    p = _ws(buf, p + 1, b)
+    p = skip_ws(buf, p + 1, b)
     # "data": {
     if p + 6 > b or buf[p] != 34 or buf[p + 1] != 100 or buf[p + 2] != 97 or buf[p + 3] != 116 \
             or buf[p + 4] != 97 or buf[p + 5] != 34:
         return False
-    p = _ws(buf, p + 6, b)
+    p = skip_ws(buf, p + 6, b)
     if p >= b or buf[p] != 58:
         return False
-    p = _ws(buf, p + 1, b)
+    p = skip_ws(buf, p + 1, b)
     if p >= b or buf[p] != 123:
         return False
-    p = _ws(buf, p + 1, b)
+    p = skip_ws(buf, p + 1, b)
     seen = 0
     while True:
         if p >= b or buf[p] != 34:
             return False
         ka = p + 1
-        kb = _string_end(buf, ka, b)
+        kb = string_end(buf, ka, b)
         if kb < 0:
             return False
-        p = _ws(buf, kb + 1, b)
+        p = skip_ws(buf, kb + 1, b)
         if p >= b or buf[p] != 58:
             return False
-        p = _ws(buf, p + 1, b)
+        p = skip_ws(buf, p + 1, b)
         if p >= b:
             return False
         c = buf[p]
         bit = 0
-        if _key_is(buf, ka, kb, 115, 0):  # s
+        if key_is(buf, ka, kb, 115, 0):  # s
             bit = 1
             if c != 34:
                 return False
-            e = _string_end(buf, p + 1, b)
+            e = string_end(buf, p + 1, b)
             if e <= p + 1:
                 return False
             for i in range(p + 1, e):
@@ -305,34 +157,34 @@ def _scan_frame(buf, a, b, fields):
             fields[0] = p + 1
             fields[1] = e
             p = e + 1
-        elif _key_is(buf, ka, kb, 116, 0):  # t
+        elif key_is(buf, ka, kb, 116, 0):  # t
             bit = 2
-            e = _uint_end(buf, p, b, 18)
+            e = uint_end(buf, p, b, 18)
             if e < 0:
                 return False
             fields[2] = p
             fields[3] = e
             p = e
-        elif _key_is(buf, ka, kb, 112, 0) or _key_is(buf, ka, kb, 113, 0):  # p, q
+        elif key_is(buf, ka, kb, 112, 0) or key_is(buf, ka, kb, 113, 0):  # p, q
             bit = 4 if buf[ka] == 112 else 8
             if c != 34:
                 return False
-            e = _string_end(buf, p + 1, b)
+            e = string_end(buf, p + 1, b)
             if e < 0:
                 return False
             slot = 4 if bit == 4 else 6
             fields[slot] = p + 1
             fields[slot + 1] = e
             p = e + 1
-        elif _key_is(buf, ka, kb, 84, 0):  # T
+        elif key_is(buf, ka, kb, 84, 0):  # T
             bit = 16
-            e = _uint_end(buf, p, b, 13)
-            if e < 0 or _uint_value(buf, p, e) > _MAX_MS:
+            e = uint_end(buf, p, b, 13)
+            if e < 0 or uint_value(buf, p, e) > _MAX_MS:
                 return False
             fields[8] = p
             fields[9] = e
             p = e
-        elif _key_is(buf, ka, kb, 109, 0):  # m
+        elif key_is(buf, ka, kb, 109, 0):  # m
             bit = 32
             if p + 4 <= b and c == 116 and buf[p + 1] == 114 and buf[p + 2] == 117 and buf[p + 3] == 101:
                 fields[10] = 1
@@ -343,7 +195,7 @@ def _scan_frame(buf, a, b, fields):
                 p += 5
             else:
                 return False
-        elif _key_is(buf, ka, kb, 88, 0):  # X: only "MARKET" (a tick for both adapters)
+        elif key_is(buf, ka, kb, 88, 0):  # X: only "MARKET" (a tick for both adapters)
             bit = 64
             if p + 8 > b or c != 34 or buf[p + 1] != 77 or buf[p + 2] != 65 or buf[p + 3] != 82 \
                     or buf[p + 4] != 75 or buf[p + 5] != 69 or buf[p + 6] != 84 or buf[p + 7] != 34:
@@ -351,13 +203,13 @@ def _scan_frame(buf, a, b, fields):
             p += 8
         else:  # another key: a scalar value is skipped
             if c == 34:
-                e = _string_end(buf, p + 1, b)
+                e = string_end(buf, p + 1, b)
                 if e < 0:
                     return False
                 p = e + 1
             elif c == 45 or 48 <= c <= 57:
                 q = p + 1 if c == 45 else p
-                e = _uint_end(buf, q, b, 19)
+                e = uint_end(buf, q, b, 19)
                 if e < 0:
                     return False
                 p = e
@@ -373,21 +225,21 @@ def _scan_frame(buf, a, b, fields):
         if seen & bit:
             return False  # a repeated key: the reference decides which one counts
         seen |= bit
-        p = _ws(buf, p, b)
+        p = skip_ws(buf, p, b)
         if p >= b:
             return False
         if buf[p] == 44:
-            p = _ws(buf, p + 1, b)
+            p = skip_ws(buf, p + 1, b)
             continue
         if buf[p] != 125:
             return False
         break
     if seen & 63 != 63:
         return False
-    p = _ws(buf, p + 1, b)
+    p = skip_ws(buf, p + 1, b)
     if p >= b or buf[p] != 125:
         return False
-    return _ws(buf, p + 1, b) == b
+    return skip_ws(buf, p + 1, b) == b
 
 
 @njit(cache=True, nogil=True)
@@ -407,11 +259,11 @@ def scan_trades(buf, starts, ts_recv, tpl, tpl_off, out,
             or starts[n] > len(buf) or min(len(status), len(sym_id), len(price), len(size),
                                            len(ts_event), len(seq)) < n or len(sym_pos) < 2 * MAX_SYMBOLS:
         raise ValueError("scan_trades: output arrays too small")
-    buf = _u8_pointer(buf.ctypes.data)
-    out = _u8_pointer(out.ctypes.data)
-    tpl = _u8_pointer(tpl.ctypes.data)
+    buf = u8_pointer(buf.ctypes.data)
+    out = u8_pointer(out.ctypes.data)
+    tpl = u8_pointer(tpl.ctypes.data)
     fields_owner = np.zeros(11, dtype=np.int64)
-    fields = _i64_pointer(fields_owner.ctypes.data)
+    fields = i64_pointer(fields_owner.ctypes.data)
     n_sym = 0
     o = 0
     out_off[0] = 0
@@ -421,8 +273,8 @@ def scan_trades(buf, starts, ts_recv, tpl, tpl_off, out,
         status[i] = FALLBACK
         sym_id[i] = -1
         if _scan_frame(buf, a, b, fields):
-            pv, pi, pf = _decimal(buf, fields[4], fields[5])
-            qv, qi, qf = _decimal(buf, fields[6], fields[7])
+            pv, pi, pf = decimal(buf, fields[4], fields[5])
+            qv, qi, qf = decimal(buf, fields[6], fields[7])
             if pi >= 0 and qi >= 0:
                 # the raw symbol's id (the caller merges spellings of one canonical symbol)
                 s0 = fields[0]
@@ -445,50 +297,39 @@ def scan_trades(buf, starts, ts_recv, tpl, tpl_off, out,
                     sym_pos[2 * sid + 1] = fields[1]
                     n_sym += 1
                 if sid >= 0:
-                    t = _uint_value(buf, fields[2], fields[3])
-                    te = _uint_value(buf, fields[8], fields[9]) * 1_000_000
+                    t = uint_value(buf, fields[2], fields[3])
+                    te = uint_value(buf, fields[8], fields[9]) * 1_000_000
                     status[i] = OK
                     sym_id[i] = sid
                     price[i] = pv
                     size[i] = qv
                     ts_event[i] = te
                     seq[i] = t
-                    o = _put(out, o, tpl, tpl_off[_P_SYMBOL], tpl_off[_P_SYMBOL + 1])
+                    o = put(out, o, tpl, tpl_off[_P_SYMBOL], tpl_off[_P_SYMBOL + 1])
                     for j in range(s0, fields[1]):
                         x = buf[j]
                         out[o] = x - 32 if 97 <= x <= 122 else x
                         o += 1
-                    o = _put(out, o, tpl, tpl_off[_P_TS_EVENT], tpl_off[_P_TS_EVENT + 1])
+                    o = put(out, o, tpl, tpl_off[_P_TS_EVENT], tpl_off[_P_TS_EVENT + 1])
                     if te == 0:
                         out[o] = 48
                         o += 1
                     else:  # T ms -> ns: its digits and six zeros
-                        o = _put(out, o, buf, fields[8], fields[9])
+                        o = put(out, o, buf, fields[8], fields[9])
                         for j in range(6):
                             out[o + j] = 48
                         o += 6
-                    o = _put(out, o, tpl, tpl_off[_P_TS_RECV], tpl_off[_P_TS_RECV + 1])
-                    o = _put_int(out, o, ts_recv[i])
-                    o = _put(out, o, tpl, tpl_off[_P_PRICE], tpl_off[_P_PRICE + 1])
-                    o = _put_decimal(out, o, buf, fields[4], pi, pf)
-                    o = _put(out, o, tpl, tpl_off[_P_SIZE], tpl_off[_P_SIZE + 1])
-                    o = _put_decimal(out, o, buf, fields[6], qi, qf)
+                    o = put(out, o, tpl, tpl_off[_P_TS_RECV], tpl_off[_P_TS_RECV + 1])
+                    o = put_int(out, o, ts_recv[i])
+                    o = put(out, o, tpl, tpl_off[_P_PRICE], tpl_off[_P_PRICE + 1])
+                    o = put_decimal(out, o, buf, fields[4], pi, pf)
+                    o = put(out, o, tpl, tpl_off[_P_SIZE], tpl_off[_P_SIZE + 1])
+                    o = put_decimal(out, o, buf, fields[6], qi, qf)
                     side = _P_SELL if fields[10] == 1 else _P_BUY
-                    o = _put(out, o, tpl, tpl_off[side], tpl_off[side + 1])
-                    o = _put(out, o, buf, fields[2], fields[3])
-                    o = _put(out, o, tpl, tpl_off[_P_SEQ], tpl_off[_P_SEQ + 1])
-                    o = _put(out, o, buf, fields[2], fields[3])
-                    o = _put(out, o, tpl, tpl_off[_P_END], tpl_off[_P_END + 1])
+                    o = put(out, o, tpl, tpl_off[side], tpl_off[side + 1])
+                    o = put(out, o, buf, fields[2], fields[3])
+                    o = put(out, o, tpl, tpl_off[_P_SEQ], tpl_off[_P_SEQ + 1])
+                    o = put(out, o, buf, fields[2], fields[3])
+                    o = put(out, o, tpl, tpl_off[_P_END], tpl_off[_P_END + 1])
         out_off[i + 1] = o
     return n_sym
-
-
-@njit(cache=True, nogil=True)
-def _put_decimal(out, o, buf, p, int_end, frac_end):
-    o = _put(out, o, buf, p, int_end)
-    out[o] = 46
-    o += 1
-    if frac_end > int_end + 1:
-        return _put(out, o, buf, int_end + 1, frac_end)
-    out[o] = 48
-    return o + 1

@@ -6,9 +6,13 @@ validator frame by frame and yields accepted ticks and dead letters;
 :func:`normalize_chunks` does the same over chunks of frames with the batch
 APIs (``adapter.parse_many`` when the adapter has one, ``Validator.validate_many``)
 and yields ``(ticks, dead_letters)`` per chunk, with exactly the same ticks,
-dead letters (in the same order) and summary counts. :func:`run_normalize` is
-what ``ticktide normalize`` calls (see ``producers/commands.py``); it uses the
-chunked path unless ``batch=False`` (or the module switch ``BATCH`` is False).
+dead letters (in the same order) and summary counts; :func:`normalize_encoded`
+yields the ticks already encoded (JSON lines), through the compiled scan of
+:mod:`producers.binance_encode` for the Binance adapters. :func:`run_normalize`
+is what ``ticktide normalize`` calls (see ``producers/commands.py``); it uses
+``normalize_encoded`` unless ``batch=False`` (or the module switch ``BATCH`` is
+False). All paths write the same bytes (tests/unit/test_normalize_cli.py,
+tests/unit/test_binance_scan.py).
 """
 
 from __future__ import annotations
