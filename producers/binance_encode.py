@@ -24,6 +24,7 @@ from producers.binance_scan import MAX_SYMBOLS, OK, scan_trades, tick_template
 
 #: Tick fields a scanned trade always has (besides the numeric columns)
 _PRESENT = frozenset({"symbol", "venue", "kind", "side", "trade_id", "flags"})
+_MIN_RUN = 32  # shorter runs of scanned frames go to the reference path with their neighbours
 _RETRY_AFTER_LONG = 1  # frames to the reference path when a rule fires after a long fast run
 _RETRY_AFTER_SHORT = 256  # ... after a short one (a stream where rules keep firing)
 
@@ -77,7 +78,9 @@ class TradeEncoder:
         if len(names) < n_sym:
             sym_id = np.array(ids + [0], dtype=np.int64)[sym_id]
 
-        ok = status == OK
+        ok = self._long_runs(status == OK)
+        if not ok.any():  # e.g. trades interleaved with quotes: one reference call is cheaper
+            return self._ref(raws, recv, s)
         mv = out.data
         pieces: list = []
         dead: list = []
@@ -107,6 +110,21 @@ class TradeEncoder:
             dead += letters
             pos = end
         return b"".join(pieces), dead
+
+    @staticmethod
+    def _long_runs(ok: np.ndarray) -> np.ndarray:
+        """``ok`` without its runs shorter than ``_MIN_RUN``: a scanned run costs a few
+        fixed microseconds (the rules over its columns), more than the reference path
+        spends on a few frames, so short runs join the reference segments around them."""
+        edges = np.flatnonzero(np.diff(ok.view(np.int8), prepend=0, append=0))
+        first, last = edges[0::2], edges[1::2]
+        short = last - first < _MIN_RUN
+        if not short.any():
+            return ok
+        d = np.zeros(len(ok) + 1, dtype=np.int64)
+        np.add.at(d, first[short], 1)
+        np.add.at(d, last[short], -1)
+        return ok & (np.cumsum(d[:-1]) == 0)
 
     def _accept(self, pos: int, end: int, names: list[str], sym_id: np.ndarray, cols: dict) -> int:
         """Accept the longest prefix of frames ``pos:end`` (all scanned) no rule fires on;
