@@ -121,7 +121,7 @@ class BinanceAdapter(BatchParseMixin):
                 # fast path (inlined: this is the hottest code in the producer)
                 try:
                     tr = _trade_dec.decode(data).data
-                except (msgspec.ValidationError, msgspec.DecodeError):
+                except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
                     tr = None
                 if tr is not None:
                     p = tr.p
@@ -142,7 +142,7 @@ class BinanceAdapter(BatchParseMixin):
             elif data.find(b'@bookTicker"', 0, 64) > 0:
                 try:
                     bt = _book_dec.decode(data).data
-                except (msgspec.ValidationError, msgspec.DecodeError):
+                except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
                     bt = None
                 if bt is not None:
                     tick = self._fast_book(bt, ts_recv)
@@ -181,7 +181,7 @@ class BinanceAdapter(BatchParseMixin):
             env = _env_dec.decode(data)
         except msgspec.ValidationError:
             raise BadFrame("not a JSON object") from None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise BadFrame(f"undecodable JSON: {exc}") from None
         stream_kind = None
         if env.stream is not None and len(env.data):
@@ -189,9 +189,13 @@ class BinanceAdapter(BatchParseMixin):
             for prefix, reason in _SKIP_STREAM_PREFIX:
                 if stream_kind.startswith(prefix):
                     return ParseResult(skipped=reason)
-            payload = _any_dec.decode(env.data)
+            raw_payload = env.data
         else:
-            payload = _any_dec.decode(data)
+            raw_payload = data
+        try:
+            payload = _any_dec.decode(raw_payload)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise BadFrame(f"undecodable JSON: {exc}") from None
         if type(payload) is not dict:
             raise BadFrame("payload is not a JSON object")
         event = payload.get("e")
@@ -203,7 +207,7 @@ class BinanceAdapter(BatchParseMixin):
             event is None and {"u", "s", "b", "B", "a", "A"} <= payload.keys()
         ):
             return self._book_from_dict(payload, ts_recv)
-        if event in _SKIP_EVENTS:
+        if type(event) is str and event in _SKIP_EVENTS:
             return ParseResult(skipped=_SKIP_EVENTS[event])
         if "lastUpdateId" in payload:
             return ParseResult(skipped="book")  # REST depth snapshot / partial depth

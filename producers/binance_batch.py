@@ -152,7 +152,7 @@ class BatchParseMixin:
                    out: list[Tick], problems: list | None) -> None:
         try:
             decoded = _trades_dec.decode(b"[" + b",".join(run) + b"]")
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             decoded = None
         if decoded is None or len(decoded) != len(run):
             decoded = [None] * len(run)

@@ -15,6 +15,7 @@ The result is byte for byte what the reference path writes
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import msgspec
@@ -22,11 +23,37 @@ import numpy as np
 
 from producers.binance_scan import MAX_SYMBOLS, OK, scan_trades, tick_template
 
+log = logging.getLogger(__name__)
+
 #: Tick fields a scanned trade always has (besides the numeric columns)
 _PRESENT = frozenset({"symbol", "venue", "kind", "side", "trade_id", "flags"})
 _MIN_RUN = 32  # shorter runs of scanned frames go to the reference path with their neighbours
 _RETRY_AFTER_LONG = 1  # frames to the reference path when a rule fires after a long fast run
 _RETRY_AFTER_SHORT = 256  # ... after a short one (a stream where rules keep firing)
+
+
+_PROBE = ('{"stream":"%s@trade","data":{"e":"trade","E":1723161255343,"s":"%s","t":%d,'
+          '"p":"%s","q":"%s","T":1723161255342,"m":%s,"M":true}}')
+_PROBE_VALUES = [
+    ("btcusdt", 3735683259, "61837.63000000", "0.02000000", "true"),
+    ("btcusdt", 0, "100.00", "0.00001000", "false"),
+    ("ETHUSDT", 1, "123456789012345", "0.00012345678901", "true"),
+    ("ethusdt", 10**17 + 3, "0.00000000", "99999999999999.9", "false"),
+    ("x1", 5, "1", "10.5", "true"),
+]
+_PROBED: dict[str, bool] = {}
+
+
+def _agrees_with_msgspec(encoder: "TradeEncoder") -> bool:
+    """``encoder._probe()`` once per venue name; False (the reference path then runs
+    every frame) is logged, since it means msgspec or the Tick changed under the scan."""
+    name = encoder.adapter.name
+    if name not in _PROBED:
+        _PROBED[name] = encoder._probe()
+        if not _PROBED[name]:
+            log.warning("%s: the compiled trade scan disagrees with msgspec %s on its probe "
+                        "frames; using the reference path", name, msgspec.__version__)
+    return _PROBED[name]
 
 
 class TradeEncoder:
@@ -40,12 +67,38 @@ class TradeEncoder:
         self.tpl, self.tpl_off = tick_template(msgspec.json.encode(adapter.name))
         self._record_max = int(self.tpl_off[-1]) + 64  # + the frame's own bytes
         self._lines = msgspec.json.Encoder().encode_lines
+        self.scanned = 0
+        self.enabled = _agrees_with_msgspec(self)
+        self.scanned = 0  # frames written by the scan (the rest went the reference path)
+
+    def _probe(self) -> bool:
+        """The scan writes exactly what the reference writes for a set of probe frames
+        (number formats, sides, symbol spellings, times): the Tick layout and
+        msgspec's float format are re-derived here, not assumed to stay fixed."""
+        frames = [(_PROBE % (sym.lower(), sym, t, p, q, m)).encode() for sym, t, p, q, m in _PROBE_VALUES]
+        recv = [1_723_161_255_342_123_456, 0, -5, 2**63 - 1, 7, 8, 9, 10][:len(frames)]
+        from producers.normalize import Summary  # normalize imports this module lazily
+
+        s = Summary()
+        before = self.scanned
+        got, _ = self._scan_chunk(frames, recv, s, validate=False, min_run=1)
+        if self.scanned - before != len(frames):
+            return False
+        want = b"".join(self._lines(t) for f, r in zip(frames, recv)
+                        for t in [self.adapter.parse(f, r).ticks] if t)
+        return got == want
 
     def _ref(self, raws, recv, s) -> tuple[bytes, list]:
         ticks, dead = self.reference(self.adapter, self.validator, raws, recv, s)
         return (self._lines(ticks) if ticks else b""), dead
 
     def encode_chunk(self, raws: list, recv: list, s) -> tuple[bytes, list]:
+        if not self.enabled:
+            return self._ref(raws, recv, s) if raws else (b"", [])
+        return self._scan_chunk(raws, recv, s)
+
+    def _scan_chunk(self, raws: list, recv: list, s, validate: bool = True,
+                    min_run: int = _MIN_RUN) -> tuple[bytes, list]:
         n = len(raws)
         if n == 0:
             return b"", []
@@ -78,7 +131,7 @@ class TradeEncoder:
         if len(names) < n_sym:
             sym_id = np.array(ids + [0], dtype=np.int64)[sym_id]
 
-        ok = self._long_runs(status == OK)
+        ok = self._long_runs(status == OK, min_run)
         if not ok.any():  # e.g. trades interleaved with quotes: one reference call is cheaper
             return self._ref(raws, recv, s)
         mv = out.data
@@ -91,11 +144,12 @@ class TradeEncoder:
             if rest[0]:
                 k = int(rest.argmin())
                 end = n if rest[k] else pos + k
-                stop = self._accept(pos, end, names, sym_id, cols)
+                stop = self._accept(pos, end, names, sym_id, cols) if validate else end
                 if stop > pos:
                     pieces.append(mv[out_off[pos]:out_off[stop]])
                     s.ticks += stop - pos
                     s.ticks_by_kind["trade"] += stop - pos
+                    self.scanned += stop - pos
                     last_fast = stop - pos
                     pos = stop
                     continue
@@ -112,13 +166,13 @@ class TradeEncoder:
         return b"".join(pieces), dead
 
     @staticmethod
-    def _long_runs(ok: np.ndarray) -> np.ndarray:
-        """``ok`` without its runs shorter than ``_MIN_RUN``: a scanned run costs a few
+    def _long_runs(ok: np.ndarray, min_run: int) -> np.ndarray:
+        """``ok`` without its runs shorter than ``min_run``: a scanned run costs a few
         fixed microseconds (the rules over its columns), more than the reference path
         spends on a few frames, so short runs join the reference segments around them."""
         edges = np.flatnonzero(np.diff(ok.view(np.int8), prepend=0, append=0))
         first, last = edges[0::2], edges[1::2]
-        short = last - first < _MIN_RUN
+        short = last - first < min_run
         if not short.any():
             return ok
         d = np.zeros(len(ok) + 1, dtype=np.int64)

@@ -114,7 +114,7 @@ class CoinbaseAdapter:
             return ParseResult(ticks=[self._match(msg, ts_recv)])
         if typ == "ticker":
             return ParseResult(ticks=[self._ticker(msg, ts_recv)])
-        if typ in _SKIP_TYPES:
+        if type(typ) is str and typ in _SKIP_TYPES:
             return ParseResult(skipped=_SKIP_TYPES[typ])
         if typ == "error":
             raise BadFrame(f"venue error: {msg.get('message')} {msg.get('reason') or ''}".rstrip())
@@ -122,7 +122,8 @@ class CoinbaseAdapter:
 
     # -- Exchange ws-feed --------------------------------------------------
     def _match(self, m: dict, ts_recv: int) -> Tick:
-        side = _FLIP.get(m.get("side"))  # type: ignore[arg-type]
+        raw_side = m.get("side")
+        side = _FLIP.get(raw_side) if type(raw_side) is str else None
         if side is None:
             raise BadFrame(f"bad side {m.get('side')!r}")
         tid = m.get("trade_id")
@@ -157,7 +158,7 @@ class CoinbaseAdapter:
     # -- Advanced Trade ----------------------------------------------------
     def _advanced(self, msg: dict, ts_recv: int) -> ParseResult:
         channel = msg.get("channel")
-        if channel in _SKIP_CHANNELS:
+        if type(channel) is str and channel in _SKIP_CHANNELS:
             return ParseResult(skipped=_SKIP_CHANNELS[channel])
         events = msg.get("events")
         if type(events) is not list:

@@ -141,7 +141,7 @@ def decode_json(frame: bytes | bytearray | memoryview | str) -> Any:
     """A frame's JSON value; undecodable JSON is a BadFrame."""
     try:
         return _json_decoder.decode(as_bytes(frame))
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec: bad UTF-8 in a string
         raise BadFrame(f"undecodable JSON: {exc}") from None
 
 

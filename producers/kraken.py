@@ -109,7 +109,7 @@ class KrakenAdapter:
                 raise BadFrame(f"venue error: {msg.get('method')}: {msg.get('error')}")
             return ParseResult(skipped="ack")
         event = msg.get("event")
-        if event in _V1_EVENTS:
+        if type(event) is str and event in _V1_EVENTS:
             return ParseResult(skipped=_V1_EVENTS[event])
         if event in ("subscriptionStatus", "unsubscribeStatus"):
             if msg.get("status") == "error":
@@ -176,7 +176,7 @@ class KrakenAdapter:
     # -- v2 ------------------------------------------------------------------
     def _v2(self, msg: dict, ts_recv: int) -> ParseResult:
         channel = msg.get("channel")
-        if channel in _V2_SKIP:
+        if type(channel) is str and channel in _V2_SKIP:
             return ParseResult(skipped=_V2_SKIP[channel])
         data = msg.get("data")
         if channel == "trade":

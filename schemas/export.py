@@ -6,6 +6,7 @@ the committed files drift from the Structs.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,11 @@ def render_all() -> dict[str, str]:
         if topic.value_type is None:
             continue
         schema = msgspec.json.schema(topic.value_type)
+        for definition in schema.get("$defs", {}).values():
+            # msgspec 0.22 dedents docstrings, 0.23 keeps the indentation after an
+            # unindented first line: cleandoc gives one text whichever is installed
+            if "description" in definition:
+                definition["description"] = inspect.cleandoc(definition["description"])
         schema["$id"] = f"ticktide/{topic.name}.schema.json"
         schema["title"] = f"{topic.name} ({topic.value_type.__name__})"
         schema["x-ticktide-key"] = topic.key

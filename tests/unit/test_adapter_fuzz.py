@@ -68,6 +68,7 @@ def check(venue: str, frame, validator: Validator | None = None) -> ParseResult:
     assert sum(outcomes) == 1, (frame, r)
     if r.error is not None:
         assert isinstance(r.error, str) and r.error
+        assert not r.error.startswith("internal:"), r.error  # an exception nobody named
     if r.skipped is not None:
         assert isinstance(r.skipped, str) and r.skipped
     for t in r.ticks:
@@ -291,3 +292,25 @@ def test_parse_many_all_trade_batches(specs, ts_form):
         arg = 7 if ts_form == "one" else (tuple(ts) if ts_form == "tuple" else ts)
         assert ad.parse_many(frames, arg) == want
         _parse_many_matches(ad, frames, ts)
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_invalid_utf8_in_a_string_is_a_named_dead_letter(venue):
+    """msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 inside a
+    string: every path must turn it into a parse error, the batch path too."""
+    bad = []
+    for frame in SEEDS[venue]:
+        i = frame.find(b'"', frame.find(b":")) + 1
+        if i > 0:
+            bad.append(frame[:i] + b"\x80\xff" + frame[i:])
+    assert bad
+    for frame in bad:
+        r = check(venue, frame)
+        assert r.error is None or "UTF-8" in r.error or "utf-8" in r.error or not r.error.startswith("internal")
+    adapter = ADAPTERS[venue]
+    if hasattr(adapter, "parse_many"):
+        frames = [f for f in SEEDS[venue] for _ in range(3)] + bad * 3
+        problems: list = []
+        ticks = adapter.parse_many(frames, [1] * len(frames), problems)
+        want = [t for f in frames for t in adapter.parse(f, 1).ticks]
+        assert ticks == want

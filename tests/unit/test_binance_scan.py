@@ -272,3 +272,30 @@ def test_receive_times_the_scan_cannot_take():
         want = b"".join(_enc.encode(t) + b"\n" for r, f in zip(recv, frames)
                         for t in BinanceAdapter().parse(f, r).ticks)
         assert got == want
+
+
+def test_the_scan_turns_itself_off_when_msgspec_writes_otherwise(monkeypatch, caplog):
+    """A different Tick encoding (a new msgspec, a changed Tick) fails the probe at
+    start: the encoder says so and every frame takes the reference path."""
+    import producers.binance_encode as be
+
+    monkeypatch.setattr(be, "_PROBED", {})
+    real = be.tick_template
+    monkeypatch.setattr(be, "tick_template", lambda venue_json: real(venue_json + b" "))
+    enc = be.TradeEncoder(BinanceAdapter(), None, normalize_mod.normalize_chunk)
+    assert not enc.enabled and "disagrees with msgspec" in caplog.text
+    frames = [trade(t=i) for i in range(1, 200)]
+    got, dead = enc.encode_chunk(frames, list(range(199)), normalize_mod.Summary())
+    assert enc.scanned == 0 and not dead
+    assert got == b"".join(_enc.encode(BinanceAdapter().parse(f, r).ticks[0]) + b"\n"
+                           for r, f in enumerate(frames))
+
+
+def test_the_scan_is_on_and_takes_long_trade_runs():
+    import producers.binance_encode as be
+
+    enc = be.TradeEncoder(BinanceAdapter(), Validator(), normalize_mod.normalize_chunk)
+    assert enc.enabled
+    frames = [trade(t=i) for i in range(1, 200)]
+    enc.encode_chunk(frames, [1_723_161_255_342_000_000 + i for i in range(199)], normalize_mod.Summary())
+    assert enc.scanned == 199
