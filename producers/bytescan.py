@@ -161,14 +161,6 @@ def put_uint(out, o, v):
 
 
 @njit(cache=True, nogil=True)
-def key_is(buf, a, b, c0, c1):
-    """The key ``buf[a:b]`` equals the one or two characters ``c0 c1`` (``c1`` = 0: one)."""
-    if c1 == 0:
-        return b - a == 1 and buf[a] == c0
-    return b - a == 2 and buf[a] == c0 and buf[a + 1] == c1
-
-
-@njit(cache=True, nogil=True)
 def put_decimal(out, o, buf, p, int_end, frac_end):
     o = put(out, o, buf, p, int_end)
     out[o] = 46

@@ -215,8 +215,7 @@ def normalize_chunk(adapter, validator, raws: list, recv: list,
         letters.sort(key=lambda x: (x[0], x[1]))
         s.dead_letters += len(letters)
         for i, _, st, reason, key in letters:
-            dead.append(DeadLetter(stage=st, reason=reason, raw=_raw_bytes(raws[i]),
-                                   ts_proc=_clock(), venue=name, key=key))
+            dead.append(dead_letter(name, st, reason, raws[i], key))
     return accepted, dead
 
 
@@ -252,6 +251,12 @@ def normalize_encoded(
         else:
             ticks, dead = normalize_chunk(adapter, validator, raws, recv, s)
             yield (lines(ticks) if ticks else b""), dead
+
+
+def dead_letter(venue: str, stage: str, reason: str, raw, key: str | None = None) -> DeadLetter:
+    """The dead letter of one frame (stamped now, by ``_clock``)."""
+    return DeadLetter(stage=stage, reason=reason, raw=_raw_bytes(raw), ts_proc=_clock(),
+                      venue=venue, key=key)
 
 
 def _raw_bytes(raw) -> bytes:

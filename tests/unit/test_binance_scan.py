@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from producers import normalize as normalize_mod
 from producers.binance import BinanceAdapter
-from producers.binance_scan import MAX_SYMBOLS, OK, scan_trades, tick_template
+from producers.binance_scan import FALLBACK, MAX_SYMBOLS, QUOTE, TRADE, scan_frames, tick_template
 from producers.binance_usdm import BinanceUsdmAdapter
 from producers.recordings import read_frames
 from producers.validation import Validator
@@ -28,12 +28,12 @@ from schemas.events import Tick
 DATA = Path(__file__).resolve().parents[1] / "data"
 _enc = msgspec.json.Encoder()
 
-TRADE = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT",'
+TRADE_FRAME = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT",'
          '"t":%d,"p":"%s","q":"%s","T":%d,"m":%s,"M":true}}')
 
 
 def trade(t=3735683259, p="61837.63000000", q="0.02000000", T=1723161255342, m="true", sym=None):
-    f = TRADE % (t, p, q, T, m)
+    f = TRADE_FRAME % (t, p, q, T, m)
     if sym is not None:
         f = f.replace("BTCUSDT", sym).replace("btcusdt", sym.lower())
     return f.encode()
@@ -72,7 +72,7 @@ def assert_same(frames, adapter_cls=BinanceAdapter, validate=True, chunks=(1000,
 
 
 def scan(frames: list[bytes], recv: list[int] | None = None):
-    """Run the kernel alone: (status, price, size, encoded records)."""
+    """Run the kernel alone: (status, first float column, second, encoded records)."""
     n = len(frames)
     buf = np.frombuffer(b"".join(frames), dtype=np.uint8)
     starts = np.zeros(n + 1, dtype=np.int64)
@@ -81,13 +81,13 @@ def scan(frames: list[bytes], recv: list[int] | None = None):
     tpl, off = tick_template(b'"binance"')
     out = np.empty(len(buf) + n * (int(off[-1]) + 64), dtype=np.uint8)
     status = np.empty(n, dtype=np.int8)
-    price, size = np.empty(n), np.empty(n)
+    floats = [np.empty(n) for _ in range(4)]
     out_off = np.empty(n + 1, dtype=np.int64)
-    scan_trades(buf, starts, recv_a, tpl, off, out, status, np.empty(n, dtype=np.int64),
-                np.empty(2 * MAX_SYMBOLS, dtype=np.int64), price, size,
+    scan_frames(buf, starts, recv_a, tpl, off, out, status, np.empty(n, dtype=np.int64),
+                np.empty(2 * MAX_SYMBOLS, dtype=np.int64), *floats,
                 np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), out_off)
     records = [out[out_off[i]:out_off[i + 1]].tobytes() for i in range(n)]
-    return status, price, size, records
+    return status, floats[0], floats[1], records
 
 
 def reference_record(frame: bytes, ts_recv: int = 1) -> bytes | None:
@@ -102,11 +102,37 @@ def test_recording_trades_all_take_the_scan_and_match():
               if b'@trade"' in fr[:40]]
     assert len(frames) == 9757
     status, price, size, records = scan([f for _, f in frames], [t for t, _ in frames])
-    assert (status == OK).all()  # every real trade frame is in the canonical layout
+    assert (status == TRADE).all()  # every real trade frame is in the canonical layout
     for (ts, fr), rec, p, q in zip(frames[:500], records, price, size):
         raw = json.loads(fr)["data"]
         assert p == float(raw["p"]) and q == float(raw["q"])
         assert rec == reference_record(fr, ts)
+
+
+def test_recording_quotes_take_the_scan_and_match():
+    frames = [(ts, fr) for ts, fr in read_frames(DATA / "spot_btcusdt_20240808.ndjson.gz")
+              if b'@bookTicker"' in fr[:40]]
+    assert len(frames) == 28040
+    status, bid, _, records = scan([f for _, f in frames], [t for t, _ in frames])
+    assert (status == QUOTE).all()
+    for (ts, fr), rec, b in zip(frames[:500], records, bid):
+        assert b == float(json.loads(fr)["data"]["b"])
+        assert rec == reference_record(fr, ts)
+
+
+def test_mixed_recording_takes_the_scan_for_trades_quotes_and_around_depth_frames():
+    """Trades, bookTickers and depth updates interleaved (the recording as captured):
+    the depth frames give no tick, so the runs of scanned frames go on across them."""
+    import producers.binance_encode as be
+
+    frames = list(read_frames(DATA / "spot_btcusdt_20240808.ndjson.gz"))
+    enc = be.TradeEncoder(BinanceAdapter(), Validator(), normalize_mod.normalize_chunk)
+    s = normalize_mod.Summary()
+    for lo in range(0, len(frames), 1000):
+        chunk = frames[lo:lo + 1000]
+        enc.encode_chunk([f for _, f in chunk], [t for t, _ in chunk], s)
+    assert s.ticks == 37797 and s.skipped == {"book": 3451}
+    assert enc.scanned > 0.95 * s.ticks
 
 
 @pytest.mark.parametrize("adapter_cls", [BinanceAdapter, BinanceUsdmAdapter])
@@ -136,7 +162,7 @@ def test_decimal_edges_match_reference(p):
     frames = [trade(p=p), trade(q=p), trade(p=p, q=p)]
     status, price, _, records = scan(frames)
     for fr, stat, rec in zip(frames, status, records):
-        if stat == OK:
+        if stat == TRADE:
             assert rec == reference_record(fr)
         else:
             assert rec == b""
@@ -147,7 +173,7 @@ def test_the_scan_takes_plain_decimals_and_leaves_the_rest():
     ok = ["0.00001", "123456789012345.0", "100.000", "0", "61837.63000000"]
     fallback = ["0.000009", "1234567890123456", "1234567890.123456", "01", "1.", "1e5", "-1"]
     status, _, _, _ = scan([trade(p=p) for p in ok + fallback])
-    assert list(status) == [OK] * len(ok) + [1] * len(fallback)
+    assert list(status) == [TRADE] * len(ok) + [FALLBACK] * len(fallback)
 
 
 decimal_strings = st.builds(
@@ -162,7 +188,7 @@ decimal_strings = st.builds(
 def test_decimals_are_exact(p, q):
     fr = trade(p=p, q=q)
     status, price, size, records = scan([fr])
-    if status[0] == OK:
+    if status[0] == TRADE:
         assert price[0] == float(p) and size[0] == float(q)
         assert records[0] == reference_record(fr)
 
@@ -183,7 +209,7 @@ def _variants(rng: random.Random) -> list[bytes]:
         items.append((rng.choice(["t", "p", "s", "m", "T", "E", "zz"]), rng.choice(["1", 2, None, [], {}])))
     elif x < 0.3:
         k = rng.randrange(len(items))
-        items[k] = (items[k][0], rng.choice(["1", 2, -3, 2.5, None, True, "é", [], {"a": 1}, 2**70]))
+        items[k] = (items[k][0], rng.choice(["1", 2, -3, 2.5, None, True, "é", [], {"a": 1}, 2**70, 10**15]))
     elif x < 0.35:
         del items[rng.randrange(len(items))]
     body = ",".join(json.dumps(k) + ":" + json.dumps(v, ensure_ascii=rng.random() < 0.5)
@@ -205,11 +231,69 @@ def _variants(rng: random.Random) -> list[bytes]:
     return [frame.encode()]
 
 
+def _quote_variants(rng: random.Random) -> list[bytes]:
+    """bookTicker frames near the canonical layout (spot and USD-M shapes)."""
+    d = {"e": "bookTicker", "u": 400900217, "E": 1568014460893, "T": 1568014460891, "s": "BNBUSDT",
+         "b": "25.35190000", "B": "31.21000000", "a": "25.36520000", "A": "40.66000000"}
+    if rng.random() < 0.5:
+        for k in ("e", "E", "T"):
+            d.pop(k)
+    elif rng.random() < 0.3:
+        d.pop("T")
+    items = list(d.items())
+    rng.shuffle(items)
+    x = rng.random()
+    if x < 0.15:
+        k = rng.randrange(len(items))
+        items[k] = (items[k][0], rng.choice(["1", 2, -3, 2.5, None, True, "0.000001", "1e3", "",
+                                             2**70, 10**15, "25.351900000000001", "00.5", "99999999999999999"]))
+    elif x < 0.25:
+        items.append((rng.choice(["u", "b", "A", "T", "E", "t", "p", "zz"]), rng.choice(["1", 2, None])))
+    elif x < 0.3:
+        del items[rng.randrange(len(items))]
+    body = ",".join(json.dumps(k) + ":" + json.dumps(v) for k, v in items)
+    frame = '{"stream":"bnbusdt@bookTicker","data":{' + body + "}}"
+    y = rng.random()
+    if y < 0.1:
+        frame = frame.replace(",", " ,\n")
+    elif y < 0.15:
+        frame = frame.replace("@bookTicker", "@trade@bookTicker")
+    elif y < 0.2:
+        frame = frame.replace('"stream":"bnbusdt@bookTicker",', "")
+    return [frame.encode()]
+
+
+QUOTE_TIMES = ['', ',"T":0', ',"E":0', ',"T":1568014460891', ',"E":1568014460893',
+               ',"T":1568014460891,"E":1568014460893', ',"E":1568014460893,"T":1568014460891',
+               ',"E":1000000000000000', ',"T":1000000000000000', ',"T":9223372036854',
+               ',"T":9223372036855', ',"T":1,"E":1000000000000000', ',"T":null', ',"E":-1',
+               ',"T":"1568014460891"', ',"T":1.5', ',"T":01']
+
+
+@pytest.mark.parametrize("times", QUOTE_TIMES)
+def test_quote_times_match_reference(times):
+    fr = ('{"stream":"bnbusdt@bookTicker","data":{"u":400900217,"s":"BNBUSDT","b":"25.3519",'
+          '"B":"31.21","a":"25.3652","A":"40.66"%s}}' % times).encode()
+    status, _, _, records = scan([fr], [1_568_014_460_899_000_000])
+    if status[0] == QUOTE:
+        assert records[0] == reference_record(fr, 1_568_014_460_899_000_000)
+    assert_same([(1_568_014_460_899_000_000, fr)] * 3, chunks=(1000, 1))
+
+
+def test_quote_layout_variants_match_reference():
+    rng = random.Random(5)
+    frames = [(1_568_014_460_893_000_000 + i, f) for i in range(3000) for f in _quote_variants(rng)]
+    status, *_ = scan([f for _, f in frames], [t for t, _ in frames])
+    assert 0.3 < (status == QUOTE).mean() < 0.95
+    assert_same(frames, chunks=(1000, 13, 1))
+    assert_same(frames, BinanceUsdmAdapter, chunks=(1000,))
+
+
 def test_layout_variants_match_reference():
     rng = random.Random(11)
     frames = [(i, f) for i in range(3000) for f in _variants(rng)]
     status, *_ = scan([f for _, f in frames], [t for t, _ in frames])
-    assert 0.3 < (status == OK).mean() < 0.95  # both paths are exercised
+    assert 0.3 < (status == TRADE).mean() < 0.95  # both paths are exercised
     assert_same(frames, chunks=(1000, 13, 1))
     assert_same(frames, BinanceUsdmAdapter, chunks=(1000,))
 
@@ -222,9 +306,18 @@ def mutated_chunk(draw):
     t = 1000
     for i in range(n):
         t += draw(st.sampled_from([1, 1, 1, 0, -5, 2]))
-        fr = bytearray(trade(t=t, p=draw(st.sampled_from(["61837.63", "61837.64", "70000.1", "0", "5"])),
-                             m=draw(st.sampled_from(["true", "false"])),
-                             sym=draw(st.sampled_from([None, None, "ETHUSDT", "ethusdt"]))))
+        what = draw(st.sampled_from(["trade", "trade", "quote", "depth"]))
+        if what == "trade":
+            fr = bytearray(trade(t=t, p=draw(st.sampled_from(["61837.63", "61837.64", "70000.1", "0", "5"])),
+                                 m=draw(st.sampled_from(["true", "false"])),
+                                 sym=draw(st.sampled_from([None, None, "ETHUSDT", "ethusdt"]))))
+        elif what == "quote":
+            bid = draw(st.sampled_from(["61837.63", "61837.65", "70000.1", "0", "-1"]))
+            fr = bytearray(('{"stream":"btcusdt@bookTicker","data":{"u":%d,"s":"BTCUSDT","b":"%s",'
+                            '"B":"1.5","a":"61837.64","A":"2"}}' % (t + 7, bid)).encode())
+        else:
+            fr = bytearray(b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT",'
+                           b'"U":1,"u":2,"b":[["1.0","2.0"]],"a":[]}}')
         if draw(st.integers(0, 4)) == 0:
             for _ in range(draw(st.integers(1, 3))):
                 op = draw(st.sampled_from(["flip", "delete", "insert"]))
