@@ -47,8 +47,8 @@ import numpy as np
 from numba import njit
 
 from producers.bytescan import (
-    decimal, i64_pointer, put, put_decimal, put_int, skip_ws, string_end, u8_pointer,
-    uint_end, uint_value,
+    decimal, expect, i64_pointer, put, put_decimal, put_int, skip_scalar, skip_ws, string_end,
+    u8_pointer, uint_end, uint_value,
 )
 
 TRADE = 0
@@ -116,33 +116,6 @@ def _marker_kind(buf, a, b):
 
 
 @njit(cache=True, nogil=True)
-def _expect(buf, p, b, c):
-    """The index after the byte ``c`` at ``p`` (after whitespace), or -1."""
-    p = skip_ws(buf, p, b)
-    if p >= b or buf[p] != c:
-        return -1
-    return p + 1
-
-
-@njit(cache=True, nogil=True)
-def _skip_scalar(buf, p, b):
-    """The end of a string (no escapes), integer, true, false or null at ``p``, or -1."""
-    c = buf[p]
-    if c == 34:
-        e = string_end(buf, p + 1, b)
-        return -1 if e < 0 else e + 1
-    if c == 45 or 48 <= c <= 57:
-        return uint_end(buf, p + 1 if c == 45 else p, b, 19)
-    if p + 4 <= b and ((c == 116 and buf[p + 1] == 114 and buf[p + 2] == 117 and buf[p + 3] == 101)
-                       or (c == 110 and buf[p + 1] == 117 and buf[p + 2] == 108 and buf[p + 3] == 108)):
-        return p + 4
-    if p + 5 <= b and c == 102 and buf[p + 1] == 97 and buf[p + 2] == 108 and buf[p + 3] == 115 \
-            and buf[p + 4] == 101:
-        return p + 5
-    return -1
-
-
-@njit(cache=True, nogil=True)
 def _scan_frame(buf, a, b, fields):
     """One frame: TRADE or QUOTE with ``fields`` (positions) filled if it is in a
     canonical layout, else FALLBACK. ``fields``: 0,1 symbol; trade: 2,3 t digits;
@@ -151,25 +124,25 @@ def _scan_frame(buf, a, b, fields):
     kind = _marker_kind(buf, a, b)
     if kind == FALLBACK:
         return FALLBACK
-    p = _expect(buf, a, b, 123)
+    p = expect(buf, a, b, 123)
     # "stream": "<ascii>",
     p = skip_ws(buf, p, b) if p >= 0 else b
     if p + 8 > b or buf[p] != 34 or buf[p + 1] != 115 or buf[p + 2] != 116 or buf[p + 3] != 114 \
             or buf[p + 4] != 101 or buf[p + 5] != 97 or buf[p + 6] != 109 or buf[p + 7] != 34:
         return FALLBACK
-    p = _expect(buf, p + 8, b, 58)
-    p = _expect(buf, p, b, 34) if p >= 0 else -1
+    p = expect(buf, p + 8, b, 58)
+    p = expect(buf, p, b, 34) if p >= 0 else -1
     if p < 0:
         return FALLBACK
     e = string_end(buf, p, b)
-    p = _expect(buf, e + 1, b, 44) if e >= 0 else -1
+    p = expect(buf, e + 1, b, 44) if e >= 0 else -1
     # "data": {
     p = skip_ws(buf, p, b) if p >= 0 else b
     if p + 6 > b or buf[p] != 34 or buf[p + 1] != 100 or buf[p + 2] != 97 or buf[p + 3] != 116 \
             or buf[p + 4] != 97 or buf[p + 5] != 34:
         return FALLBACK
-    p = _expect(buf, p + 6, b, 58)
-    p = _expect(buf, p, b, 123) if p >= 0 else -1
+    p = expect(buf, p + 6, b, 58)
+    p = expect(buf, p, b, 123) if p >= 0 else -1
     if p < 0:
         return FALLBACK
     quote = kind == QUOTE
@@ -184,7 +157,7 @@ def _scan_frame(buf, a, b, fields):
         if kb < 0:
             return FALLBACK
         k = buf[p + 1] if kb == p + 2 else 0  # the key's only character, or 0
-        p = _expect(buf, kb + 1, b, 58)
+        p = expect(buf, kb + 1, b, 58)
         p = skip_ws(buf, p, b) if p >= 0 else b
         if p >= b:
             return FALLBACK
@@ -235,7 +208,7 @@ def _scan_frame(buf, a, b, fields):
         elif quote and k == 69:  # E
             bit, slot, digits = 128, 14, 13
         else:  # another key: a scalar value is skipped
-            p = _skip_scalar(buf, p, b)
+            p = skip_scalar(buf, p, b)
             if p < 0:
                 return FALLBACK
         if slot >= 0:
@@ -268,7 +241,7 @@ def _scan_frame(buf, a, b, fields):
     required = 63 if quote else 95  # quote: s u b B a A; trade: s t p q m T
     if seen & required != required:
         return FALLBACK
-    p = _expect(buf, p + 1, b, 125)
+    p = expect(buf, p + 1, b, 125)
     if p < 0 or skip_ws(buf, p, b) != b:
         return FALLBACK
     return kind

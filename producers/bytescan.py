@@ -169,3 +169,30 @@ def put_decimal(out, o, buf, p, int_end, frac_end):
         return put(out, o, buf, int_end + 1, frac_end)
     out[o] = 48
     return o + 1
+
+
+@njit(cache=True, nogil=True)
+def expect(buf, p, b, c):
+    """The index after the byte ``c`` at ``p`` (after whitespace), or -1."""
+    p = skip_ws(buf, p, b)
+    if p >= b or buf[p] != c:
+        return -1
+    return p + 1
+
+
+@njit(cache=True, nogil=True)
+def skip_scalar(buf, p, b):
+    """The end of a string (no escapes), integer, true, false or null at ``p``, or -1."""
+    c = buf[p]
+    if c == 34:
+        e = string_end(buf, p + 1, b)
+        return -1 if e < 0 else e + 1
+    if c == 45 or 48 <= c <= 57:
+        return uint_end(buf, p + 1 if c == 45 else p, b, 19)
+    if p + 4 <= b and ((c == 116 and buf[p + 1] == 114 and buf[p + 2] == 117 and buf[p + 3] == 101)
+                       or (c == 110 and buf[p + 1] == 117 and buf[p + 2] == 108 and buf[p + 3] == 108)):
+        return p + 4
+    if p + 5 <= b and c == 102 and buf[p + 1] == 97 and buf[p + 2] == 108 and buf[p + 3] == 115 \
+            and buf[p + 4] == 101:
+        return p + 5
+    return -1
