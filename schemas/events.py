@@ -194,6 +194,21 @@ class RiskUpdate(msgspec.Struct, kw_only=True):
     risk_level: Literal["low", "medium", "high"] | None = None
     stress: list[StressResult] = msgspec.field(default_factory=list)
     ts_ingest: int = 0
+    request_id: str | None = None  # set when the update answers a StressRequest
+
+
+class StressRequest(msgspec.Struct, kw_only=True):
+    """Run the stress scenarios now (risk-requests.v1 -> the risk consumer).
+
+    On ``weights`` (symbol -> fraction of value) when given, else on the
+    portfolio's current book. Answered on risk.v1 by an update of the portfolio
+    with ``stress`` filled in and this ``request_id``."""
+
+    request_id: str
+    portfolio_id: str
+    ts_event: int
+    weights: dict[str, float] | None = None
+    ts_ingest: int = 0
 
 
 class Alert(msgspec.Struct, kw_only=True):

@@ -12,7 +12,7 @@ import msgspec
 
 from schemas.events import (
     Alert, Bar, DeadLetter, FeatureVector, Fill, Health, Order, RebalanceReport, RiskUpdate,
-    Signal, TargetPortfolio, Tick,
+    Signal, StressRequest, TargetPortfolio, Tick,
 )
 
 DAY_MS = 24 * 3600 * 1000
@@ -44,13 +44,15 @@ REBALANCES = Topic("rebalances.v1", RebalanceReport, "portfolio_id", partitions=
 ORDERS = Topic("orders.v1", Order, "portfolio_id", partitions=1, retention_ms=-1)
 FILLS = Topic("fills.v1", Fill, "portfolio_id", partitions=1, retention_ms=-1)
 RISK = Topic("risk.v1", RiskUpdate, "portfolio_id", partitions=1)
+RISK_REQUESTS = Topic("risk-requests.v1", StressRequest, "portfolio_id", partitions=1, retention_ms=DAY_MS)
 ALERTS = Topic("alerts.v1", Alert, None, partitions=1, retention_ms=30 * DAY_MS)
 DLQ = Topic("dlq.v1", DeadLetter, None, partitions=1, retention_ms=30 * DAY_MS)
 HEALTH = Topic("health.v1", Health, "component", partitions=1, retention_ms=DAY_MS)
 
 CATALOGUE: dict[str, Topic] = {
     t.name: t
-    for t in (TICKS, BARS, FEATURES, SIGNALS, TARGETS, REBALANCES, ORDERS, FILLS, RISK, ALERTS, DLQ, HEALTH)
+    for t in (TICKS, BARS, FEATURES, SIGNALS, TARGETS, REBALANCES, ORDERS, FILLS, RISK, RISK_REQUESTS,
+              ALERTS, DLQ, HEALTH)
 }
 
 

@@ -1,4 +1,7 @@
-"""``ticktide risk --prices FILE --weights FILE``: portfolio risk without a bus.
+"""``ticktide risk --prices FILE --weights FILE``: portfolio risk without a bus;
+``ticktide stress --portfolio P [--weights F]``: stress scenarios on demand from
+the running risk consumer (a StressRequest on risk-requests.v1, the answer read
+back from risk.v1 by its request id, printed as JSON).
 
 - ``--prices``: a wide close-price CSV, ``date`` then one column per symbol
   (e.g. tests/data/stock_prices_20.csv); rows sorted by date.
@@ -18,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import sys
@@ -108,6 +112,60 @@ def cmd_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- ticktide stress: ask the running risk consumer ------------------------------------
+async def _request_stress(args: argparse.Namespace) -> int:
+    import uuid
+
+    from schemas.events import StressRequest
+    from schemas.topics import RISK, RISK_REQUESTS
+    from streaming import codec
+    from streaming.bus import open_bus
+
+    weights = read_weights(args.weights) if args.weights else None
+    now = time.time_ns()
+    req = StressRequest(request_id=uuid.uuid4().hex, portfolio_id=args.portfolio, ts_event=now,
+                        weights=weights, ts_ingest=now)
+    bus = open_bus(args.bus)
+    await bus.start()
+    try:
+        await bus.ensure_topics([RISK.name, RISK_REQUESTS.name])
+        # read risk.v1 from its start, outside any shared group, so the answer cannot be
+        # missed however fast it comes; only records holding the request id are decoded
+        sub = bus.subscribe([RISK.name], f"ticktide-stress-{req.request_id[:12]}", from_beginning=True)
+        try:
+            await bus.publish(RISK_REQUESTS.name, codec.key_for(RISK_REQUESTS.name, req), codec.encode(req))
+            await bus.flush()
+            needle = req.request_id.encode()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + args.timeout
+            async for records in sub.batches(max_records=1000, timeout_ms=200):
+                for r in records:
+                    if needle in r.value:
+                        update = codec.decode(RISK.name, r.value)
+                        if update.request_id == req.request_id:
+                            out = msgspec.to_builtins(update)
+                            sys.stdout.write(json.dumps(out, indent=2 if args.pretty else None) + "\n")
+                            return 0
+                if loop.time() >= deadline:
+                    print(f"ticktide stress: no answer for portfolio {args.portfolio!r} in {args.timeout:g} s "
+                          "(is `ticktide consume risk` running on this bus? a portfolio it has not seen "
+                          "needs --weights; see dlq.v1)", file=sys.stderr)
+                    return 1
+            return 1
+        finally:
+            await sub.close()
+    finally:
+        await bus.close()
+
+
+def cmd_stress(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_request_stress(args))
+    except (ValueError, OSError) as exc:
+        print(f"ticktide stress: {exc}", file=sys.stderr)
+        return 2
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("risk", help="portfolio risk metrics and stress tests from a price CSV and weights")
     p.add_argument("--prices", required=True, help="wide close CSV: date + one column per symbol")
@@ -119,3 +177,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--portfolio-id", default="offline", help="portfolio_id in the output")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
     p.set_defaults(func=cmd_risk)
+
+    p = sub.add_parser("stress", help="run the stress scenarios now in the running risk consumer")
+    p.add_argument("--bus", default=None, help="kafka://host:port (default: $TICKTIDE_BUS)")
+    p.add_argument("--portfolio", required=True, help="portfolio_id to stress")
+    p.add_argument("--weights", default=None,
+                   help="JSON or CSV of symbol -> weight to stress instead of the current book")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    p.add_argument("--pretty", action="store_true", help="indent the JSON")
+    p.set_defaults(func=cmd_stress)

@@ -5,7 +5,7 @@
     periods_per_year = 252        # annualization of the sampled returns
     sample_interval_s = 86400     # equity sampled once per bar/day (event time)
     publish_interval_s = 60       # at most one mark-driven risk.v1 update per this (event time)
-    inputs = ["fills.v1", "ticks.v1", "features.v1", "targets.v1"]
+    inputs = ["fills.v1", "ticks.v1", "features.v1", "targets.v1", "risk-requests.v1"]
 
     [sectors]                     # symbol -> sector for sector exposures
     AAPL = "tech"
@@ -44,7 +44,7 @@ class RiskConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):
     sample_interval_s: float = 86400.0
     publish_interval_s: float = 60.0
     inputs: list[str] = msgspec.field(
-        default_factory=lambda: ["fills.v1", "ticks.v1", "features.v1", "targets.v1"])
+        default_factory=lambda: ["fills.v1", "ticks.v1", "features.v1", "targets.v1", "risk-requests.v1"])
     sectors: dict[str, str] = msgspec.field(default_factory=dict)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     stress: StressConfig = msgspec.field(default_factory=StressConfig)

@@ -14,7 +14,10 @@
   time (``alert_id = risk:<portfolio>:<limit>:<symbol>:<ts_event>``).
 - A TargetPortfolio triggers the stress scenarios on its weights, published
   as a risk.v1 update of that portfolio with ``stress`` filled in.
-  ``stress_now(portfolio_id)`` runs them on demand on the current book.
+- A StressRequest (risk-requests.v1, e.g. from ``ticktide stress``) runs them
+  on demand, on its weights or the portfolio's current book; the update
+  carries its ``request_id``. A request without weights for a portfolio the
+  consumer has not seen is dead-lettered (there is no book to stress).
 
 State is portfolio-wide (fills.v1 and targets.v1 have one partition), so the
 consumer is meant to run as one instance. Every partition's snapshot carries
@@ -39,7 +42,7 @@ from consumers.risk.metrics import simple_returns
 from consumers.risk.portfolio import Book, Mark, Sampler, new_sampler
 from consumers.risk.report import build_update, check_limits
 from consumers.risk.stress import run_all
-from schemas.events import Alert, FeatureVector, Fill, RiskUpdate, TargetPortfolio, Tick
+from schemas.events import Alert, FeatureVector, Fill, RiskUpdate, StressRequest, TargetPortfolio, Tick
 from schemas.topics import ALERTS, RISK
 from streaming.processor import Envelope, Output, Processor, ProcessResult
 from streaming.state import SingleInstanceState
@@ -122,8 +125,21 @@ class RiskProcessor(SingleInstanceState, Processor):
         w = weights if weights is not None else book.exposures(self.state.marks)
         return run_all(w, self._history(w), self.state.spreads, self._stress_cfg)
 
-    def _publish(self, book: Book, ts_event: int, result: ProcessResult, stress=None, ts_ingest: int = 0) -> None:
+    def _request_problem(self, ev: StressRequest) -> str | None:
+        if ev.weights is None:
+            if ev.portfolio_id not in self.state.books:
+                return (f"stress request {ev.request_id}: unknown portfolio {ev.portfolio_id!r} "
+                        "(no fill or target seen); send weights to stress")
+            return None
+        bad = sorted(s for s, w in ev.weights.items() if not math.isfinite(w))
+        if bad:
+            return f"stress request {ev.request_id}: non-finite weights for {', '.join(bad)}"
+        return None
+
+    def _publish(self, book: Book, ts_event: int, result: ProcessResult, stress=None, ts_ingest: int = 0,
+                 request_id: str | None = None) -> None:
         update = self.update_for(book, ts_event, stress, ts_ingest)
+        update.request_id = request_id
         self.state.last_publish[book.portfolio_id] = ts_event
         result.outputs.append(Output(RISK.name, update))
         PORTFOLIO_VALUE.labels(book.portfolio_id).set(update.value)
@@ -193,6 +209,15 @@ class RiskProcessor(SingleInstanceState, Processor):
                 book = self.book(ev.portfolio_id)
                 stress = self.stress_now(ev.portfolio_id, dict(ev.weights))
                 self._publish(book, ev.ts_event, result, stress=stress, ts_ingest=ev.ts_ingest)
+            elif isinstance(ev, StressRequest):
+                problem = self._request_problem(ev)
+                if problem:
+                    result.rejected.append((env, problem))
+                    continue
+                weights = dict(ev.weights) if ev.weights is not None else None
+                stress = self.stress_now(ev.portfolio_id, weights)
+                self._publish(self.book(ev.portfolio_id), ev.ts_event, result, stress=stress,
+                              ts_ingest=ev.ts_ingest, request_id=ev.request_id)
             else:
                 result.rejected.append((env, f"risk does not handle {type(ev).__name__}"))
         return result

@@ -172,3 +172,43 @@ def test_assess_is_the_cli_code_path(prices):
     u = assess(prices, WEIGHTS, RiskConfig(), ts_proc=1)
     assert msgspec.json.decode(msgspec.json.encode(u), type=RiskUpdate) == u
     assert u.positions["AAPL"] * prices["AAPL"].dropna().iloc[-1] == pytest.approx(0.3 * 1_000_000)
+
+
+def test_stress_requests_on_demand(prices):
+    """A StressRequest is answered on risk.v1 with its request_id: on its weights, or on the
+    book's current exposures; requests that cannot be answered are dead-lettered, named."""
+    from schemas.events import StressRequest
+
+    cfg = RiskConfig.from_mapping({"initial_cash": 100_000.0, "lookback": 50, "publish_interval_s": 86400})
+    proc = RiskProcessor(cfg, clock=lambda: 42)
+    px = prices[["AAPL", "JPM"]].dropna().iloc[-60:]
+    a0, j0 = px.iloc[0]
+    proc.process([_env("fills.v1", _fill(1, "AAPL", "buy", 200, a0, T0)),
+                  _env("fills.v1", _fill(2, "JPM", "buy", 100, j0, T0 + 1))])
+    for d, (_, (a, j)) in enumerate(px.iloc[1:].iterrows(), start=1):
+        proc.process([_env("ticks.v1", _trade("AAPL", a, T0 + d * DAY)), _env("ticks.v1", _trade("JPM", j, T0 + d * DAY))])
+    ts = T0 + 70 * DAY
+    reqs = [StressRequest(request_id="r-book", portfolio_id="p1", ts_event=ts),
+            StressRequest(request_id="r-w", portfolio_id="p1", ts_event=ts, weights={"AAPL": 0.9, "JPM": 0.1}),
+            StressRequest(request_id="r-new", portfolio_id="p9", ts_event=ts, weights={"JPM": 1.0}),
+            StressRequest(request_id="r-unknown", portfolio_id="nobody", ts_event=ts),
+            StressRequest(request_id="r-nan", portfolio_id="p1", ts_event=ts, weights={"AAPL": float("nan")})]
+    res = proc.process([_env("risk-requests.v1", r, offset=i) for i, r in enumerate(reqs)])
+    answers = {o.event.request_id: o.event for o in res.outputs if isinstance(o.event, RiskUpdate)}
+    assert set(answers) == {"r-book", "r-w", "r-new"}
+    book = proc.book("p1")
+    exposures = book.exposures(proc.state.marks)
+    assert exposures["AAPL"] > 0.3 and exposures["JPM"] > 0.1
+    hist = proc._history(exposures)
+    assert len(hist["AAPL"]) == 50  # the scenarios see the sampled return history
+    assert answers["r-book"].stress == run_all(exposures, hist, proc.state.spreads, cfg.stress_config())
+    w = {"AAPL": 0.9, "JPM": 0.1}
+    assert answers["r-w"].stress == run_all(w, proc._history(w), proc.state.spreads, cfg.stress_config())
+    assert answers["r-w"].stress != answers["r-book"].stress
+    assert answers["r-new"].portfolio_id == "p9" and len(answers["r-new"].stress) == 3
+    assert all(a.portfolio_id in ("p1", "p9") and a.ts_event == ts for a in answers.values())
+    reasons = {env.event.request_id: why for env, why in res.rejected}
+    assert set(reasons) == {"r-unknown", "r-nan"}
+    assert "unknown portfolio 'nobody'" in reasons["r-unknown"] and "send weights" in reasons["r-unknown"]
+    assert "non-finite weights for AAPL" in reasons["r-nan"]
+    assert "nobody" not in proc.state.books  # a refused request leaves no book behind
