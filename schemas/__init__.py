@@ -2,6 +2,6 @@
 
 from schemas.events import (  # noqa: F401
     EVENT_TYPES, Alert, Bar, DeadLetter, FeatureVector, Fill, Health, Order,
-    RebalanceReport, RiskUpdate, Signal, StressResult, TargetPortfolio, Tick,
+    RebalanceReport, RiskUpdate, Signal, StressRequest, StressResult, TargetPortfolio, Tick,
 )
 from schemas.topics import CATALOGUE, Topic, topic  # noqa: F401

@@ -252,5 +252,5 @@ class Health(msgspec.Struct, kw_only=True):
 
 EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     Tick, Bar, FeatureVector, Signal, TargetPortfolio, RebalanceReport, Order, Fill,
-    RiskUpdate, Alert, DeadLetter, Health, StressResult,
+    RiskUpdate, StressRequest, Alert, DeadLetter, Health, StressResult,
 )
