@@ -33,6 +33,7 @@
     error_rate = 0.10             # error_rate above this -> error_rate alert
     stale_after_s = 60            # a feed whose events_out stops growing this long -> stale_feed
     feeds = ["producer*", "feed*", "replay*"]   # fnmatch patterns of feed components
+    notify_resolved = true        # <type>_resolved alerts when a condition clears
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class HealthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     error_rate: float = 0.10
     stale_after_s: float = 60.0
     feeds: list[str] = msgspec.field(default_factory=lambda: ["producer*", "feed*", "replay*"])
+    notify_resolved: bool = True  # a <type>_resolved alert when a health condition clears
 
 
 class AlertsConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):

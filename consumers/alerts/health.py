@@ -14,14 +14,18 @@ when its ``events_out`` last grew. It raises:
   ``stale_after_s``.
 
 Alerts are edge-triggered: each fires once when the condition starts and can
-fire again only after the component has recovered. Alert ids are
-``health:<component>:<type>:<now_ns>``.
+fire again only after the component has recovered. When it recovers (reports
+again, error rate back under the threshold, the feed publishing again) a
+``<type>_resolved`` alert follows, with the severity of the one it resolves
+(so it reaches the same destinations), ``details.resolves`` = that alert's id
+and ``details.duration_s``; ``notify_resolved = false`` turns these off.
+Alert ids are ``health:<component>:<type>:<now_ns>``.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consumers.alerts.config import HealthConfig
 from schemas.events import Alert, Health
@@ -36,6 +40,7 @@ class ComponentState:
     missing: bool = False
     erroring: bool = False
     stale: bool = False
+    firing: dict = field(default_factory=dict)  # type -> the Alert raised, until resolved
 
 
 class HealthMonitor:
@@ -48,9 +53,24 @@ class HealthMonitor:
         return any(fnmatch.fnmatchcase(component, p) for p in self.cfg.feeds)
 
     def _alert(self, component: str, kind: str, severity: str, message: str, now_ns: int, **details) -> Alert:
-        return Alert(alert_id=f"health:{component}:{kind}:{now_ns}", source=self.source, type=kind,
-                     severity=severity, message=message, ts_event=now_ns, ts_proc=now_ns,
-                     details={"component": component, **details})
+        alert = Alert(alert_id=f"health:{component}:{kind}:{now_ns}", source=self.source, type=kind,
+                      severity=severity, message=message, ts_event=now_ns, ts_proc=now_ns,
+                      details={"component": component, **details})
+        st = self.components.get(component)
+        if st is not None:
+            st.firing[kind] = alert
+        return alert
+
+    def _resolved(self, component: str, st: ComponentState, kind: str, message: str,
+                  now_ns: int) -> list[Alert]:
+        raised = st.firing.pop(kind, None)
+        if raised is None or not self.cfg.notify_resolved:
+            return []
+        duration = round((now_ns - raised.ts_event) / 1e9, 3)
+        return [Alert(alert_id=f"health:{component}:{kind}_resolved:{now_ns}", source=self.source,
+                      type=f"{kind}_resolved", severity=raised.severity,
+                      message=f"{message} (after {duration:.0f}s)", ts_event=now_ns, ts_proc=now_ns,
+                      details={"component": component, "resolves": raised.alert_id, "duration_s": duration})]
 
     def observe(self, h: Health, now_ns: int) -> list[Alert]:
         out: list[Alert] = []
@@ -58,10 +78,16 @@ class HealthMonitor:
         if st is None:
             st = self.components[h.component] = ComponentState(now_ns, h.events_out, now_ns)
         st.last_seen = now_ns
-        st.missing = False
+        if st.missing:
+            st.missing = False
+            out += self._resolved(h.component, st, "component_missing", f"{h.component} is reporting again",
+                                  now_ns)
         if h.events_out > st.events_out or h.events_out < st.events_out:  # grew, or the process restarted
             st.last_progress = now_ns
-            st.stale = False
+            if st.stale:
+                st.stale = False
+                out += self._resolved(h.component, st, "stale_feed", f"feed {h.component} is publishing again",
+                                      now_ns)
         st.events_out = h.events_out
         st.error_rate = h.error_rate
         threshold = self.cfg.error_rate
@@ -73,8 +99,11 @@ class HealthMonitor:
                     f"{h.component} error rate {h.error_rate:.1%} is above {threshold:.0%} "
                     f"({h.errors} errors / {h.events_in} events, instance {h.instance})", now_ns,
                     error_rate=h.error_rate, errors=h.errors, events_in=h.events_in, instance=h.instance))
-        else:
+        elif st.erroring:
             st.erroring = False
+            out += self._resolved(h.component, st, "error_rate",
+                                  f"{h.component} error rate {h.error_rate:.1%} is back under {threshold:.0%}",
+                                  now_ns)
         out.extend(self._check_stale(h.component, st, now_ns))
         return out
 

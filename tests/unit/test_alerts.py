@@ -68,7 +68,25 @@ def test_health_monitor_missing_error_rate_and_stale_feed():
     assert sorted(a.details["component"] for a in missing) == ["producer:binance", "risk"]
     assert all(a.type == "component_missing" and a.severity == "critical" for a in missing)
     assert mon.check(T0 + 90 * S) == []  # once per outage
-    assert mon.observe(health(events_out=11), T0 + 91 * S) == []  # back and progressing
+    # back and progressing: both of the feed's alerts are resolved, with their severities
+    back = mon.observe(health(events_out=11), T0 + 91 * S)
+    assert [(a.type, a.severity, a.details["component"]) for a in back] == [
+        ("component_missing_resolved", "critical", "producer:binance"),
+        ("stale_feed_resolved", "warning", "producer:binance")]
+    assert back[0].details["resolves"] == [m for m in missing if m.details["component"] == "producer:binance"][0].alert_id
+    assert back[1].details["resolves"] == st.alert_id and back[1].details["duration_s"] == 70.0
+    assert mon.observe(health(events_out=12), T0 + 92 * S) == []  # resolved once
+    # risk: still erroring when it comes back, then under the threshold
+    [risk_back] = mon.observe(health("risk", events_out=8, error_rate=0.2), T0 + 93 * S)
+    assert risk_back.type == "component_missing_resolved"
+    [err_ok] = mon.observe(health("risk", events_out=9, error_rate=0.01), T0 + 95 * S)
+    assert (err_ok.type, err_ok.severity, err_ok.details["resolves"]) == ("error_rate_resolved", "warning", a.alert_id)
+    assert "back under 10%" in err_ok.message
+    [again] = mon.observe(health("risk", events_out=10, error_rate=0.2), T0 + 96 * S)  # a new episode
+    assert again.type == "error_rate"
+    quiet = HealthMonitor(HealthConfig(error_rate=0.10, notify_resolved=False))
+    quiet.observe(health("risk", error_rate=0.2), T0)
+    assert quiet.observe(health("risk", error_rate=0.0), T0 + S) == []
 
 
 class FlakySmtp:
@@ -149,18 +167,27 @@ async def test_email_through_a_real_smtp_server_that_fails_then_recovers():
 async def test_health_alerts_are_published_then_delivered():
     now = [T0]
     async with FlakyWebhook() as hook:
-        proc = AlertsProcessor(_config(hook.url, health={"missing_after_s": 30}), clock=lambda: now[0])
+        cfg = _config(hook.url, health={"missing_after_s": 30})
+        cfg.destinations[0].max_per_window = 10  # the rate limit is another test's subject
+        proc = AlertsProcessor(cfg, clock=lambda: now[0])
         out = proc.process([Envelope("health.v1", 0, 0, None, health("risk", events_out=1, error_rate=0.2))])
         [err] = [o.event for o in out.outputs]
         assert err.type == "error_rate" and out.outputs[0].topic == "alerts.v1"
         now[0] += 31 * S
         [missing] = [o.event for o in proc.tick(now[0]).outputs]
         assert missing.type == "component_missing"
-        proc.process([Envelope("alerts.v1", 0, i, None, a) for i, a in enumerate([err, missing, missing])])
+        now[0] += S
+        back = proc.process([Envelope("health.v1", 0, 1, None, health("risk", events_out=2, error_rate=0.0))])
+        resolved = [o.event for o in back.outputs]
+        assert [r.type for r in resolved] == ["component_missing_resolved", "error_rate_resolved"]
+        proc.process([Envelope("alerts.v1", 0, i, None, a)
+                      for i, a in enumerate([err, missing, missing, *resolved])])
         assert await asyncio.to_thread(proc.dispatcher.wait_idle, 10)
         proc.close()
     texts = sorted(b["text"] for b in hook.delivered)
-    assert len(texts) == 2 and "component_missing" in texts[0] and "error_rate" in texts[1]
+    assert len(texts) == 4
+    assert ["component_missing" in texts[0], "component_missing_resolved" in texts[1],
+            "error_rate" in texts[2], "error_rate_resolved" in texts[3]] == [True] * 4
 
 
 async def test_breached_limit_gives_one_alert_and_one_delivery_though_the_webhook_fails_twice(tmp_path):
