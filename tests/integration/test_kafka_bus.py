@@ -91,3 +91,21 @@ async def test_state_survives_a_restart(kafka_url):
     for s in symbols:
         assert [f.seq for f in feats if f.symbol == s] == list(range(1, 11)), s
     await bus.close()
+
+
+async def test_python_client_subscribe_on_kafka(kafka_url):
+    """streaming.client.subscribe against the real broker: typed events of one symbol,
+    in order, from a URL (the client opens and closes its own Kafka connection)."""
+    from schemas.events import Tick
+    from streaming.client import subscribe
+    from streaming.codec import key_for
+
+    bus = KafkaBus(kafka_url)
+    await bus.ensure_topics(["ticks.v1"])
+    ticks = [trade("AAA" if i % 2 else "BBB", 100.0 + i, i) for i in range(40)]
+    for t in ticks:
+        await bus.publish("ticks.v1", key_for("ticks.v1", t), encode(t))
+    await bus.flush()
+    got = [t async for t in subscribe("ticks.v1", kafka_url, symbols={"AAA"}, from_beginning=True, limit=20)]
+    assert got == [t for t in ticks if t.symbol == "AAA"] and all(type(t) is Tick for t in got)
+    await bus.close()
