@@ -18,7 +18,8 @@ COPY producers ./producers
 COPY consumers ./consumers
 RUN pip install . \
  && useradd --system --uid 10001 --no-create-home ticktide \
- && mkdir -p /tmp/numba-cache && chown ticktide /tmp/numba-cache
+ && mkdir -p /tmp/numba-cache /var/lib/ticktide/jobs \
+ && chown ticktide /tmp/numba-cache /var/lib/ticktide/jobs
 
 WORKDIR /app
 USER ticktide

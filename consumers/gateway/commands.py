@@ -44,7 +44,7 @@ async def _serve(args: argparse.Namespace) -> int:
                     max_connections_per_token=args.max_connections_per_token)
     bus = open_bus(args.bus)
     app = create_app(tokens, bus=bus, prices=prices, limits=limits, max_running_jobs=args.max_running_jobs,
-                     max_queued_jobs=args.max_queued_jobs, group=args.group)
+                     max_queued_jobs=args.max_queued_jobs, group=args.group, jobs_dir=args.jobs_dir)
     runner = web.AppRunner(app, access_log=logging.getLogger("ticktide.gateway.access") if args.access_log else None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=2048)
@@ -86,6 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default 32)")
     p.add_argument("--max-running-jobs", type=int, default=2, help="workflow jobs run at once (default 2)")
     p.add_argument("--max-queued-jobs", type=int, default=32, help="workflow jobs waiting (default 32)")
+    p.add_argument("--jobs-dir", default=None,
+                   help="keep workflow jobs and their results in this directory, across restarts "
+                        "(default: in memory only)")
     p.add_argument("--group", default=None, help="consumer group (default: a fresh one per instance)")
     p.add_argument("--access-log", action="store_true", help="log every HTTP request (never tokens)")
     p.set_defaults(func=cmd_gateway)

@@ -109,13 +109,29 @@ def validate(body: bytes, known_symbols: frozenset[str], prices: str) -> Workflo
 
 
 class JobManager:
+    """Workflow jobs: a bounded number run at once in threads, the rest wait. With a
+    ``store`` (``consumers.gateway.jobstore.JobStore``) every job is also kept on disk
+    and the finished ones survive a restart."""
+
     def __init__(self, run_workflow: RunWorkflow, max_running: int = 2, max_queued: int = 32,
-                 keep_finished: int = 1000, check_config: Callable[[dict], None] | None = None) -> None:
+                 keep_finished: int = 1000, check_config: Callable[[dict], None] | None = None,
+                 store=None) -> None:
         self.run_workflow, self.check_config = run_workflow, check_config
         self.max_running, self.max_queued, self.keep_finished = max_running, max_queued, keep_finished
-        self.jobs: dict[str, Job] = {}
+        self.store = store
+        self.jobs: dict[str, Job] = {job.id: job for job in (store.load() if store is not None else ())}
+        self._prune()
         self._executor = ThreadPoolExecutor(max_workers=max_running, thread_name_prefix="gateway-workflow")
         self._tasks: set[asyncio.Task] = set()
+        self._update_gauges()
+
+    def _save(self, job: Job) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.save(job)
+        except OSError as exc:  # the job goes on in memory; the operator learns the disk failed
+            log.error("workflow %s: could not be saved to %s: %s", job.id, self.store.dir, exc)
 
     def counts(self) -> dict[str, int]:
         out = {"queued": 0, "running": 0, "completed": 0, "failed": 0}
@@ -134,6 +150,7 @@ class JobManager:
             return None
         job = Job(uuid.uuid4().hex, request)
         self.jobs[job.id] = job
+        self._save(job)
         self._prune()
         task = asyncio.get_running_loop().create_task(self._run(job), name=f"workflow-{job.id}")
         self._tasks.add(task)
@@ -152,6 +169,8 @@ class JobManager:
             log.warning("workflow %s failed: %s: %s", job.id, type(exc).__name__, exc)
             job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
         job.finished_at = time.time()
+        if self.store is not None:
+            await loop.run_in_executor(None, self._save, job)
         self._update_gauges()
 
     def _execute(self, job: Job) -> dict:
@@ -167,6 +186,8 @@ class JobManager:
         finished = [j for j in self.jobs.values() if j.status in ("completed", "failed")]
         for job in finished[: max(0, len(finished) - self.keep_finished)]:
             del self.jobs[job.id]
+            if self.store is not None:
+                self.store.delete(job.id)
 
     async def close(self) -> None:
         for task in list(self._tasks):

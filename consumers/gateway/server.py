@@ -113,7 +113,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
 def create_app(tokens: TokenStore, *, bus: Bus | None = None, prices: str | None = None,
                symbols: frozenset[str] | None = None, limits: Limits | None = None,
                run_workflow: RunWorkflow | None = None, check_config: Callable[[dict], None] | None = None,
-               max_running_jobs: int = 2, max_queued_jobs: int = 32, group: str | None = None) -> web.Application:
+               max_running_jobs: int = 2, max_queued_jobs: int = 32, group: str | None = None,
+               jobs_dir: str | None = None) -> web.Application:
     """The application. ``bus`` None: no bus consumer (tests dispatch events into the hub directly).
 
     ``run_workflow`` defaults to the historical workflow; ``symbols`` (the valid
@@ -135,7 +136,13 @@ def create_app(tokens: TokenStore, *, bus: Bus | None = None, prices: str | None
     app[TOKENS_KEY] = tokens
     app[BUS_KEY] = bus
     app[PRICES_KEY] = (prices, frozenset(symbols))
-    app[JOBS_KEY] = JobManager(run_workflow, max_running_jobs, max_queued_jobs, check_config=check_config)
+    store = None
+    if jobs_dir is not None:
+        from consumers.gateway.jobstore import JobStore
+
+        store = JobStore(jobs_dir)
+    app[JOBS_KEY] = JobManager(run_workflow, max_running_jobs, max_queued_jobs, check_config=check_config,
+                               store=store)
     app[SPEC_KEY] = build_spec(sorted(symbols))
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC, show_index=False)

@@ -190,3 +190,42 @@ def test_config_to_toml_round_trips_through_the_workflow_config():
     with pytest.raises(ValueError, match="null is not allowed"):
         config_to_toml({"portfolio": {"lookback": None}})
     assert {"AAPL", "GE", "MA"} <= known_symbols(PRICES)
+
+
+async def test_jobs_dir_keeps_finished_jobs_across_a_restart(rest, tmp_path, caplog):
+    """With --jobs-dir, a second gateway on the same directory serves the first one's
+    finished jobs; a job that was still running comes back failed, saying so; a file
+    that does not parse is skipped, named in a warning."""
+    import json
+
+    jobs = tmp_path / "jobs"
+    done, stuck = FakeWorkflow(), FakeWorkflow()
+    server = await rest(done, jobs_dir=str(jobs))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.make_url("/workflows"), json=BODY, headers=AUTH) as r:
+            wid = (await r.json())["workflow_id"]
+        done.release.set()
+        first = await poll(session, server.make_url(f"/workflows/{wid}/status"), lambda d: d["status"] == "completed")
+        async with session.get(server.make_url(f"/workflows/{wid}/results"), headers=AUTH) as r:
+            results = await r.json()
+    assert (jobs / f"{wid}.json").exists()
+    # a job still running when its gateway goes away
+    server2 = await rest(stuck, jobs_dir=str(jobs))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server2.make_url("/workflows"), json=BODY, headers=AUTH) as r:
+            running = (await r.json())["workflow_id"]
+    assert stuck.started.wait(10)
+    (jobs / "garbage.json").write_text("{not json")
+    (jobs / "other.json").write_text(json.dumps({"workflow_id": "elsewhere"}))
+
+    server3 = await rest(FakeWorkflow(), jobs_dir=str(jobs))  # the restart
+    stuck.release.set()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server3.make_url(f"/workflows/{wid}/status"), headers=AUTH) as r:
+            assert await r.json() == first
+        async with session.get(server3.make_url(f"/workflows/{wid}/results"), headers=AUTH) as r:
+            assert r.status == 200 and await r.json() == results
+        async with session.get(server3.make_url(f"/workflows/{running}/status"), headers=AUTH) as r:
+            doc = await r.json()
+    assert doc["status"] == "failed" and "interrupted" in doc["error"] and "submit it again" in doc["error"]
+    assert "skipping" in caplog.text and "garbage.json" in caplog.text and "other.json" in caplog.text
