@@ -160,16 +160,22 @@ def normalize_chunks(
     ``adapter.parse_many`` when the adapter has one (else ``parse`` frame by frame)
     and validated with ``validator.validate_many``.
     """
+    s = summary if summary is not None else Summary()
+    for raws, recv in _chunks(frames, chunk_size, s):
+        yield normalize_chunk(adapter, validator, raws, recv, s)
+
+
+def _chunks(frames: Iterable[tuple[int, bytes]], chunk_size: int, s: Summary):
+    """``(raws, receive times)`` per chunk of ``chunk_size`` frames, counted in ``s.frames``."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
-    s = summary if summary is not None else Summary()
     it = iter(frames)
     while True:
         chunk = list(islice(it, chunk_size))
         if not chunk:
             return
         s.frames += len(chunk)
-        yield normalize_chunk(adapter, validator, [f[1] for f in chunk], [f[0] for f in chunk], s)
+        yield [f[1] for f in chunk], [f[0] for f in chunk]
 
 
 def normalize_chunk(adapter, validator, raws: list, recv: list,
@@ -229,7 +235,7 @@ def normalize_encoded(
     """:func:`normalize_chunks` with the accepted ticks already encoded: yields
     ``(JSON lines, dead letters)`` per chunk, byte for byte the encoding of what
     it yields. Adapters with ``trade_scan`` (Binance spot and USD-M) take their
-    trade frames through the compiled scan (:mod:`producers.binance_encode`)."""
+    trade and bookTicker frames through the compiled scan (:mod:`producers.binance_encode`)."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     s = summary if summary is not None else Summary()
@@ -238,14 +244,7 @@ def normalize_encoded(
         from producers.binance_encode import TradeEncoder
         encoder = TradeEncoder(adapter, validator, normalize_chunk)
     lines = _lines_encoder()
-    it = iter(frames)
-    while True:
-        chunk = list(islice(it, chunk_size))
-        if not chunk:
-            return
-        s.frames += len(chunk)
-        raws = [f[1] for f in chunk]
-        recv = [f[0] for f in chunk]
+    for raws, recv in _chunks(frames, chunk_size, s):
         if encoder is not None:
             yield encoder.encode_chunk(raws, recv, s)
         else:

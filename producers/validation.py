@@ -208,12 +208,7 @@ class Validator:
                     plan: Plan, out: list, slow) -> None:
         """``ticks[pos:end]`` (one kind and symbol): bulk-accept what the vector precheck
         passes, the rest tick by tick."""
-        st = self._states[kind].get(symbol)
-        if st is None:
-            st = self._states[kind][symbol] = _State()
-        c = self._counts.get(symbol)
-        if c is None:
-            c = self._counts[symbol] = _Counts()
+        st, c = self._state_and_counts(kind, symbol)
         many, states, counts = self._many, self._states, self._counts
         win = _MAX_WIN
         while pos < end:
@@ -280,13 +275,17 @@ class Validator:
         on them): state and quality counts end up as ``validate`` leaves them."""
         if m <= 0:
             return
+        st, c = self._state_and_counts(kind, symbol)
+        self._accept_bulk(kind, st, c, m, lambda f: cols[f][m - 1].item())
+
+    def _state_and_counts(self, kind: str, symbol: str) -> tuple[_State, _Counts]:
         st = self._states[kind].get(symbol)
         if st is None:
             st = self._states[kind][symbol] = _State()
         c = self._counts.get(symbol)
         if c is None:
             c = self._counts[symbol] = _Counts()
-        self._accept_bulk(kind, st, c, m, lambda f: cols[f][m - 1].item())
+        return st, c
 
     def _rule_loop(self, tick: Tick, kind: str, symbol: str, st: _State, counts: _Counts) -> Verdict:
         flags: list[Flag] = []
