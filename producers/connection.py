@@ -36,6 +36,7 @@ from producers.metrics import (  # noqa: F401 - re-exported: the metrics used to
     DEAD_LETTERS, LAST_TICK, QUALITY_COMPLETENESS, QUALITY_VALIDITY, REJECTED, SKIPPED, TICKS_OUT,
     WS_CONNECTED, WS_DUPLICATES, WS_FRAMES, WS_GAPS, WS_MISSING, WS_RECONNECTS, WS_SILENCES,
 )
+from producers.feed_validation import ValidatorBridge
 from producers.sequencing import (
     Backoff, GapPolicy, SequenceTracker, SeqStatus, policies_for, seq_fields_for, tracked_number,
 )
@@ -93,58 +94,6 @@ class FeedStats:
 
 
 TickSink = Callable[[Tick], Awaitable[None]]
-
-
-class ValidatorBridge:
-    """Adapts ``producers.validation.Validator`` (or a stand-in) to the feed.
-
-    ``validate(tick)`` may answer a Verdict (``accepted``: Tick | None,
-    ``rejected_reason``), a Tick, None, or a ``(tick | None, reason)`` tuple.
-    """
-
-    def __init__(self, validator: Any) -> None:
-        self.validator = validator
-        self._fn = validator.validate
-
-    def __call__(self, tick: Tick) -> tuple[Tick | None, str | None]:
-        out = self._fn(tick)
-        if isinstance(out, Tick):
-            return out, None
-        if out is None:
-            return None, "rejected"
-        if isinstance(out, tuple):
-            return out[0], out[1]
-        accepted = getattr(out, "accepted", None)
-        if accepted is None:
-            return None, getattr(out, "rejected_reason", None) or "rejected"
-        return accepted, None
-
-    def reset(self) -> None:
-        fn = getattr(self.validator, "reset", None)
-        if fn is not None:
-            fn()
-
-    def quality(self) -> dict[str, dict[str, Any]]:
-        """``{symbol: {"completeness", "validity", "thresholds", "breaches", "ready"}}``."""
-        fn = getattr(self.validator, "quality", None)
-        return normalize_quality(fn()) if fn is not None else {}
-
-
-def normalize_quality(raw: Any) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for symbol, q in (raw or {}).items():
-        get = q.get if isinstance(q, Mapping) else (lambda k, d=None, _q=q: getattr(_q, k, d))
-        vals: dict[str, Any] = {}
-        for name in ("completeness", "validity"):
-            v = get(name)
-            if v is not None:
-                vals[name] = float(v)
-        vals["thresholds"] = dict(get("thresholds") or {})
-        breaches = get("breaches")
-        vals["breaches"] = None if breaches is None else set(breaches)
-        vals["ready"] = bool(get("ready", True))
-        out[str(symbol)] = vals
-    return out
 
 
 class FeedConnection:

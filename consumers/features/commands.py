@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from consumers.features.inputs import InputError, read_input
     from streaming.kernels.config import FeatureConfig
     from streaming.kernels.engine import FeatureEngine
-    from streaming.kernels.features import KIND_QUOTE
+    from streaming.kernels.layout import KIND_QUOTE
 
     try:
         config = FeatureConfig.load(args.config) if args.config else FeatureConfig()

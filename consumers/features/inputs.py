@@ -22,7 +22,7 @@ import msgspec
 import numpy as np
 
 from schemas.events import Tick
-from streaming.kernels.features import KIND_PRICE, KIND_QUOTE
+from streaming.kernels.layout import KIND_PRICE, KIND_QUOTE
 
 
 class InputError(Exception):

@@ -33,7 +33,7 @@ import numpy as np
 from schemas.events import Bar, FeatureVector, Tick
 from streaming.kernels.config import FeatureConfig
 from streaming.kernels.engine import FeatureEngine
-from streaming.kernels.features import KIND_PRICE, KIND_QUOTE
+from streaming.kernels.layout import KIND_PRICE, KIND_QUOTE
 from streaming.processor import Envelope, Output, ProcessResult, Processor
 
 SNAPSHOT_VERSION = 1

@@ -2,6 +2,6 @@
 
 from streaming.kernels.config import FeatureConfig
 from streaming.kernels.engine import FeatureEngine, compute
-from streaming.kernels.features import KIND_PRICE, KIND_QUOTE, Layout
+from streaming.kernels.layout import KIND_PRICE, KIND_QUOTE, Layout
 
 __all__ = ["FeatureConfig", "FeatureEngine", "Layout", "compute", "KIND_PRICE", "KIND_QUOTE"]

@@ -19,7 +19,7 @@ EMA_FAST = 12
 EMA_SLOW = 26
 MACD_SIGNAL = 9
 
-# version of the kernels' state row layout (streaming.kernels.features.Layout); part of
+# version of the kernels' state row layout (streaming.kernels.layout.Layout); part of
 # the fingerprint, so a snapshot written by another layout is refused, never misread.
 # 1: every slot float64. 2: index slots and min/max keys are int64 (a view of the row).
 STATE_LAYOUT_VERSION = 2

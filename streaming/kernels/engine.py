@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from streaming.kernels.config import FeatureConfig
-from streaming.kernels.features import H_COUNT, Layout, _update
+from streaming.kernels.features import _update
+from streaming.kernels.layout import H_COUNT, Layout
 
 
 class FeatureEngine:

@@ -234,7 +234,7 @@ def test_mixed_batch_equals_one_event_per_batch(btc_trades):
 
 def test_fingerprint_names_the_state_layout_version():
     from streaming.kernels.config import STATE_LAYOUT_VERSION
-    from streaming.kernels.features import Layout
+    from streaming.kernels.layout import Layout
 
     fp = FeatureConfig().fingerprint()
     assert fp.startswith(f"layout{STATE_LAYOUT_VERSION}:") and STATE_LAYOUT_VERSION >= 2
