@@ -13,7 +13,7 @@ Input: the ``btcusdt@trade`` frames of the hftbacktest recording
   over chunks of ``--batch`` frames (one call per websocket read burst / file
   chunk); same frames, same per-frame receive times, same outcome as the
   per-frame path (the unit tests check it).
-- ticktide compiled: ``TradeEncoder.encode_chunk`` (``producers/binance_encode.py``,
+- ticktide compiled: ``ChunkEncoder.encode_chunk`` (``producers/binance_encode.py``,
   what ``ticktide normalize`` runs): the Numba scan of ``producers/binance_scan.py``
   writes the encoded Ticks and the rules' columns from the frames' bytes, the
   rules run over the columns, anything else takes the msgspec batch path; its
@@ -97,9 +97,9 @@ def make_batched(batch: int):
 
 def make_compiled(batch: int):
     def run_ticktide_compiled(frames: list[tuple[int, bytes]]) -> int:
-        from producers.binance_encode import TradeEncoder
+        from producers.binance_encode import ChunkEncoder
         from producers.normalize import Summary, normalize_chunk
-        encoder = TradeEncoder(BinanceAdapter(), Validator(), normalize_chunk)
+        encoder = ChunkEncoder(BinanceAdapter(), Validator(), normalize_chunk)
         summary = Summary()
         buf = bytearray()
         for lo in range(0, len(frames), batch):
@@ -114,14 +114,14 @@ def make_compiled(batch: int):
 
 def check_same_output(frames: list[tuple[int, bytes]], batch: int) -> int:
     """The compiled path writes exactly the bytes of the per-frame path (one pass)."""
-    from producers.binance_encode import TradeEncoder
+    from producers.binance_encode import ChunkEncoder
     from producers.normalize import Summary, normalize_chunk
     adapter, validator = BinanceAdapter(), Validator()
     encode = msgspec.json.Encoder().encode
     want = b"".join(encode(v.accepted) + b"\n" for ts, fr in frames
                     for t in adapter.parse(fr, ts).ticks
                     for v in [validator.validate(t)] if v.accepted is not None)
-    encoder = TradeEncoder(BinanceAdapter(), Validator(), normalize_chunk)
+    encoder = ChunkEncoder(BinanceAdapter(), Validator(), normalize_chunk)
     got = b"".join(encoder.encode_chunk([fr for _, fr in frames[lo:lo + batch]],
                                         [ts for ts, _ in frames[lo:lo + batch]], Summary())[0]
                    for lo in range(0, len(frames), batch))

@@ -50,7 +50,7 @@ _PROBE_FRAMES = [
 _PROBED: dict[str, bool] = {}
 
 
-def _agrees_with_msgspec(encoder: "TradeEncoder") -> bool:
+def _agrees_with_msgspec(encoder: "ChunkEncoder") -> bool:
     """``encoder._probe()`` once per venue name; False (the reference path then runs
     every frame) is logged, since it means msgspec or the Tick changed under the scan."""
     name = encoder.adapter.name
@@ -62,7 +62,7 @@ def _agrees_with_msgspec(encoder: "TradeEncoder") -> bool:
     return _PROBED[name]
 
 
-class TradeEncoder:
+class ChunkEncoder:
     """``encode_chunk(raws, recv, summary) -> (JSON lines, dead letters)`` for one adapter
     and validator (None: no validation), equal to encoding what ``reference`` gives.
     Trades and bookTicker quotes take the compiled scan."""

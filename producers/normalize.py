@@ -241,8 +241,8 @@ def normalize_encoded(
     s = summary if summary is not None else Summary()
     encoder = None
     if getattr(adapter, "trade_scan", False):
-        from producers.binance_encode import TradeEncoder
-        encoder = TradeEncoder(adapter, validator, normalize_chunk)
+        from producers.binance_encode import ChunkEncoder
+        encoder = ChunkEncoder(adapter, validator, normalize_chunk)
     lines = _lines_encoder()
     for raws, recv in _chunks(frames, chunk_size, s):
         if encoder is not None:

@@ -126,7 +126,7 @@ def test_mixed_recording_takes_the_scan_for_trades_quotes_and_around_depth_frame
     import producers.binance_encode as be
 
     frames = list(read_frames(DATA / "spot_btcusdt_20240808.ndjson.gz"))
-    enc = be.TradeEncoder(BinanceAdapter(), Validator(), normalize_mod.normalize_chunk)
+    enc = be.ChunkEncoder(BinanceAdapter(), Validator(), normalize_mod.normalize_chunk)
     s = normalize_mod.Summary()
     for lo in range(0, len(frames), 1000):
         chunk = frames[lo:lo + 1000]
@@ -375,7 +375,7 @@ def test_the_scan_turns_itself_off_when_msgspec_writes_otherwise(monkeypatch, ca
     monkeypatch.setattr(be, "_PROBED", {})
     real = be.tick_template
     monkeypatch.setattr(be, "tick_template", lambda venue_json: real(venue_json + b" "))
-    enc = be.TradeEncoder(BinanceAdapter(), None, normalize_mod.normalize_chunk)
+    enc = be.ChunkEncoder(BinanceAdapter(), None, normalize_mod.normalize_chunk)
     assert not enc.enabled and "disagrees with msgspec" in caplog.text
     frames = [trade(t=i) for i in range(1, 200)]
     got, dead = enc.encode_chunk(frames, list(range(199)), normalize_mod.Summary())
@@ -387,7 +387,7 @@ def test_the_scan_turns_itself_off_when_msgspec_writes_otherwise(monkeypatch, ca
 def test_the_scan_is_on_and_takes_long_trade_runs():
     import producers.binance_encode as be
 
-    enc = be.TradeEncoder(BinanceAdapter(), Validator(), normalize_mod.normalize_chunk)
+    enc = be.ChunkEncoder(BinanceAdapter(), Validator(), normalize_mod.normalize_chunk)
     assert enc.enabled
     frames = [trade(t=i) for i in range(1, 200)]
     enc.encode_chunk(frames, [1_723_161_255_342_000_000 + i for i in range(199)], normalize_mod.Summary())
