@@ -11,7 +11,8 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e .
+	# setuptools warns about editable installs at length (harmless here): keep the output readable
+	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q -e .
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,7 +30,7 @@ kafka-stop:
 	scripts/kafka-local stop
 
 bench: install
-	$(VENV)/bin/pip install -q -e '.[bench]'
+	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q -e '.[bench]'
 	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
 
 clean:
