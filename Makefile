@@ -7,11 +7,11 @@ DURATION ?= 20
 
 .PHONY: demo test install kafka-start kafka-stop bench clean
 
+# PYTHONWARNINGS: setuptools warns about editable installs at length (harmless here)
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	# setuptools warns about editable installs at length (harmless here): keep the output readable
 	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q -e .
 	touch $@
 
