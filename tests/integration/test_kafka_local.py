@@ -1,0 +1,52 @@
+"""scripts/kafka-local itself: the broker every integration test runs on.
+
+A cluster id is 22 url-safe base64 characters, so one in 64 random ids starts
+with "-", which Kafka's StorageTool once read as a flag: `make test` failed on
+a clean machine by chance. This starts a second broker with such an id.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "kafka-local"
+
+
+def _free_port_pair() -> int:
+    """A port p with p and p+1 both free (listener and controller)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of ports")
+
+
+@pytest.mark.timeout(180)
+def test_broker_starts_with_a_cluster_id_that_looks_like_a_flag(kafka_broker: str, tmp_path: Path) -> None:
+    # kafka_broker: the jars are resolved and Java works (the main broker answers).
+    port = _free_port_pair()
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_DATA_DIR": str(tmp_path / "data"),
+           "KAFKA_CLUSTER_ID": "-AbCdEfGhIjKlMnOpQrStU", "KAFKA_HEAP_OPTS": "-Xms128m -Xmx256m"}
+    try:
+        started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=150)
+        assert started.returncode == 0, started.stderr[-3000:]
+        status = subprocess.run([str(SCRIPT), "status"], env=env, capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0 and "running" in status.stdout
+        meta = (tmp_path / "data" / "meta.properties").read_text()
+        assert "cluster.id=-AbCdEfGhIjKlMnOpQrStU" in meta
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
+    status = subprocess.run([str(SCRIPT), "status"], env=env, capture_output=True, text=True, timeout=30)
+    assert status.returncode == 3
