@@ -11,12 +11,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 # numpy, numba, pandas and aiokafka install from wheels: no compiler needed.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY schemas ./schemas
 COPY streaming ./streaming
 COPY producers ./producers
 COPY consumers ./consumers
-RUN pip install . \
+RUN pip install -c constraints.txt . \
  && useradd --system --uid 10001 --no-create-home ticktide \
  && mkdir -p /tmp/numba-cache /var/lib/ticktide/jobs \
  && chown ticktide /tmp/numba-cache /var/lib/ticktide/jobs

@@ -4,15 +4,18 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 DURATION ?= 20
+# Pinned versions the suite passed with (constraints.txt); `TICKTIDE_CONSTRAINTS= make ...` takes the newest.
+TICKTIDE_CONSTRAINTS ?= constraints.txt
+PIN := $(if $(TICKTIDE_CONSTRAINTS),-c $(TICKTIDE_CONSTRAINTS))
 
 .PHONY: demo test install kafka-start kafka-stop bench clean
 
 # PYTHONWARNINGS: setuptools warns about editable installs at length (harmless here)
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q -e .
+	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q $(PIN) -e .
 	touch $@
 
 install: $(VENV)/.installed
@@ -30,7 +33,7 @@ kafka-stop:
 	scripts/kafka-local stop
 
 bench: install
-	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q -e '.[bench]'
+	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q $(PIN) -e '.[bench]'
 	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
 
 clean:

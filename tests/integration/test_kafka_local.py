@@ -37,7 +37,8 @@ def _free_port_pair() -> int:
 def test_broker_starts_with_a_cluster_id_that_looks_like_a_flag(kafka_broker: str, tmp_path: Path) -> None:
     # kafka_broker: the jars are resolved and Java works (the main broker answers).
     port = _free_port_pair()
-    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_DATA_DIR": str(tmp_path / "data"),
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(port + 1),
+           "KAFKA_DATA_DIR": str(tmp_path / "data"),
            "KAFKA_CLUSTER_ID": "-AbCdEfGhIjKlMnOpQrStU", "KAFKA_HEAP_OPTS": "-Xms128m -Xmx256m"}
     try:
         started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=150)

@@ -195,9 +195,11 @@ def test_host_ports_are_unique():
 def test_dockerfile_builds_the_ticktide_entrypoint():
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    assert re.search(r"^RUN pip install \.", text, re.M)
+    # the pinned versions the suite passed with (constraints.txt), copied in with the project
+    assert re.search(r"^RUN pip install -c constraints\.txt \.", text, re.M)
     assert re.search(r'^ENTRYPOINT \["ticktide"\]', text, re.M)
-    copied = set(re.findall(r"^COPY (\S+)", text, re.M))
+    copied = {src for line in re.findall(r"^COPY (.+)$", text, re.M) for src in line.split()[:-1]}
+    assert "constraints.txt" in copied
     pyproject = (ROOT / "pyproject.toml").read_text()
     include = re.search(r"include = \[([^\]]*)\]", pyproject).group(1)
     packages = {p.strip().strip('"').rstrip("*") for p in include.split(",") if p.strip()}
