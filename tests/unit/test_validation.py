@@ -535,3 +535,16 @@ def test_vector_precheck_edges(rules, name, edit):
         assert got == [v.accepted for v in want if v.accepted is not None], name
         assert problems == [(i, v) for i, v in enumerate(want) if v.accepted is None or v.flags], name
         assert many.quality() == one.quality() and _state_of(many) == _state_of(one)
+
+
+def test_readme_rules_example_loads_and_flags_a_jump():
+    """The TOML shown in README's producers section is a working rules file."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert blocks, "README lost its rules example"
+    v = Validator.from_toml(blocks[0])
+    assert v.validate(trade(price=100.0, ts=10 * S)).accepted
+    jumped = v.validate(trade(price=120.0, ts=11 * S))
+    assert jumped.accepted and [f.rule for f in jumped.flags] == ["trade_price_jump"]
