@@ -24,11 +24,13 @@ GapPolicy = Literal["contiguous", "monotonic", "none"]
 #   order-book update id, shared with depth updates that do not move the top
 #   of book: it jumps all the time without any message being lost);
 # - none: do not track.
+# Kraken: v2 ``trade_id`` is "a sequence number, unique per book" (Kraken's
+# docs), so contiguous; v1 trades and all tickers carry no number (untracked).
 DEFAULT_POLICIES: dict[str, dict[str, GapPolicy]] = {
     "binance": {"trade": "contiguous", "quote": "monotonic"},
     "binance-usdm": {"trade": "contiguous", "quote": "monotonic"},
     "coinbase": {"trade": "contiguous", "quote": "monotonic"},
-    "kraken": {"trade": "none", "quote": "none"},
+    "kraken": {"trade": "contiguous", "quote": "none"},
 }
 # Which Tick field carries the tracked number, when it is not ``seq``.
 SEQ_FIELDS: dict[str, dict[str, str]] = {

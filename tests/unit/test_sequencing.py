@@ -58,7 +58,7 @@ def test_reset_below_treats_big_backwards_jump_as_restart():
 def test_venue_policies():
     assert policies_for("binance") == {"trade": "contiguous", "quote": "monotonic"}
     assert policies_for("binance-sim")["trade"] == "contiguous"
-    assert policies_for("kraken")["trade"] == "none"
+    assert policies_for("kraken") == {"trade": "contiguous", "quote": "none"}
     assert policies_for("unknown")["trade"] == "monotonic"
 
 
@@ -122,3 +122,23 @@ def test_venue_policies_raise_no_false_gaps_on_real_recordings(venue, name):
     assert kinds == {"trade", "quote"}
     assert chosen.gaps == 0 and chosen.duplicates == 0
     assert all_contiguous.gaps > 50  # the alarms the policies avoid (194 / 54 / 18,238)
+
+
+def test_kraken_v2_trade_ids_are_tracked_and_v1_trades_pass_untracked():
+    adapter = get_adapter("kraken")
+    tracker = SequenceTracker(policies_for("kraken"))
+
+    def v2(trade_id: int) -> bytes:
+        return ('{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"buy","price":60000.1,'
+                f'"qty":0.5,"ord_type":"market","trade_id":{trade_id},"timestamp":"2024-08-08T00:00:00.000001Z"}}]}}'
+                ).encode()
+
+    statuses = []
+    for trade_id in (100, 101, 103, 101):  # a lost trade, then one replayed after a reconnect
+        (tick,) = adapter.parse(v2(trade_id), 1).ticks
+        statuses.append(tracker.observe(tick.symbol, tick.kind, tracked_number(tick)))
+    assert [r.status for r in statuses] == [SeqStatus.FIRST, SeqStatus.OK, SeqStatus.GAP, SeqStatus.DUPLICATE]
+    assert statuses[2].missing == 1
+    v1 = b'[993,[["354.11000000","0.89594024","1618678142.557535","s","l",""]],"trade","XMR/USD"]'
+    (tick,) = adapter.parse(v1, 1).ticks
+    assert tracker.observe(tick.symbol, tick.kind, tracked_number(tick)).status is SeqStatus.UNTRACKED
