@@ -27,7 +27,7 @@ def _free_port_pair() -> int:
         try:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", port + 1))
-        except OSError:
+        except (OSError, OverflowError):  # taken, or port + 1 past 65535
             continue
         return port
     raise RuntimeError("no free pair of ports")
