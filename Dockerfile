@@ -16,6 +16,7 @@ COPY schemas ./schemas
 COPY streaming ./streaming
 COPY producers ./producers
 COPY consumers ./consumers
+COPY ticktide ./ticktide
 RUN pip install -c constraints.txt . \
  && useradd --system --uid 10001 --no-create-home ticktide \
  && mkdir -p /tmp/numba-cache /var/lib/ticktide/jobs \

@@ -98,7 +98,7 @@ async def main(args: argparse.Namespace) -> None:
     bus_url = f"{args.bus}?prefix=bench{uuid.uuid4().hex[:6]}."
     port = args.port
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TICKTIDE_GATEWAY_TOKENS": TOKEN}
-    gw = subprocess.Popen([sys.executable, "-m", "consumers.gateway.commands", "--bus", bus_url, "--port", str(port),
+    gw = subprocess.Popen([sys.executable, "-m", "ticktide.gateway.commands", "--bus", bus_url, "--port", str(port),
                            "--max-connections-per-token", str(args.clients + 10)], cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bus = KafkaBus(bus_url)

@@ -1,1 +1,1 @@
-"""Consumers: one package per stage (features, signals, risk, portfolio, execution, alerts, gateway)."""
+"""Consumers: one package per stage (features, signals, risk, portfolio, execution, alerts), independent of each other."""

@@ -1,1 +1,4 @@
-"""The runtime every ticktide process shares: bus, codec, processor loop, state, kernels, metrics, CLI."""
+"""The runtime every ticktide process shares: bus, codec, processor loop, state, kernels, metrics, config, client.
+
+Nothing here imports producers, consumers or the application (``ticktide``).
+"""

@@ -107,12 +107,12 @@ class SmallWorkflow:
     replayed: Any  # the workflow's stage-by-stage replay (Collected)
 
     def processors(self) -> list:
-        from streaming.workflow.run import build_processors
+        from ticktide.workflow.run import build_processors
 
         return build_processors(self.cfg, self.symbols, self.first)
 
     def bars(self):
-        from streaming.workflow.data import bars_for_day
+        from ticktide.workflow.data import bars_for_day
 
         for day, row in self.close.iterrows():
             yield from bars_for_day(self.data, row, day)
@@ -120,9 +120,9 @@ class SmallWorkflow:
 
 async def replay_small_workflow(tmp_path: Path) -> SmallWorkflow:
     """The small config over 2016-06..12 of the test prices, replayed stage by stage."""
-    from streaming.workflow.data import load_prices, select
-    from streaming.workflow.pipeline import replay
-    from streaming.workflow.run import WorkflowConfig, build_processors
+    from ticktide.workflow.data import load_prices, select
+    from ticktide.workflow.pipeline import replay
+    from ticktide.workflow.run import WorkflowConfig, build_processors
 
     cfg = WorkflowConfig.load(str(write_small_workflow_config(tmp_path)))
     symbols = list(WORKFLOW_SYMBOLS)

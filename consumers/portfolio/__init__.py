@@ -5,7 +5,7 @@
   volatility) with bounds, cardinality (SCIP), volatility, sector and turnover terms;
 - ``rebalance``: schedules and performance/drift triggers;
 - ``processor``: the streaming adapter (``ticktide consume portfolio``);
-- ``commands``: ``ticktide workflow run`` (the historical workflow, in streaming.workflow).
+- the historical workflow (``ticktide workflow run``) lives in the application layer, ``ticktide.workflow``.
 """
 
 from __future__ import annotations

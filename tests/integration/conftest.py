@@ -77,7 +77,7 @@ class Processes:
         name = name or args[0]
         log = open(self.tmp / f"{name}-{len(self.procs)}.log", "wb")
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
-        proc = subprocess.Popen([sys.executable, "-m", "streaming.cli", *args], cwd=ROOT, env=full_env,
+        proc = subprocess.Popen([sys.executable, "-m", "ticktide.cli", *args], cwd=ROOT, env=full_env,
                                 stdout=log, stderr=subprocess.STDOUT)
         proc.log_path = log.name  # type: ignore[attr-defined]
         self.procs.append(proc)

@@ -54,7 +54,7 @@ def _bars(tmp_path: Path) -> tuple[list[Bar], Path]:
 
 
 def _offline_features(long_csv: Path) -> dict[tuple[str, int], dict]:
-    out = subprocess.run([sys.executable, "-m", "streaming.cli", "features", "--input", str(long_csv),
+    out = subprocess.run([sys.executable, "-m", "ticktide.cli", "features", "--input", str(long_csv),
                           "--format", "jsonl"], cwd=ROOT, capture_output=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr.decode()[-3000:]

@@ -27,12 +27,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def gateway_command(*args: str) -> list[str]:
-    """``ticktide gateway ...`` once streaming/cli.py registers it; the same parser run directly until then."""
-    from streaming.cli import COMMAND_MODULES
+    """``ticktide gateway ...`` once ticktide/cli.py registers it; the same parser run directly until then."""
+    from ticktide.cli import COMMAND_MODULES
 
-    if "consumers.gateway.commands" in COMMAND_MODULES:
-        return [sys.executable, "-m", "streaming.cli", "gateway", *args]
-    return [sys.executable, "-m", "consumers.gateway.commands", *args]
+    if "ticktide.gateway.commands" in COMMAND_MODULES:
+        return [sys.executable, "-m", "ticktide.cli", "gateway", *args]
+    return [sys.executable, "-m", "ticktide.gateway.commands", *args]
 
 
 class Gateway:

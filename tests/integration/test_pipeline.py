@@ -29,7 +29,7 @@ TRADES_IN_RECORDING = 9_757
 
 
 def _offline(*args: str) -> bytes:
-    out = subprocess.run([sys.executable, "-m", "streaming.cli", *args], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "ticktide.cli", *args], cwd=ROOT, capture_output=True,
                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr.decode()[-3000:]
     return out.stdout

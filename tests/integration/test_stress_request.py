@@ -56,7 +56,7 @@ async def _publish(bus: KafkaBus, topic: str, events) -> None:
 async def _stress_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "streaming.cli", "stress", *args], cwd=ROOT, env=env,
+        subprocess.run, [sys.executable, "-m", "ticktide.cli", "stress", *args], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=120)
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from schemas.topics import CATALOGUE
-from streaming.cli import build_parser
-from streaming.commands import CONSUMERS
+from ticktide.cli import build_parser
+from ticktide.processors import CONSUMERS
 from tests.ops.promtest import COMPOSE, PROM_CONFIG, ROOT, yaml
 
 COMPOSE_DOC = yaml.safe_load(COMPOSE.read_text())
@@ -56,7 +56,7 @@ def metrics_port(cmd: list[str]) -> int | None:
 
 
 def _package_written(cmd: list[str]) -> bool:
-    """False for a subcommand whose CLI is still to be written (consumers/gateway/commands.py)."""
+    """False for a subcommand whose CLI is still to be written (ticktide/gateway/commands.py)."""
     return not (cmd and cmd[0] == "gateway" and not (ROOT / "consumers" / "gateway" / "commands.py").exists())
 
 
@@ -86,7 +86,7 @@ def test_service_command_is_a_ticktide_subcommand(name):
         hint = ""
         if "invalid choice" in err.getvalue() and (ROOT / "consumers" / cmd[0] / "commands.py").exists():
             hint = f"\n(consumers/{cmd[0]}/commands.py exists: add 'consumers.{cmd[0]}.commands' to COMMAND_MODULES " \
-                   "in streaming/cli.py)"
+                   "in ticktide/cli.py)"
         pytest.fail(f"service {name}: `ticktide {' '.join(cmd)}` does not parse (exit {exc.code}):\n"
                     f"{err.getvalue()}{hint}")
     assert callable(getattr(args, "func", None))

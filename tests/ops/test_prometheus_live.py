@@ -62,7 +62,7 @@ def test_prometheus_sees_the_pipeline_and_fires_the_stale_feed_alert(kafka_url, 
         timings[what] = round(time.monotonic() - t0, 1)
 
     # topics as the compose stack creates them
-    subprocess.run([sys.executable, "-m", "streaming.cli", "topics", "create", "--bus", kafka_url],
+    subprocess.run([sys.executable, "-m", "ticktide.cli", "topics", "create", "--bus", kafka_url],
                    cwd=ROOT, check=True, timeout=60, capture_output=True)
     sim_port, m_prod, m_feat, m_sig = (free_port() for _ in range(4))
     sim = processes.start("simulator", "--port", str(sim_port), "--rate", "50", "--symbols", SYMBOLS)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_prints_signals_and_exits_cleanly():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("TICKTIDE_BUS", None)  # the embedded default
-    out = subprocess.run([sys.executable, "-m", "streaming.cli", "demo", "--duration", "6", "--seed", "7"],
+    out = subprocess.run([sys.executable, "-m", "ticktide.cli", "demo", "--duration", "6", "--seed", "7"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = re.search(r"(\d+) ticks normalized, (\d+) signals", out.stderr)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from schemas.events import Tick
-from streaming.cli import main
+from ticktide.cli import main
 from streaming.kernels.config import FeatureConfig
 from streaming.kernels.reference import reference_features
 

@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from consumers.gateway import metrics as gm
-from consumers.gateway.auth import TokenStore, bearer, token_id
-from consumers.gateway.hub import Limits
-from consumers.gateway.server import create_app
-from consumers.gateway.ws import HUB_KEY
+from ticktide.gateway import metrics as gm
+from ticktide.gateway.auth import TokenStore, bearer, token_id
+from ticktide.gateway.hub import Limits
+from ticktide.gateway.server import create_app
+from ticktide.gateway.ws import HUB_KEY
 from schemas.events import FeatureVector, RiskUpdate, Tick
 from tests.unit.test_gateway_support import OTHER_TOKEN, TOKEN, RawWebSocket
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from consumers.gateway.auth import TokenStore
-from consumers.gateway.server import create_app
-from consumers.gateway.workflow import check_config
+from ticktide.gateway.auth import TokenStore
+from ticktide.gateway.server import create_app
+from ticktide.gateway.workflow import check_config
 from tests.unit.test_gateway_support import TOKEN, free_port
 
 PRICES = "tests/data/stock_prices_20.csv"

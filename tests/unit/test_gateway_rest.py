@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from consumers.gateway.auth import TokenStore
-from consumers.gateway.server import create_app
-from consumers.gateway.workflow import check_config, config_to_toml, known_symbols
+from ticktide.gateway.auth import TokenStore
+from ticktide.gateway.server import create_app
+from ticktide.gateway.workflow import check_config, config_to_toml, known_symbols
 from tests.unit.test_gateway_support import TOKEN
 
 PRICES = "tests/data/stock_prices_20.csv"

@@ -10,7 +10,7 @@ import pytest
 
 from producers.recordings import ReadStats, detect_format, read_frames
 from schemas.events import DeadLetter, Tick
-from streaming.cli import main
+from ticktide.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -168,7 +168,7 @@ def test_config_rejects_unknown_keys_and_bad_values():
 
 def test_create_processor_and_cli_registration(tmp_path):
     from consumers.portfolio import create_processor
-    from streaming.cli import build_parser
+    from ticktide.cli import build_parser
 
     cfg = tmp_path / "p.toml"
     cfg.write_text('[portfolio]\nportfolio_id = "x"\nrisk_model = "ledoit_wolf"\n[portfolio.schedule]\nfrequency = "weekly"\n')

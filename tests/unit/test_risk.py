@@ -59,7 +59,7 @@ def test_cli_portfolio_matches_empyrical(prices, tmp_path, capsys):
     port = (px.pct_change().iloc[1:] @ pd.Series(WEIGHTS)).to_numpy()[-252:]
     w = tmp_path / "w.csv"
     w.write_text("symbol,weight\n" + "\n".join(f"{k},{v}" for k, v in WEIGHTS.items()))
-    from streaming.cli import main
+    from ticktide.cli import main
     assert main(["risk", "--prices", str(DATA), "--weights", str(w)]) == 0
     out = json.loads(capsys.readouterr().out)
     _close(out["volatility"], ep.annual_volatility(port))

@@ -214,7 +214,7 @@ async def test_offline_cli_equals_live_consumer_on_the_memory_bus(tmp_path, caps
     await asyncio.wait_for(task, 5)
     live = [msgspec.json.decode(r.value, type=Signal) for r in await bus.read_all("signals.v1")]
 
-    from streaming.cli import main
+    from ticktide.cli import main
     assert main(["signals", "--input", str(path)]) == 0
     printed = [msgspec.json.decode(line, type=Signal) for line in capsys.readouterr().out.splitlines()]
     offline = signals_for_file(str(path))

@@ -54,7 +54,7 @@ async def _drain(runners, bus, expected_features):
 
 
 async def test_ticks_through_features_and_signals_match_the_offline_clis(tmp_path):
-    from streaming.cli import main
+    from ticktide.cli import main
 
     ticks = _ticks()
     ticks_file = tmp_path / "ticks.jsonl"

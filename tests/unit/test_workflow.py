@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streaming.cli import main
+from ticktide.cli import main
 from tests.helpers import replay_small_workflow, write_small_workflow_config
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "stock_prices_20.csv"

@@ -42,8 +42,8 @@ from consumers.risk.config import RiskConfig
 from consumers.risk.metrics import risk_metrics
 from consumers.risk.processor import RiskProcessor
 from streaming.config import read_toml
-from streaming.workflow.data import load_prices, select
-from streaming.workflow.pipeline import Collected, Progress, replay
+from ticktide.workflow.data import load_prices, select
+from ticktide.workflow.pipeline import Collected, Progress, replay
 
 log = logging.getLogger("ticktide.workflow")
 
@@ -194,7 +194,7 @@ def run_workflow(prices: str, symbols: list[str], start: str, end: str, out_dir:
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if report:
-        from streaming.workflow.report import write_report
+        from ticktide.workflow.report import write_report
 
         write_report(dest, results, series)
     log.info("workflow: %d days, %d rebalances, %d trades in %.1fs -> %s", len(close),

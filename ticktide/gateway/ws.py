@@ -30,9 +30,9 @@ import re
 import msgspec
 from aiohttp import WSMsgType, web
 
-from consumers.gateway import metrics as m
-from consumers.gateway.auth import TokenStore, bearer
-from consumers.gateway.hub import (
+from ticktide.gateway import metrics as m
+from ticktide.gateway.auth import TokenStore, bearer
+from ticktide.gateway.hub import (
     CLOSE_AUTH_TIMEOUT, CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, SHORT, TOPICS, Connection, Hub,
 )
 

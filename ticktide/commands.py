@@ -4,63 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import signal
 import sys
 import uuid
 
 from schemas.topics import CATALOGUE
 from streaming.bus import open_bus
+from streaming.commandline import add_bus_option, install_stop_handlers
 from streaming.metrics import serve_metrics
-
-# consumer name -> package exposing create_processor(config_path)
-CONSUMERS = {
-    "features": "consumers.features",
-    "signals": "consumers.signals",
-    "risk": "consumers.risk",
-    "portfolio": "consumers.portfolio",
-    "execution": "consumers.execution",
-    "alerts": "consumers.alerts",
-}
-
-
-def add_bus_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bus", default=None,
-                        help="kafka://host:port or memory:// (default: $TICKTIDE_BUS or memory://)")
-
-
-def _dump_tasks() -> None:
-    """SIGUSR1: print every asyncio task's stack to stderr (where is a process waiting?)."""
-    for task in asyncio.all_tasks():
-        print(f"--- {task.get_name()}", file=sys.stderr)
-        coro = task.get_coro()
-        while coro is not None:  # follow the await chain down to where it waits
-            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
-            if frame is not None:
-                print(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}", file=sys.stderr)
-            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
-    sys.stderr.flush()
-
-
-def install_stop_handlers(stop: asyncio.Event) -> None:
-    """SIGTERM/SIGINT set ``stop``: the loop finishes its batch, publishes, commits and exits 0."""
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
-    except (NotImplementedError, RuntimeError):
-        pass
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
-
-
-def create_processor(name: str, config_path: str | None = None):
-    if name not in CONSUMERS:
-        raise SystemExit(f"unknown consumer {name!r}; choose one of: {', '.join(CONSUMERS)}")
-    module = importlib.import_module(CONSUMERS[name])
-    return module.create_processor(config_path)
+from ticktide.processors import CONSUMERS, create_processor
 
 
 # -- consume --------------------------------------------------------------------
@@ -145,7 +96,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streaming.demo import run_demo
+    from ticktide.demo import run_demo
 
     return asyncio.run(run_demo(args))
 

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
-from consumers.gateway import metrics as m
+from ticktide.gateway import metrics as m
 from streaming.bus.base import Bus, Record, TopicPartition
 from streaming.codec import decode, encode
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from consumers.gateway.rest import Job, WorkflowRequest, _enc_hook
+from ticktide.gateway.rest import Job, WorkflowRequest, _enc_hook
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.gateway.rest import MAX_SYMBOLS
+from ticktide.gateway.rest import MAX_SYMBOLS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Literal
 import msgspec
 from aiohttp import web
 
-from consumers.gateway import metrics as m
+from ticktide.gateway import metrics as m
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def validate(body: bytes, known_symbols: frozenset[str], prices: str) -> Workflo
 
 class JobManager:
     """Workflow jobs: a bounded number run at once in threads, the rest wait. With a
-    ``store`` (``consumers.gateway.jobstore.JobStore``) every job is also kept on disk
+    ``store`` (``ticktide.gateway.jobstore.JobStore``) every job is also kept on disk
     and the finished ones survive a restart."""
 
     def __init__(self, run_workflow: RunWorkflow, max_running: int = 2, max_queued: int = 32,

@@ -25,7 +25,7 @@ from schemas.topics import ALERTS, BARS, DLQ, FEATURES, FILLS, ORDERS, REBALANCE
 from streaming.bus import open_bus
 from streaming.codec import decode, encode, key_for
 from streaming.runner import Runner, RunnerSettings
-from streaming.workflow.data import PriceData, bars_for_day
+from ticktide.workflow.data import PriceData, bars_for_day
 
 
 class StageRunner(Runner):

@@ -2,9 +2,9 @@
 
 One port serves everything:
 
-- ``/ws`` — live events (``consumers.gateway.ws``);
+- ``/ws`` — live events (``ticktide.gateway.ws``);
 - ``POST /workflows``, ``GET /workflows/{id}/status``, ``GET /workflows/{id}/results``
-  (bearer token) — background workflow jobs (``consumers.gateway.rest``);
+  (bearer token) — background workflow jobs (``ticktide.gateway.rest``);
 - ``/health``, ``/metrics`` (no token), ``/openapi.json``, ``/`` and ``/static/`` (the live page).
 
 Every error answer is JSON ``{"error": "..."}`` saying what is wrong.
@@ -21,14 +21,14 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from consumers.gateway import metrics as m
-from consumers.gateway.auth import TokenStore, bearer
-from consumers.gateway.hub import Hub, Limits
-from consumers.gateway.openapi import build_spec
-from consumers.gateway.rest import (
+from ticktide.gateway import metrics as m
+from ticktide.gateway.auth import TokenStore, bearer
+from ticktide.gateway.hub import Hub, Limits
+from ticktide.gateway.openapi import build_spec
+from ticktide.gateway.rest import (
     JOBS_KEY, PRICES_KEY, JobManager, RunWorkflow, error, get_results, get_status, post_workflow,
 )
-from consumers.gateway.ws import HUB_KEY, TOKENS_KEY, handle_ws
+from ticktide.gateway.ws import HUB_KEY, TOKENS_KEY, handle_ws
 from streaming.bus.base import Bus
 
 log = logging.getLogger(__name__)
@@ -121,13 +121,13 @@ def create_app(tokens: TokenStore, *, bus: Bus | None = None, prices: str | None
     POST symbols) default to the prices file's columns.
     """
     if run_workflow is None:
-        from consumers.gateway.workflow import check_config as default_check, run_historical_workflow
+        from ticktide.gateway.workflow import check_config as default_check, run_historical_workflow
 
         run_workflow, check_config = run_historical_workflow, check_config or default_check
     if symbols is None:
         symbols = frozenset()
         if prices is not None:
-            from consumers.gateway.workflow import known_symbols
+            from ticktide.gateway.workflow import known_symbols
 
             symbols = known_symbols(prices)
     app = web.Application(middlewares=[errors_as_json, require_token], client_max_size=MAX_BODY)
@@ -138,7 +138,7 @@ def create_app(tokens: TokenStore, *, bus: Bus | None = None, prices: str | None
     app[PRICES_KEY] = (prices, frozenset(symbols))
     store = None
     if jobs_dir is not None:
-        from consumers.gateway.jobstore import JobStore
+        from ticktide.gateway.jobstore import JobStore
 
         store = JobStore(jobs_dir)
     app[JOBS_KEY] = JobManager(run_workflow, max_running_jobs, max_queued_jobs, check_config=check_config,

@@ -21,7 +21,8 @@ import msgspec
 
 from schemas.events import Signal
 from streaming.bus import open_bus
-from streaming.commands import create_processor, install_stop_handlers
+from streaming.commandline import install_stop_handlers
+from ticktide.processors import create_processor
 from streaming.metrics import serve_metrics
 from streaming.runner import Runner, RunnerSettings
 

@@ -1,4 +1,4 @@
-"""The gateway's adapter to the historical workflow (``streaming.workflow``).
+"""The gateway's adapter to the historical workflow (``ticktide.workflow``).
 
 ``run_historical_workflow(request, progress_cb) -> results`` is the
 ``RunWorkflow`` the REST jobs call: the same steps as ``ticktide workflow
@@ -17,7 +17,7 @@ import os
 import tempfile
 from typing import Any, Callable
 
-from consumers.gateway.rest import WorkflowRequest
+from ticktide.gateway.rest import WorkflowRequest
 
 
 def _toml_value(value: Any, path: str) -> str:
@@ -48,7 +48,7 @@ def config_to_toml(config: dict[str, Any]) -> str:
 
 def load_config(config: dict[str, Any]):
     """A ``WorkflowConfig`` from a JSON object; ValueError saying what is wrong."""
-    from streaming.workflow.run import WorkflowConfig
+    from ticktide.workflow.run import WorkflowConfig
 
     fd, path = tempfile.mkstemp(prefix="ticktide-gateway-", suffix=".toml")
     try:
@@ -67,13 +67,13 @@ def check_config(config: dict[str, Any]) -> None:
 
 
 def known_symbols(prices: str) -> frozenset[str]:
-    from streaming.workflow.data import load_prices
+    from ticktide.workflow.data import load_prices
 
     return frozenset(str(c) for c in load_prices(prices).close.columns)
 
 
 class _ProgressAdapter:
-    """Looks like ``streaming.workflow.pipeline.Progress``; forwards the fraction of days done."""
+    """Looks like ``ticktide.workflow.pipeline.Progress``; forwards the fraction of days done."""
 
     def __init__(self, total: int, callback: Callable[[float], None]) -> None:
         self.total, self.callback = max(total, 1), callback
@@ -84,7 +84,7 @@ class _ProgressAdapter:
 
 
 def run_historical_workflow(request: WorkflowRequest, progress_cb: Callable[[float], None]) -> dict:
-    from streaming.workflow import run as wf
+    from ticktide.workflow import run as wf
 
     cfg = load_config(request.config)
     data = wf.load_prices(request.prices)

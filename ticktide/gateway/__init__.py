@@ -2,7 +2,7 @@
 
 - ``hub``: fan-out from the bus to connections with bounded per-connection queues;
 - ``ws``: the ``/ws`` protocol (auth, subscribe/unsubscribe, limits, close codes);
-- ``rest``: ``/workflows`` jobs; ``workflow``: the adapter to ``streaming.workflow``;
+- ``rest``: ``/workflows`` jobs; ``workflow``: the adapter to ``ticktide.workflow``;
 - ``auth``: bearer tokens (constant-time checks, fingerprints in logs);
 - ``openapi``: the published OpenAPI document; ``server``: the aiohttp app;
 - ``commands``: ``ticktide gateway``.

@@ -14,14 +14,14 @@ import logging
 import sys
 
 COMMAND_MODULES = (
-    "streaming.commands",
+    "ticktide.commands",
     "producers.commands",
     "consumers.features.commands",
     "consumers.signals.commands",
     "consumers.risk.commands",
     "consumers.alerts.commands",
-    "consumers.gateway.commands",
-    "consumers.portfolio.commands",
+    "ticktide.gateway.commands",
+    "ticktide.workflow.commands",
 )
 
 # commands whose output is the point: keep the log to warnings unless asked

@@ -9,7 +9,7 @@ import sys
 def cmd_workflow_run(args: argparse.Namespace) -> int:
     import msgspec
 
-    from streaming.workflow.run import run_workflow
+    from ticktide.workflow.run import run_workflow
 
     symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
     if not symbols:

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from streaming.commands import add_bus_option, install_stop_handlers
+from streaming.commandline import add_bus_option, install_stop_handlers
 
 log = logging.getLogger("ticktide.gateway")
 
@@ -16,9 +16,9 @@ log = logging.getLogger("ticktide.gateway")
 async def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from consumers.gateway.auth import ENV_VAR, TokenStore
-    from consumers.gateway.hub import Limits
-    from consumers.gateway.server import create_app
+    from ticktide.gateway.auth import ENV_VAR, TokenStore
+    from ticktide.gateway.hub import Limits
+    from ticktide.gateway.server import create_app
     from streaming.bus import open_bus
 
     try:
@@ -95,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m consumers.gateway.commands ...`` (the same as ``ticktide gateway ...``)."""
+    """``python -m ticktide.gateway.commands ...`` (the same as ``ticktide gateway ...``)."""
     parser = argparse.ArgumentParser(prog="ticktide")
     parser.add_argument("--log-level", default="INFO")
     register(parser.add_subparsers(dest="command", required=True))
