@@ -76,11 +76,24 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
     return made
 
 
+SUMMARY_LABELS = (("symbols_processed", "symbols processed"), ("symbols_preprocessed", "symbols preprocessed"),
+                  ("symbols_with_features", "symbols with features"), ("portfolio_optimized", "portfolio optimized"),
+                  ("risk_assessed", "risk assessed"), ("trades_executed", "trades executed"))
+
+
+def summary_block(s: dict) -> list[str]:
+    """The results' ``summary`` as a table (the report opens with it)."""
+    def show(v) -> str:
+        return ("yes" if v else "no") if isinstance(v, bool) else str(v)
+
+    return ["## Summary", "", "| step | result |", "| --- | --- |",
+            *(f"| {label} (`{key}`) | {show(s[key])} |" for key, label in SUMMARY_LABELS)]
+
+
 def write_report(dest: Path, results: dict, series: dict) -> Path:
     made = charts(dest, results, series)
     m = results["risk_metrics"]
-    lines = [
-        "# ticktide workflow report", "",
+    lines = ["# ticktide workflow report", "", *summary_block(results["summary"]), "",
         f"Symbols: {', '.join(results['symbols'])}  ",
         f"Window: {results['start']} to {results['end']} (first trading day {results['first_trading_day']}, "
         f"{results['days']} days)  ",
@@ -94,7 +107,8 @@ def write_report(dest: Path, results: dict, series: dict) -> Path:
         f"| Sharpe | {_num(m['sharpe'])} |",
         f"| Sortino | {_num(m['sortino'])} |",
         f"| max drawdown | {_pct(m['max_drawdown'])} |",
-        f"| VaR 95 % (historical / parametric) | {_pct(m['var_95_historical'])} / {_pct(m['var_95_parametric'])} |",
+        f"| VaR 95 % (historical = `var_95` / parametric) | {_pct(m['var_95_historical'])} / "
+        f"{_pct(m['var_95_parametric'])} |",
         f"| CVaR 95 % (historical / parametric) | {_pct(m['cvar_95_historical'])} / "
         f"{_pct(m['cvar_95_parametric'])} |",
         f"| risk level | {results['risk_level']} |", "",

@@ -10,6 +10,11 @@ Config (TOML, every table optional)::
     [execution]             # consumers.execution.processor.ExecutionConfig
     [risk]                  # consumers.risk.config.RiskConfig (sectors default to the portfolio's)
     [features]              # streaming.kernels.config.FeatureConfig
+    [alerts]                # consumers.alerts.config.AlertsConfig: destinations get the run's alerts
+
+The API document's keys (``risk_profile``, ``rebalancing_frequency`` and the
+aliases in ``ticktide.workflow.profiles``) are accepted too and resolved
+into these tables first; explicit keys override a profile's preset.
 
 The workflow sets the portfolio universe to ``--symbols``, its ``active_from``
 to the first day on or after ``--start``, and the risk consumer's initial cash
@@ -44,6 +49,7 @@ from consumers.risk.processor import RiskProcessor
 from streaming.config import read_toml
 from ticktide.workflow.data import load_prices, select
 from ticktide.workflow.pipeline import Collected, Progress, replay
+from ticktide.workflow.profiles import DOCUMENT_KEYS, resolve
 
 log = logging.getLogger("ticktide.workflow")
 
@@ -60,33 +66,54 @@ class WorkflowConfig:
     execution: ExecutionConfig
     risk: RiskConfig
     features: object | None = None
+    alerts: object | None = None
 
     @classmethod
     def load(cls, path: str | None) -> "WorkflowConfig":
-        data = read_toml(path) if path else {}
-        unknown = set(data) - {"workflow", "portfolio", "execution", "risk", "features"}
+        return cls.from_mapping(read_toml(path) if path else {})
+
+    @classmethod
+    def from_mapping(cls, raw: dict) -> "WorkflowConfig":
+        data = resolve(raw)
+        unknown = set(data) - {"workflow", "portfolio", "execution", "risk", "features", "alerts"}
         if unknown:
-            raise ValueError(f"unknown config tables: {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown config tables: {', '.join(sorted(unknown))} (tables: workflow, portfolio, "
+                             "execution, risk, features, alerts; or the document's keys: "
+                             f"{', '.join(DOCUMENT_KEYS)})")
         features = None
         if "features" in data:
             from streaming.kernels.config import FeatureConfig
 
             features = msgspec.convert(data["features"], FeatureConfig)
+        alerts = None
+        if "alerts" in data:
+            from consumers.alerts.config import AlertsConfig
+
+            alerts = AlertsConfig.from_mapping(data["alerts"])
         return cls(msgspec.convert(data.get("workflow", {}), WorkflowSettings),
                    PortfolioConfig.from_mapping(data.get("portfolio", {})),
                    ExecutionConfig.from_mapping(data.get("execution", {})),
-                   RiskConfig.from_mapping(data.get("risk", {})), features)
+                   RiskConfig.from_mapping(data.get("risk", {})), features, alerts)
 
 
 def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Timestamp) -> list:
-    """The four live processors, configured for this run (same classes as ``ticktide consume``)."""
+    """The live processors, configured for this run (same classes as ``ticktide consume``): features,
+    portfolio, execution, risk, and alerts when the config has alert destinations."""
     from consumers.features import FeaturesProcessor
 
     pcfg = msgspec.structs.replace(cfg.portfolio, symbols=list(symbols), active_from=first_day.isoformat())
     rcfg = msgspec.structs.replace(cfg.risk, initial_cash=cfg.execution.initial_cash,
                                    sectors=cfg.risk.sectors or dict(cfg.portfolio.sectors))
     features = FeaturesProcessor(cfg.features) if cfg.features is not None else FeaturesProcessor()
-    return [features, PortfolioProcessor(pcfg), ExecutionProcessor(cfg.execution), RiskProcessor(rcfg)]
+    stages = [features, PortfolioProcessor(pcfg), ExecutionProcessor(cfg.execution), RiskProcessor(rcfg)]
+    if cfg.alerts is not None and any(d.enabled for d in cfg.alerts.destinations):
+        from consumers.alerts.processor import AlertsProcessor
+
+        # the run's alerts go to the destinations as the live alerts consumer sends them; health
+        # monitoring watches live components, which a replay has none of
+        health = msgspec.structs.replace(cfg.alerts.health, enabled=False)
+        stages.append(AlertsProcessor(msgspec.structs.replace(cfg.alerts, health=health)))
+    return stages
 
 
 def _day(ts_ns: int) -> str:
@@ -125,6 +152,20 @@ def _clean(x):
     return x
 
 
+def summary(out: Collected, close: pd.DataFrame, symbols: list[str]) -> dict:
+    """The API document's summary counts of a run."""
+    replayed = close[list(symbols)]
+    return {
+        "symbols_processed": len(symbols),
+        # a symbol with at least one valid (positive) close in the replay: bars were built from it
+        "symbols_preprocessed": int((replayed > 0).any().sum()),
+        "symbols_with_features": len({f.symbol for f in out.features}),
+        "portfolio_optimized": bool(out.targets),
+        "risk_assessed": bool(out.risk),
+        "trades_executed": len(out.fills),
+    }
+
+
 def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first_day: pd.Timestamp,
                   start: str, end: str, cfg: WorkflowConfig) -> tuple[dict, dict]:
     close_time = cfg.workflow.close_time
@@ -132,6 +173,8 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
     returns = values.pct_change().iloc[1:]
     metrics = risk_metrics(returns.to_numpy(), periods=cfg.risk.periods_per_year, lookback=None)
     level = metrics.pop("risk_level")
+    # the API document's names: VaR/CVaR at 95 % are the historical ones
+    metrics["var_95"], metrics["cvar_95"] = metrics["var_95_historical"], metrics["cvar_95_historical"]
     stressed = [u for u in out.risk if u.stress]
     final_w = dict(out.targets[-1].weights) if out.targets else {}
     contrib: dict[str, float] = {}
@@ -141,7 +184,9 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
         _, cov = estimate(window, cfg.portfolio.risk_model, cfg.portfolio.frequency, cfg.portfolio.n_factors)
         rc = risk_contributions(np.array(list(final_w.values())), cov.to_numpy())
         contrib = {s: float(v) for s, v in zip(final_w, rc)}
+    last = out.targets[-1] if out.targets else None
     results = {
+        "summary": summary(out, close, symbols),
         "symbols": list(symbols),
         "start": start, "end": end,
         "first_trading_day": first_day.date().isoformat(),
@@ -154,6 +199,10 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
         "risk_model": cfg.portfolio.risk_model,
         "risk_metrics": metrics,
         "risk_level": level,
+        "risk_assessment": {"risk_level": level, "alerts": len(out.alerts)},
+        "optimal_portfolio": {"weights": final_w, "expected_return": last.expected_return if last else None,
+                              "expected_volatility": last.expected_volatility if last else None,
+                              "sharpe": last.sharpe if last else None},
         "stress_results": [msgspec.to_builtins(s) for s in stressed[-1].stress] if stressed else [],
         "risk_contributions": contrib,
         "rebalances": [{
