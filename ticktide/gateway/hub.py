@@ -36,7 +36,8 @@ from streaming.codec import decode, encode
 log = logging.getLogger(__name__)
 
 TOPICS = {"signals": "signals.v1", "ticks": "ticks.v1", "features": "features.v1",
-          "risk": "risk.v1", "alerts": "alerts.v1"}
+          "risk": "risk.v1", "alerts": "alerts.v1",
+          "bars": "bars.v1", "targets": "targets.v1", "rebalances": "rebalances.v1"}
 SHORT = {v: k for k, v in TOPICS.items()}
 ALL = "*"
 YIELD_EVERY = 32  # records dispatched between yields to the writers (keep well under Limits.queue_size)

@@ -6,8 +6,11 @@ Client -> gateway (JSON text frames):
   request carried ``Authorization: Bearer <token>`` (browsers cannot set it);
 - ``{"action": "subscribe", "topics": ["signals", "ticks"], "symbols": ["AAPL"]}``
   (no or empty ``symbols``: every symbol);
+- ``{"action": "subscribe", "symbols": ["AAPL"], "data_type": "market_data"}``:
+  ``data_type`` names a group of topics (``DATA_TYPES``: ``market_data`` is
+  ticks and bars), added to ``topics`` when both are given;
 - ``{"action": "unsubscribe", "topics": [...], "symbols": [...]}`` (no
-  ``symbols``: the whole topic);
+  ``symbols``: the whole topic; ``data_type`` works here too);
 - ``{"action": "ping"}``.
 
 Gateway -> client: ``{"type": "welcome", ...}`` after authentication,
@@ -38,6 +41,9 @@ from ticktide.gateway.hub import (
 
 log = logging.getLogger(__name__)
 
+# the API document's data types -> the short topic names they stand for
+DATA_TYPES = {"market_data": ("ticks", "bars"), "features": ("features",), "signals": ("signals",),
+              "risk": ("risk",), "alerts": ("alerts",), "portfolio": ("targets", "rebalances")}
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,31}$")
 HUB_KEY = web.AppKey("hub", Hub)
 TOKENS_KEY = web.AppKey("tokens", TokenStore)
@@ -48,6 +54,7 @@ class ClientMessage(msgspec.Struct, forbid_unknown_fields=True):
     topics: list[str] | None = None
     symbols: list[str] | None = None
     token: str | None = None
+    data_type: str | None = None
 
 
 _decoder = msgspec.json.Decoder(ClientMessage)
@@ -67,9 +74,13 @@ def parse(data: str) -> ClientMessage:
     if msg.action not in ("auth", "subscribe", "unsubscribe", "ping"):
         raise BadRequest(f"unknown action {msg.action!r}; use auth, subscribe, unsubscribe or ping")
     if msg.action in ("subscribe", "unsubscribe"):
-        if not msg.topics:
-            raise BadRequest(f"{msg.action} needs a non-empty 'topics' list; topics: {', '.join(TOPICS)}")
-        msg.topics = [_topic(t) for t in msg.topics]
+        if msg.data_type is not None and msg.data_type not in DATA_TYPES:
+            raise BadRequest(f"unknown data_type {msg.data_type!r}; data types: {', '.join(DATA_TYPES)}")
+        if not msg.topics and msg.data_type is None:
+            raise BadRequest(f"{msg.action} needs a non-empty 'topics' list or a 'data_type'; "
+                             f"topics: {', '.join(TOPICS)}; data types: {', '.join(DATA_TYPES)}")
+        topics = [_topic(t) for t in msg.topics or ()] + list(DATA_TYPES.get(msg.data_type or "", ()))
+        msg.topics = list(dict.fromkeys(topics))
         if msg.symbols:
             bad = [s for s in msg.symbols if not SYMBOL_RE.match(s)]
             if bad:
