@@ -288,3 +288,19 @@ def test_profiles_give_portfolios_of_increasing_volatility_on_real_prices(tmp_pa
         expected[name] = r["optimal_portfolio"]["expected_volatility"]
     assert vols["conservative"] < vols["moderate"] < vols["aggressive"], vols
     assert expected["conservative"] < expected["moderate"] < expected["aggressive"], expected
+
+
+def test_readme_tables_are_the_codes():
+    from pathlib import Path
+
+    from ticktide.gateway.ws import DATA_TYPES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    shown = lambda v: "off" if v is None else (f"{v:g}" if isinstance(v, (int, float)) else f"`{v}`")  # noqa: E731
+    for key in profile_numbers("moderate"):
+        row = f"| `{key}` | " + " | ".join(shown(profile_numbers(n)[key]) for n in PROFILES) + " |"
+        assert row in readme, row
+    for alias in ALIASES:
+        assert f"\n| `{alias}` | " in readme, alias
+    for data_type, topics in DATA_TYPES.items():
+        assert f"| `{data_type}` | " + ", ".join(f"`{t}` ({t}.v1)" for t in topics) + " |" in readme, data_type

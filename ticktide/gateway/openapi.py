@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ticktide.gateway.rest import MAX_SYMBOLS
+from ticktide.workflow.profiles import json_schema as document_keys
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -51,7 +52,8 @@ def build_spec(symbols: list[str], server_url: str | None = None) -> dict[str, A
         },
     }
     config_tables = {name: {"type": "object", "description": f"the [{name}] table of the workflow TOML config"}
-                     for name in ("workflow", "portfolio", "execution", "risk", "features")}
+                     for name in ("workflow", "portfolio", "execution", "risk", "features", "alerts")}
+    config_tables.update(document_keys())  # the API document's names (ticktide.workflow.profiles)
     spec: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "ticktide gateway", "version": "1.0.0", "description": WS_DESCRIPTION},

@@ -102,7 +102,7 @@ def _members(group: str) -> list[str]:
 
 
 def _switch_off(name: str, value: Any) -> None:
-    if value in (False, None, "", []):
+    if value is False or value is None:
         return
     raise _fail(name, "workflow notifications go to a webhook only: set notifications.webhook_url "
                       "(or [[alerts.destinations]] for email), and leave this off")
@@ -198,3 +198,30 @@ def profile_numbers(name: str) -> dict[str, Any]:
 
     walk("", PROFILES[name])
     return out
+
+
+def json_schema() -> dict[str, dict[str, Any]]:
+    """The document's keys as JSON Schema properties of the REST ``config`` object (OpenAPI)."""
+    fraction = {"type": "number", "minimum": 0, "exclusiveMinimum": True}  # OpenAPI 3.0 spelling
+    return {
+        "risk_profile": {"type": "string", "enum": list(PROFILES),
+                         "description": "a preset of optimizer constraints and risk limits; explicit keys override"},
+        "rebalancing_frequency": {"type": "string", "enum": list(FREQUENCIES),
+                                  "description": "portfolio.schedule.frequency"},
+        "rebalancing_schedule": {"type": "string", "enum": list(FREQUENCIES),
+                                 "description": "portfolio.schedule.frequency"},
+        "performance_threshold": {**fraction, "description": "portfolio.triggers.performance"},
+        "risk_limits": {"type": "object", "additionalProperties": False, "properties": {
+            "max_position_size": {**fraction, "description": "risk.limits.max_position"},
+            "max_portfolio_volatility": {**fraction, "description": "risk.limits.max_volatility"},
+            "max_drawdown": {**fraction, "description": "risk.limits.max_drawdown"}}},
+        "trading": {"type": "object", "additionalProperties": False, "properties": {
+            "paper_trading": {"type": "boolean", "enum": [True], "description": "only the paper broker exists"},
+            "max_trades_per_day": {"type": "integer", "minimum": 1,
+                                   "description": "execution.max_trades_per_day"}}},
+        "notifications": {"type": "object", "additionalProperties": False, "properties": {
+            "webhook_url": {"type": "string", "pattern": "^https?://",
+                            "description": "a webhook alert destination: the run's alerts are posted there"},
+            "email": {"type": "boolean", "enum": [False]},
+            "slack": {"type": "boolean", "enum": [False]}}},
+    }

@@ -74,12 +74,17 @@ class WorkflowConfig:
 
     @classmethod
     def from_mapping(cls, raw: dict) -> "WorkflowConfig":
+        if not isinstance(raw, dict):
+            raise ValueError("the config must be a table of tables")
         data = resolve(raw)
         unknown = set(data) - {"workflow", "portfolio", "execution", "risk", "features", "alerts"}
         if unknown:
             raise ValueError(f"unknown config tables: {', '.join(sorted(unknown))} (tables: workflow, portfolio, "
                              "execution, risk, features, alerts; or the document's keys: "
                              f"{', '.join(DOCUMENT_KEYS)})")
+        for name, table in data.items():
+            if not isinstance(table, dict):
+                raise ValueError(f"{name}: must be a table, not {table!r:.40}")
         features = None
         if "features" in data:
             from streaming.kernels.config import FeatureConfig
