@@ -304,3 +304,18 @@ def test_readme_tables_are_the_codes():
         assert f"\n| `{alias}` | " in readme, alias
     for data_type, topics in DATA_TYPES.items():
         assert f"| `{data_type}` | " + ", ".join(f"`{t}` ({t}.v1)" for t in topics) + " |" in readme, data_type
+
+
+def test_cli_refuses_a_bad_document_key_in_one_line(tmp_path, capsys):
+    from tests.helpers import PRICES_CSV
+    from ticktide.cli import main
+
+    config = tmp_path / "doc.toml"
+    config.write_text('risk_profile = "moderate"\n[trading]\npaper_trading = false\n')
+    rc = main(["workflow", "run", "--prices", str(PRICES_CSV), "--symbols", "AAPL,MA,JPM,XOM,WMT", "--start",
+               "2016-06-01", "--end", "2016-12-31", "--config", str(config), "--out", str(tmp_path / "out"),
+               "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("ticktide workflow run: trading.paper_trading: false is not supported")
+    assert not (tmp_path / "out").exists()

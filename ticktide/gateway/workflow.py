@@ -5,7 +5,9 @@
 run`` (config, prices, warm-up selection, the four live processors replayed on
 a private embedded bus, results), with progress reported per replayed day and
 no files written. The request's ``config`` object has the TOML config's
-tables (``workflow``, ``portfolio``, ``execution``, ``risk``, ``features``).
+tables (``workflow``, ``portfolio``, ``execution``, ``risk``, ``features``,
+``alerts``) and/or the API document's keys (``risk_profile``,
+``rebalancing_frequency``, ...: ``ticktide.workflow.profiles``).
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     r.add_argument("--start", required=True, metavar="DATE", help="first day to trade (YYYY-MM-DD)")
     r.add_argument("--end", required=True, metavar="DATE", help="last day (YYYY-MM-DD)")
     r.add_argument("--config", default=None, metavar="FILE",
-                   help="TOML with [workflow], [portfolio], [execution], [risk], [features] tables")
+                   help="TOML with [workflow], [portfolio], [execution], [risk], [features], [alerts] tables "
+                        "and/or the API document's keys (risk_profile, rebalancing_frequency, ...; see README)")
     r.add_argument("--out", required=True, metavar="DIR", help="output directory")
     r.add_argument("--bus", default=None, help="memory:// (default, deterministic) or kafka://host:port")
     r.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
