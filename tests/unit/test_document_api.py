@@ -319,3 +319,14 @@ def test_cli_refuses_a_bad_document_key_in_one_line(tmp_path, capsys):
     assert rc == 2 and len(err) == 1
     assert err[0].startswith("ticktide workflow run: trading.paper_trading: false is not supported")
     assert not (tmp_path / "out").exists()
+
+
+def test_too_few_symbols_for_the_profiles_max_weight_is_refused_before_replaying():
+    import pandas as pd
+
+    from ticktide.workflow.run import build_processors
+
+    cfg = WorkflowConfig.from_mapping({"risk_profile": "moderate"})
+    with pytest.raises(ValueError, match=r"max_weight 0.3 with 2 symbol\(s\) cannot hold 100 %: give at least 4"):
+        build_processors(cfg, ["AAPL", "MSFT"], pd.Timestamp("2023-01-02", tz="UTC"))
+    assert len(build_processors(cfg, ["A", "B", "C", "D"], pd.Timestamp("2023-01-02", tz="UTC"))) == 4

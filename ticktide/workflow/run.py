@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,11 +102,23 @@ class WorkflowConfig:
                    RiskConfig.from_mapping(data.get("risk", {})), features, alerts)
 
 
+def check_universe(cfg: WorkflowConfig, symbols: list[str]) -> None:
+    """Refuse a run whose weights cannot sum to 1 under the max weight (every rebalance would be infeasible)."""
+    c = cfg.portfolio.constraints
+    if c.bounds or len(symbols) * c.max_weight >= 1.0 - 1e-9:
+        return
+    need = math.ceil(1.0 / c.max_weight - 1e-9)
+    raise ValueError(f"portfolio.constraints.max_weight {c.max_weight:g} with {len(symbols)} symbol(s) cannot hold "
+                     f"100 %: give at least {need} symbols, or raise max_weight (a risk_profile sets it: "
+                     "conservative 0.2, moderate 0.3, aggressive 0.5)")
+
+
 def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Timestamp) -> list:
     """The live processors, configured for this run (same classes as ``ticktide consume``): features,
     portfolio, execution, risk, and alerts when the config has alert destinations."""
     from consumers.features import FeaturesProcessor
 
+    check_universe(cfg, symbols)
     pcfg = msgspec.structs.replace(cfg.portfolio, symbols=list(symbols), active_from=first_day.isoformat())
     rcfg = msgspec.structs.replace(cfg.risk, initial_cash=cfg.execution.initial_cash,
                                    sectors=cfg.risk.sectors or dict(cfg.portfolio.sectors))
