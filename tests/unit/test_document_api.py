@@ -330,3 +330,10 @@ def test_too_few_symbols_for_the_profiles_max_weight_is_refused_before_replaying
     with pytest.raises(ValueError, match=r"max_weight 0.3 with 2 symbol\(s\) cannot hold 100 %: give at least 4"):
         build_processors(cfg, ["AAPL", "MSFT"], pd.Timestamp("2023-01-02", tz="UTC"))
     assert len(build_processors(cfg, ["A", "B", "C", "D"], pd.Timestamp("2023-01-02", tz="UTC"))) == 4
+
+
+def test_a_document_key_overrides_the_profile_too():
+    cfg = WorkflowConfig.from_mapping({"risk_profile": "conservative", "risk_limits": {"max_drawdown": 0.15},
+                                       "rebalancing_frequency": "quarterly"})
+    assert cfg.risk.limits.max_drawdown == 0.15 and cfg.portfolio.schedule.frequency == "quarterly"
+    assert cfg.risk.limits.max_position == PROFILES["conservative"]["risk"]["limits"]["max_position"]
