@@ -27,7 +27,9 @@ Live events over WebSocket at `/ws` (same port). Authenticate with an
 `Authorization: Bearer <token>` header on the upgrade request, or send
 `{"action": "auth", "token": "..."}` as the first frame. Then send
 `{"action": "subscribe", "topics": ["signals", "ticks", "features", "risk", "alerts"], "symbols": ["AAPL"]}`
-(no `symbols`: every symbol) and `{"action": "unsubscribe", ...}`. Events arrive as
+(no `symbols`: every symbol; also `bars`, `targets`, `rebalances`) and `{"action": "unsubscribe", ...}`.
+Instead of `topics`, `"data_type"` names a group: `market_data` (ticks and bars), `features`,
+`signals`, `risk`, `alerts`, `portfolio` (targets and rebalances). Events arrive as
 `{"type": "event", "topic": ..., "symbol": ..., "ts_gateway": ns, "event": {...}}` where `event`
 follows the topic's JSON Schema (`schemas/json/<topic>.v1.schema.json`).
 Close codes: 4001 unauthorized, 4002 no auth message in time, 4008 slow consumer (its bounded
