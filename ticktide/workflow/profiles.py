@@ -6,11 +6,11 @@ tables ``WorkflowConfig`` reads (``workflow``, ``portfolio``, ``execution``,
 
 1. ``risk_profile`` (``conservative`` | ``moderate`` | ``aggressive``) starts
    from that preset (``PROFILES``);
-2. the document's keys (``ALIASES``, plus ``rebalancing_frequency``) are set
-   on the setting each names;
+2. the document's keys (``ALIASES``) are set on the setting each names, over
+   the preset;
 3. the explicit tables go on top, key by key, so an explicit key always wins
-   over the preset. An alias and the explicit key it names, both given with
-   different values, is an error (which one was meant?).
+   over the preset. An alias and the explicit key it names (or two aliases of
+   one setting), given with different values, is an error: which was meant?
 
 Errors are ``ValueError`` naming the key and what it accepts.
 """
