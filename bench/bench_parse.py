@@ -13,8 +13,8 @@ Input: the ``btcusdt@trade`` frames of the hftbacktest recording
   over chunks of ``--batch`` frames (one call per websocket read burst / file
   chunk); same frames, same per-frame receive times, same outcome as the
   per-frame path (the unit tests check it).
-- ticktide compiled: ``ChunkEncoder.encode_chunk`` (``producers/binance_encode.py``,
-  what ``ticktide normalize`` runs): the Numba scan of ``producers/binance_scan.py``
+- ticktide compiled: ``ChunkEncoder.encode_chunk`` (``producers/fastpath/binance_encode.py``,
+  what ``ticktide normalize`` runs): the Numba scan of ``producers/fastpath/binance_scan.py``
   writes the encoded Ticks and the rules' columns from the frames' bytes, the
   rules run over the columns, anything else takes the msgspec batch path; its
   output is checked byte for byte against the per-frame path before timing.
@@ -46,8 +46,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from producers.binance import BinanceAdapter  # noqa: E402
-from producers.recordings import read_frames  # noqa: E402
+from producers.venues.binance import BinanceAdapter  # noqa: E402
+from producers.recordings.readers import read_frames  # noqa: E402
 from producers.validation import Validator  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "spot_btcusdt_20240808.ndjson.gz"
@@ -97,8 +97,8 @@ def make_batched(batch: int):
 
 def make_compiled(batch: int):
     def run_ticktide_compiled(frames: list[tuple[int, bytes]]) -> int:
-        from producers.binance_encode import ChunkEncoder
-        from producers.normalize import Summary, normalize_chunk
+        from producers.fastpath.binance_encode import ChunkEncoder
+        from producers.recordings.normalize import Summary, normalize_chunk
         encoder = ChunkEncoder(BinanceAdapter(), Validator(), normalize_chunk)
         summary = Summary()
         buf = bytearray()
@@ -114,8 +114,8 @@ def make_compiled(batch: int):
 
 def check_same_output(frames: list[tuple[int, bytes]], batch: int) -> int:
     """The compiled path writes exactly the bytes of the per-frame path (one pass)."""
-    from producers.binance_encode import ChunkEncoder
-    from producers.normalize import Summary, normalize_chunk
+    from producers.fastpath.binance_encode import ChunkEncoder
+    from producers.recordings.normalize import Summary, normalize_chunk
     adapter, validator = BinanceAdapter(), Validator()
     encode = msgspec.json.Encoder().encode
     want = b"".join(encode(v.accepted) + b"\n" for ts, fr in frames
@@ -133,7 +133,7 @@ def mixed_rates(path: Path, repeat: int) -> tuple[int, float, float]:
     """The recording as captured (trades, bookTickers, depth updates interleaved) through
     ``ticktide normalize``'s pipeline: (frames, compiled-scan rate, msgspec-batch rate);
     the two outputs are checked equal."""
-    from producers.normalize import Summary, _lines_encoder, normalize_chunks, normalize_encoded
+    from producers.recordings.normalize import Summary, _lines_encoder, normalize_chunks, normalize_encoded
     frames = list(read_frames(path))
     lines = _lines_encoder()
 
