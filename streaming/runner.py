@@ -288,6 +288,8 @@ class Runner(BatchPaths):
         """Process one batch end to end; public so tests can drive it without polling."""
         t0 = time.perf_counter()
         self._children(metrics.BATCH_SIZE, self.name).observe(len(records))
+        if self.processor.columnar and not isinstance(records, Columns):
+            records = Columns.from_records(records)  # a bus without columnar fetches (memory://)
         if isinstance(records, Columns):
             if self.processor.columnar and not (self._mute or self._floors):
                 await self._in_transaction(self._handle_columns, records)
