@@ -56,19 +56,33 @@ CATALOGUE: dict[str, Topic] = {
 }
 
 
-def changelog_topic(consumer: str) -> Topic:
-    """The compacted state changelog of one consumer (keyed by partition or symbol)."""
-    return Topic(f"changelog.{consumer}.v1", None, "partition", partitions=6, compacted=True)
+def changelog_topic(consumer: str, group: str | None = None) -> Topic:
+    """The compacted state changelog of one consumer group: ``changelog.<group>.<consumer>.v1``.
+
+    Named per group (the group defaults to the consumer's name), so a new group starts from
+    empty state and two groups never share state. Keyed by partition or item (symbol).
+    """
+    return Topic(f"changelog.{group or consumer}.{consumer}.v1", None, "partition", partitions=6, compacted=True)
 
 
 CHANGELOG_CONSUMERS = ("features", "signals", "risk", "portfolio", "execution")
-for _name in CHANGELOG_CONSUMERS:
+for _name in CHANGELOG_CONSUMERS:  # the default groups' changelogs
     _t = changelog_topic(_name)
     CATALOGUE[_t.name] = _t
 
 
-def topic(name: str) -> Topic:
-    try:
+def lookup(name: str) -> Topic | None:
+    """The catalogue entry of ``name``, including any group's changelog; None if unknown."""
+    if name in CATALOGUE:
         return CATALOGUE[name]
-    except KeyError:
-        raise KeyError(f"unknown topic {name!r}; known: {', '.join(sorted(CATALOGUE))}") from None
+    parts = name.split(".")
+    if len(parts) >= 4 and parts[0] == "changelog" and parts[-1] == "v1" and parts[-2] in CHANGELOG_CONSUMERS:
+        return changelog_topic(parts[-2], ".".join(parts[1:-2]))
+    return None
+
+
+def topic(name: str) -> Topic:
+    info = lookup(name)
+    if info is None:
+        raise KeyError(f"unknown topic {name!r}; known: {', '.join(sorted(CATALOGUE))}")
+    return info

@@ -42,3 +42,21 @@ def serve_metrics(port: int | None, addr: str = "0.0.0.0") -> None:
         return
     start_http_server(port, addr=addr)
     log.info("metrics on http://%s:%d/metrics", addr, port)
+
+
+class Children:
+    """Label children resolved once and kept: ``labels()`` costs a lock and a dict look-up
+    per call, too much per message on the hot path."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, object] = {}
+
+    def __call__(self, metric, *labels: str):
+        key = (id(metric), labels)
+        child = self._cache.get(key)
+        if child is None:
+            child = self._cache[key] = metric.labels(*labels)
+        return child
+
+    def forget(self, metric, *labels: str) -> None:
+        self._cache.pop((id(metric), labels), None)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import msgspec
+
+if TYPE_CHECKING:
+    from streaming.batch import Columns
 
 
 @dataclass(slots=True)
@@ -53,6 +56,23 @@ class ProcessResult:
     rejected: list[tuple[Envelope, str]] = field(default_factory=list)
 
 
+@dataclass
+class EncodedOutputs:
+    """Outputs of one topic, already encoded (the columnar path): published as one batch."""
+
+    topic: str
+    keys: list[bytes | None]
+    values: list[bytes]
+    oldest_ingest_ns: int = 0  # the oldest output's ingest stamp: the end-to-end latency sample
+
+
+@dataclass
+class ColumnResult:
+    outputs: list[EncodedOutputs] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (row of the batch, reason)
+    last_ts_event: int = 0
+
+
 class Processor(ABC):
     """A consumer's pure core.
 
@@ -65,10 +85,20 @@ class Processor(ABC):
     name: str = "processor"
     inputs: tuple[str, ...] = ()
     stateful: bool = False
+    # True: the runner hands whole decoded batches to ``process_columns`` (see streaming.batch)
+    columnar: bool = False
 
     @abstractmethod
     def process(self, batch: Sequence[Envelope]) -> ProcessResult:
         """Turn one batch of inputs (in offset order per partition) into outputs."""
+
+    def process_columns(self, batch: "Columns") -> ColumnResult:
+        """The columnar path (``columnar = True``): ``batch.events`` are decoded, in offset
+        order per partition; return encoded outputs. Must equal ``process`` on the same inputs."""
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Compile or load whatever is slow the first time (Numba kernels), before joining the group."""
 
     def snapshot(self, partition: int) -> bytes | None:
         """State of one input partition for the changelog; None when there is none."""

@@ -24,9 +24,11 @@ import msgspec
 from schemas.events import DeadLetter, Health
 from schemas.topics import DLQ, HEALTH, changelog_topic
 from streaming import changelog, metrics
-from streaming.bus.base import Bus, Record, Subscription, TopicPartition
-from streaming.codec import decode, encode, key_for
-from streaming.processor import Envelope, Output, Processor, ProcessResult
+from streaming.batch import Columns
+from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPartition
+from streaming.codec import decode, encode
+from streaming.processor import Envelope, Processor, ProcessResult
+from streaming.runner_columns import BatchPaths
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ class RunnerSettings:
     instance: str = ""
 
 
-class Runner:
+class Runner(BatchPaths):
     def __init__(self, processor: Processor, bus: Bus, settings: RunnerSettings | None = None,
                  stop: asyncio.Event | None = None) -> None:
         self.processor = processor
@@ -56,7 +58,8 @@ class Runner:
         self.name = processor.name
         self.group = self.settings.group or processor.name
         self.instance = self.settings.instance or f"{socket.gethostname()}:{id(self) & 0xFFFF:x}"
-        self.changelog = changelog_topic(self.name).name
+        self.changelog = changelog_topic(self.name, self.group).name  # one per group: never shared
+        self._children = metrics.Children()
         self._sub: Subscription | None = None
         self._next_offsets: dict[TopicPartition, int] = {}  # next offset to read, per processed input
         self._dirty: set[int] = set()  # partitions whose state changed since the last snapshot
@@ -128,6 +131,7 @@ class Runner:
             self._floors.pop(tp, None)
             self._mute.pop(tp, None)
             try:  # the new owner reports this partition's lag now
+                self._children.forget(metrics.CONSUMER_LAG, self.group, tp.topic, str(tp.partition))
                 metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
             except KeyError:
                 pass
@@ -165,6 +169,9 @@ class Runner:
             try:
                 offsets = await work(*args)
                 await self.bus.commit_transaction(offsets, self.group)
+            except CommitFailed as exc:
+                await self.bus.abort_transaction()
+                self._forget_uncommitted_state(exc)
             except BaseException:
                 await self.bus.abort_transaction()
                 raise
@@ -172,11 +179,29 @@ class Runner:
         offsets = await work(*args)
         await self.bus.flush()
         if offsets and self._sub is not None:
-            await self._sub.commit(offsets)
+            try:
+                await self._sub.commit(offsets)
+            except CommitFailed as exc:
+                # the outputs are out; the partitions' new owner reads these inputs again
+                # (at-least-once), and this member rejoins the group on its next poll
+                log.warning("%s: offsets not committed, the group rebalanced (%s); rejoining", self.name, exc)
+
+    def _forget_uncommitted_state(self, exc: BaseException) -> None:
+        """Exactly-once, the transaction was aborted after a rebalance: the in-memory state has
+        seen inputs whose outputs are gone, so it is dropped (never snapshotted); the
+        partitions are restored from the changelog when the member rejoins."""
+        log.warning("%s: transaction aborted, the group rebalanced (%s); rejoining", self.name, exc)
+        for p in set(self._dirty):
+            self.processor.drop(p)
+        self._dirty.clear()
+        self._next_offsets.clear()
 
     # -- the loop -------------------------------------------------------------
     async def open(self) -> None:
         """Create the topics this consumer needs and join its group (run() calls it)."""
+        t0 = time.perf_counter()
+        self.processor.warm_up()  # before joining: a slow first batch must not cost the membership
+        log.info("%s: warmed up in %.2fs", self.name, time.perf_counter() - t0)
         if self._eos:
             # stable across restarts of this instance, so a new producer fences the old one and
             # aborts the transaction a crash left open (else readers wait for it to time out)
@@ -200,16 +225,22 @@ class Runner:
         started = time.monotonic()
         due = {"snapshot": started + s.snapshot_interval_s, "timer": started,
                "health": started + s.health_interval_s, "lag": started}
+        columnar = self.processor.columnar and hasattr(self._sub, "column_batches")
+        fetch = self._sub.column_batches if columnar else self._sub.batches
         try:
-            async for records in self._sub.batches(s.max_records, s.poll_timeout_ms):
+            async for records in fetch(s.max_records, s.poll_timeout_ms):
                 seeks = dict(self._seeks)  # as they were when this batch was fetched
                 async with self._lock:
                     if self._fatal is not None:
                         raise RuntimeError(f"{self.name}: cannot continue") from self._fatal
                     if seeks != self._seeks:  # a hook sought partitions after this batch was fetched
-                        records = [r for r in records if self._seeks.get(TopicPartition(r.topic, r.partition))
-                                   == seeks.get(TopicPartition(r.topic, r.partition))]
-                    if records:
+                        def unmoved(topic: str, partition: int) -> bool:
+                            tp = TopicPartition(topic, partition)
+                            return self._seeks.get(tp) == seeks.get(tp)
+
+                        records = (records.keep(unmoved) if isinstance(records, Columns)
+                                   else [r for r in records if unmoved(r.topic, r.partition)])
+                    if len(records):
                         await self.handle(records)
                     # timers and snapshots under the lock too: a rebalance hook never lands
                     # in the middle of one (in exactly-once mode, inside its transaction)
@@ -253,18 +284,27 @@ class Runner:
             if self.processor.stateful:
                 await self._snapshot()
 
-    async def handle(self, records: Sequence[Record]) -> None:
+    async def handle(self, records: Sequence[Record] | Columns) -> None:
         """Process one batch end to end; public so tests can drive it without polling."""
         t0 = time.perf_counter()
-        metrics.BATCH_SIZE.labels(self.name).observe(len(records))
-        await self._in_transaction(self._handle, records)
-        metrics.PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
+        self._children(metrics.BATCH_SIZE, self.name).observe(len(records))
+        if self.processor.columnar and not isinstance(records, Columns):
+            records = Columns.from_records(records)  # a bus without columnar fetches (memory://)
+        if isinstance(records, Columns):
+            if self.processor.columnar and not (self._mute or self._floors):
+                await self._in_transaction(self._handle_columns, records)
+            else:  # just restored: per-input skips and silent replays take the Envelope path
+                await self._in_transaction(self._handle, records.records())
+        else:
+            await self._in_transaction(self._handle, records)
+        self._children(metrics.PROCESSING_SECONDS, self.name).observe(time.perf_counter() - t0)
 
     async def _handle(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
         replayed: list[Envelope] = []  # rebuild state only: their outputs are out already
         envelopes: list[Envelope] = []
+        by_topic: dict[str, int] = defaultdict(int)
         for r in records:
-            metrics.EVENTS_IN.labels(self.name, r.topic).inc()
+            by_topic[r.topic] += 1
             try:
                 env = Envelope(r.topic, r.partition, r.offset, r.key, decode(r.topic, r.value))
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError) as exc:
@@ -274,6 +314,8 @@ class Runner:
             if self._floors and self._already_reflected(env):
                 continue
             (replayed if self._mute and self._muted(r) else envelopes).append(env)
+        for topic, n in by_topic.items():
+            self._children(metrics.EVENTS_IN, self.name, topic).inc(n)
         self._counts["in"] += len(records)
         if replayed:
             self._process_isolating_failures(replayed)
@@ -284,7 +326,7 @@ class Runner:
             await self._emit(result)
             last_ts = getattr(envelopes[-1].event, "ts_event", None)
             if last_ts:
-                metrics.LAST_EVENT_TS.labels(self.name).set(last_ts / 1e9)
+                self._children(metrics.LAST_EVENT_TS, self.name).set(last_ts / 1e9)
         offsets: dict[TopicPartition, int] = {}
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
@@ -336,23 +378,6 @@ class Runner:
         await self._emit(self.processor.tick(time.time_ns()))
         return {}
 
-    async def _emit(self, result: ProcessResult) -> None:
-        now = time.time_ns()
-        by_topic: dict[str, int] = defaultdict(int)
-        for out in result.outputs:
-            await self._publish(out)
-            by_topic[out.topic] += 1
-            ingest = getattr(out.event, "ts_ingest", 0)
-            if ingest:
-                metrics.END_TO_END_SECONDS.labels(self.name, out.topic).observe(max(0.0, (now - ingest) / 1e9))
-        for topic, n in by_topic.items():
-            metrics.EVENTS_OUT.labels(self.name, topic).inc(n)
-            self._counts["out"] += n
-
-    async def _publish(self, out: Output) -> None:
-        key = out.key if out.key is not None else key_for(out.topic, out.event)
-        await self.bus.publish(out.topic, key, encode(out.event))
-
     async def _dead_letter(self, stage: str, reason: str, source: Record | Envelope) -> None:
         raw = source.value if isinstance(source, Record) else encode(source.event)
         letter = DeadLetter(
@@ -361,8 +386,8 @@ class Runner:
             key=source.key.decode("utf-8", "replace") if source.key else None,
         )
         await self.bus.publish(DLQ.name, None, encode(letter))
-        metrics.DEAD_LETTERS.labels(f"{self.name}:{stage}").inc()
-        metrics.ERRORS.labels(self.name).inc()
+        self._children(metrics.DEAD_LETTERS, f"{self.name}:{stage}").inc()
+        self._children(metrics.ERRORS, self.name).inc()
         self._counts["errors"] += 1
         log.warning("%s: dead letter from %s:%s@%s: %s", self.name, source.topic, source.partition,
                     source.offset, reason[:200])
@@ -371,7 +396,7 @@ class Runner:
         if self._sub is None:
             return
         for tp, lag in (await self._sub.lag()).items():
-            metrics.CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(lag)
+            self._children(metrics.CONSUMER_LAG, self.group, tp.topic, str(tp.partition)).set(lag)
 
     async def _publish_health(self) -> dict:
         now = time.monotonic()

@@ -34,7 +34,10 @@ from schemas.events import Bar, FeatureVector, Tick
 from streaming.kernels.config import FeatureConfig
 from streaming.kernels.engine import FeatureEngine
 from streaming.kernels.layout import KIND_PRICE, KIND_QUOTE
-from streaming.processor import Envelope, Output, ProcessResult, Processor
+from consumers.features.columnar import process_columns
+from consumers.features.encoding import VectorEncoder
+from streaming.batch import Columns
+from streaming.processor import ColumnResult, Envelope, Output, ProcessResult, Processor
 
 SNAPSHOT_VERSION = 1
 
@@ -74,6 +77,7 @@ class FeaturesProcessor(Processor):
     name = "features"
     inputs = ("ticks.v1", "bars.v1")
     stateful = True
+    columnar = True
     output_topic = "features.v1"
 
     def __init__(
@@ -98,14 +102,39 @@ class FeaturesProcessor(Processor):
         self._keys_of: dict[int, set[tuple[str, str, str]]] = {}
         self._dirty_keys: dict[int, set[tuple[str, str, str]]] = {}
         self._next: dict[int, dict[str, int]] = {}
+        self.encoder = VectorEncoder(self.names)
+        self._symbol_keys: dict[str, bytes] = {}
 
-    # -- processing ------------------------------------------------------------
-    def _key(self, env: Envelope, key: tuple[str, str, str]) -> int:
+    def warm_up(self) -> None:
+        """Run the kernel once on a scratch engine: compiles it, or loads Numba's cache."""
+        scratch = FeatureEngine(self.config, capacity=2)
+        rows = np.array([scratch.add_symbol("a"), scratch.add_symbol("a")], dtype=np.int64)
+        scratch.update(np.array([KIND_PRICE, KIND_QUOTE], dtype=np.int8), rows,
+                       np.array([1.0, 1.0]), np.array([1.0, 1.1]))
+
+    def process_columns(self, batch: Columns) -> ColumnResult:
+        return process_columns(self, batch)
+
+    def row_for(self, partition: int, key: tuple[str, str, str]) -> int:
         row = self.engine.row_of(key)
         if row is None:
             row = self.engine.add_symbol(key)
-            self._keys_of.setdefault(env.partition, set()).add(key)
+            self._keys_of.setdefault(partition, set()).add(key)
         return row
+
+    def mark_dirty(self, partition: int, key: tuple[str, str, str]) -> None:
+        self._dirty_keys.setdefault(partition, set()).add(key)
+
+    def symbol_keys(self, symbols: list[str]) -> list[bytes]:
+        """The record keys (the symbol's UTF-8), each symbol encoded once."""
+        cache = self._symbol_keys
+        for sym in set(symbols) - cache.keys():
+            cache[sym] = sym.encode()
+        return [cache[s] for s in symbols]
+
+    # -- processing ------------------------------------------------------------
+    def _key(self, env: Envelope, key: tuple[str, str, str]) -> int:
+        return self.row_for(env.partition, key)
 
     def process(self, batch: Sequence[Envelope]) -> ProcessResult:
         result = ProcessResult()

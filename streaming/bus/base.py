@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Mapping, NamedTuple, Protocol, Sequence
 
 
+class CommitFailed(Exception):
+    """The group rebalanced before an offset commit: the commit is lost, the member rejoins."""
+
+
 class TopicPartition(NamedTuple):
     topic: str
     partition: int
@@ -67,6 +71,9 @@ class Bus(Protocol):
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         """Queue a message; ``flush`` waits until every queued message is acknowledged."""
+
+    async def publish_batch(self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes]) -> None:
+        """Queue many messages at once (same ordering and keys as ``publish`` one by one)."""
 
     async def flush(self) -> None: ...
 

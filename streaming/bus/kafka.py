@@ -19,12 +19,14 @@ from urllib.parse import parse_qsl, urlsplit
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition as KafkaTP
 
-from schemas.topics import CATALOGUE
-from streaming.bus.base import Record, RebalanceHook, TopicPartition
+from schemas.topics import lookup
+from streaming.batch import Columns
+from streaming.bus.base import CommitFailed, Record, RebalanceHook, TopicPartition
 from streaming.bus.memory import _call
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,7 @@ class KafkaBus:
         self._producer: AIOKafkaProducer | None = None
         self._pending: list[asyncio.Future] = []
         self._transactional_id: str | None = None
+        self._partitions_by_key: dict[str, _KeyPartitions] = {}  # per physical topic
 
     def enable_transactions(self, transactional_id: str) -> None:
         """Exactly-once mode: a transactional producer (call before ``start``)."""
@@ -144,6 +147,35 @@ class KafkaBus:
         fut = await self._producer.send(self.settings.physical(topic), value=value, key=key, headers=list(headers) or None)
         self._pending.append(fut)
 
+    async def publish_batch(self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes]) -> None:
+        """Queue many messages with the batch API: one record batch per partition, each key's
+        partition computed once (Kafka's murmur2, as ``publish``) and cached."""
+        if self._producer is None:
+            await self.start()
+        producer = self._producer
+        physical = self.settings.physical(topic)
+        partition_of = self._partitions_by_key.get(physical)
+        if partition_of is None:
+            await producer.client._wait_on_metadata(physical)
+            partition_of = self._partitions_by_key[physical] = _KeyPartitions(
+                len(producer.client.cluster.partitions_for_topic(physical)))
+        by_partition: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            p = partition_of[key]
+            rows = by_partition.get(p)
+            if rows is None:
+                by_partition[p] = [i]
+            else:
+                rows.append(i)
+        for p, rows in by_partition.items():
+            batch = producer.create_batch()
+            for i in rows:
+                if batch.append(key=keys[i], value=values[i], timestamp=None) is None:  # full
+                    self._pending.append(await producer.send_batch(batch, physical, partition=p))
+                    batch = producer.create_batch()
+                    batch.append(key=keys[i], value=values[i], timestamp=None)
+            self._pending.append(await producer.send_batch(batch, physical, partition=p))
+
     async def flush(self) -> None:
         """Wait until every published message is acknowledged; raise if one failed."""
         pending, self._pending = self._pending, []
@@ -164,7 +196,7 @@ class KafkaBus:
             for name in names:
                 if s.physical(name) in existing:
                     continue
-                info = CATALOGUE.get(name)
+                info = lookup(name)
                 new.append(NewTopic(
                     s.physical(name), num_partitions=info.partitions if info else 3,
                     replication_factor=s.replication_factor,
@@ -222,6 +254,22 @@ class KafkaBus:
             finally:
                 await self._producer.stop()
                 self._producer = None
+
+
+class _KeyPartitions(dict):
+    """key -> partition for a topic of ``count`` partitions, computed on first use."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+        self._next = 0
+
+    def __missing__(self, key: bytes | None) -> int:
+        if key is None:  # unkeyed: round-robin, never cached
+            self._next += 1
+            return self._next % self.count
+        p = self[key] = (murmur2(key) & 0x7FFFFFFF) % self.count
+        return p
 
 
 async def _at_end(consumer: AIOKafkaConsumer, ends: dict[KafkaTP, int]) -> bool:
@@ -285,9 +333,25 @@ class KafkaSubscription:
                 batch.extend(_to_record(r, self.settings) for r in got[tp])
             yield batch
 
+    async def column_batches(self, max_records: int = 500, timeout_ms: int = 200) -> AsyncIterator[Columns]:
+        """As ``batches``, but columnar: no Record per message (see streaming.batch)."""
+        await self._start()
+        logical = self.settings.logical
+        while not self._closed:
+            got = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+            cols = Columns()
+            for tp in sorted(got, key=lambda t: (t.topic, t.partition)):
+                recs = got[tp]
+                cols.add_partition(logical(tp.topic), tp.partition, [r.offset for r in recs],
+                                   [r.key for r in recs], [r.value for r in recs], [r.timestamp for r in recs])
+            yield cols
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if offsets:
-            await self._consumer.commit({self._physical(tp): off for tp, off in offsets.items()})
+            try:
+                await self._consumer.commit({self._physical(tp): off for tp, off in offsets.items()})
+            except CommitFailedError as exc:  # the group rebalanced under us: the consumer rejoins
+                raise CommitFailed(str(exc)) from exc
 
     def _physical(self, tp: TopicPartition) -> KafkaTP:
         return KafkaTP(self.settings.physical(tp.topic), tp.partition)

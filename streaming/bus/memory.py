@@ -17,7 +17,7 @@ from typing import AsyncIterator, Mapping, Sequence
 
 from aiokafka.partitioner import murmur2
 
-from schemas.topics import CATALOGUE
+from schemas.topics import lookup
 from streaming.bus.base import Record, RebalanceHook, TopicPartition
 
 DEFAULT_PARTITIONS = 3
@@ -55,7 +55,7 @@ class MemoryBus:
     # -- topics -------------------------------------------------------------
     def _partitions(self, topic: str) -> list[list[Record]]:
         if topic not in self._logs:
-            info = CATALOGUE.get(topic)
+            info = lookup(topic)
             count = info.partitions if info else DEFAULT_PARTITIONS
             self._logs[topic] = [[] for _ in range(count)]
         return self._logs[topic]
@@ -76,6 +76,10 @@ class MemoryBus:
         log = parts[p]
         log.append(Record(topic, p, len(log), key, value, int(time.time() * 1000), tuple(headers)))
         self._wake()
+
+    async def publish_batch(self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes]) -> None:
+        for key, value in zip(keys, values):
+            await self.publish(topic, key, value)
 
     async def flush(self) -> None:
         return None

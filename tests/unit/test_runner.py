@@ -50,7 +50,7 @@ async def test_restart_restores_state_from_the_changelog():
     symbols = ["AAA", "BBB", "CCC", "DDD"]
     await _publish_trades(bus, symbols, 5)
     await _run_for(Runner(CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=10)), 0.3)
-    assert await bus.read_all("changelog.counting.v1"), "a snapshot was written at shutdown"
+    assert await bus.read_all("changelog.counting.counting.v1"), "a snapshot was written at shutdown"
     await _publish_trades(bus, symbols, 5, start=5)
     await _run_for(Runner(CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=10)), 0.3)
     outs = _features(await bus.read_all("features.v1"))
@@ -124,7 +124,7 @@ async def test_item_snapshots_skip_inputs_each_item_already_reflects():
     await run_until(6)
     await _publish_trades(bus, [a], 3, start=3)
     await run_until(9)  # only a changed: b's changelog record stays at the older offset
-    items = [r.key for r in await bus.read_all("changelog.item-counting.v1")]
+    items = [r.key for r in await bus.read_all("changelog.item-counting.item-counting.v1")]
     assert sorted(items) == sorted([f"{partition_for(a.encode(), 6, 0)}/{s}".encode() for s in (a, b, a)])
     await _publish_trades(bus, [b], 2, start=3)
     await run_until(11)

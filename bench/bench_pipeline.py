@@ -1,0 +1,364 @@
+"""End-to-end benchmark of the features consumer on a real broker (not a test).
+
+    scripts/kafka-local start
+    .venv/bin/python bench/bench_pipeline.py [--bus kafka://127.0.0.1:9092] [--ticks 500000] [--repeat 3]
+    .venv/bin/python bench/bench_pipeline.py --latency [--rate 10000] [--seconds 60]
+
+Starts from a running broker (``--bus``, else ``$TICKTIDE_BENCH_BUS``, else
+``$TICKTIDE_BUS``). For every run it creates fresh topics under a prefix of its
+own, preloads ``--ticks`` trade ticks for 10 symbols (the BTCUSDT trades of
+tests/data continued by their own log returns, one scaled copy per symbol,
+interleaved) and lets one contender drain them in a fresh consumer group:
+
+* ``passthrough``: bare aiokafka, batch API (bench/pipeline_contenders.py);
+* ``ticktide``: ``ticktide consume features`` (31 features, one FeatureVector per tick);
+* ``ticktide-eos``: the same with ``--exactly-once``;
+* ``quix``: a Quix Streams app computing 9 of the features in Python (``pip install -e '.[bench]'``).
+
+Order rotated per repetition. Throughput and CPU are measured between the
+first and the last commit of the group (process start-up excluded): msgs/s from
+the committed offsets, CPU µs/msg from the process's user+system time
+(/proc/<pid>/stat). Every contender's output is read back (read_committed):
+the count must equal the ticks, and sampled values must equal the offline
+kernels' (FeatureEngine over the same series), else the run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_features import load_trades, tiled  # noqa: E402
+from pipeline_contenders import QUIX_FEATURES  # noqa: E402
+
+from schemas.events import Tick  # noqa: E402
+from streaming.kernels.engine import FeatureEngine  # noqa: E402
+
+SYMBOLS = tuple(f"SYM{i:02d}USDT" for i in range(10))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CONTENDERS = ("passthrough", "ticktide", "ticktide-eos", "quix")
+
+
+# -- inputs ------------------------------------------------------------------------
+def make_series(n_ticks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per symbol (rows) the price and size series, ``n_ticks / 10`` each."""
+    p0, q0 = load_trades()
+    per = -(-n_ticks // len(SYMBOLS))
+    prices, sizes = tiled(p0, q0, per + 997 * len(SYMBOLS))
+    ps = np.stack([prices[997 * i: 997 * i + per] * (1.0 + 0.01 * i) for i in range(len(SYMBOLS))])
+    qs = np.stack([sizes[997 * i: 997 * i + per] for i in range(len(SYMBOLS))])
+    return ps, qs
+
+
+def encode_ticks(ps: np.ndarray, qs: np.ndarray, n_ticks: int, t0_ns: int) -> list[tuple[bytes, bytes]]:
+    enc = msgspec.json.Encoder()
+    out = []
+    pl, ql = ps.tolist(), qs.tolist()
+    for j in range(n_ticks):
+        s, k = j % len(SYMBOLS), j // len(SYMBOLS)
+        ts = t0_ns + j * 1_000_000
+        tick = Tick(symbol=SYMBOLS[s], venue="BINANCE", kind="trade", ts_event=ts, ts_recv=ts + 500_000,
+                    price=pl[s][k], size=ql[s][k], side="buy", trade_id=str(j))
+        out.append((SYMBOLS[s].encode(), enc.encode(tick)))
+    return out
+
+
+async def preload(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.partitioner import murmur2
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 6, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        by_part: dict[int, list[tuple[bytes, bytes]]] = {}
+        for key, value in messages:
+            by_part.setdefault((murmur2(key) & 0x7FFFFFFF) % 6, []).append((key, value))
+        futures = []
+        for part, items in by_part.items():
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(await producer.send_batch(batch, topic, partition=part))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            futures.append(await producer.send_batch(batch, topic, partition=part))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+# -- one run -------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def command(contender: str, bootstrap: str, prefix: str, group: str, state_dir: str) -> list[str]:
+    py = sys.executable
+    if contender.startswith("ticktide"):
+        eos = ["--exactly-once"] if contender == "ticktide-eos" else []
+        return [py, "-m", "ticktide.cli", "consume", "features", "--bus", f"kafka://{bootstrap}?prefix={prefix}",
+                "--group", group, "--instance-id", group, *eos]
+    return [py, str(ROOT / "bench" / "pipeline_contenders.py"), contender, "--bootstrap", bootstrap,
+            "--source", f"{prefix}ticks.v1", "--sink", f"{prefix}{sink_name(contender)}", "--group", group,
+            "--state-dir", state_dir]
+
+
+def sink_name(contender: str) -> str:
+    return "features.v1" if contender != "passthrough" else "copy.v1"
+
+
+async def committed_total(admin, group: str) -> int:
+    from aiokafka.errors import KafkaError
+
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError:  # the group's coordinator is not there yet
+        return 0
+    return sum(o.offset for tp, o in offsets.items() if tp.topic.endswith("ticks.v1") and o.offset >= 0)
+
+
+async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, log_dir: Path) -> dict:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    run_id = uuid.uuid4().hex[:8]
+    prefix, group = f"bench{run_id}.", f"bench-{contender}-{run_id}"
+    await preload(bootstrap, f"{prefix}ticks.v1", messages)
+    n = len(messages)
+    if True:  # the sink with the catalogue's 6 partitions (never broker-default auto-creation)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        from aiokafka.admin import NewTopic
+        await admin.create_topics([NewTopic(f"{prefix}{sink_name(contender)}", 6, 1)])
+        await admin.close()
+    log_path = log_dir / f"{contender}-{run_id}.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory() as state_dir, open(log_path, "wb") as log:
+        proc = subprocess.Popen(command(contender, bootstrap, prefix, group, state_dir), cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        samples: list[tuple[float, int, float]] = []  # time, committed, cpu
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{contender} exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+                # the ticktide bus prefixes its group ids like its topics
+                done = await committed_total(admin, prefix + group if contender.startswith("ticktide") else group)
+                samples.append((time.monotonic(), done, cpu_seconds(proc.pid)))
+                if done >= n:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{contender}: {done}/{n} after {timeout_s}s ({log_path})")
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    started = next(s for s in samples if s[1] > 0)
+    end = samples[-1]
+    drained = end[1] - started[1]
+    seconds = end[0] - started[0]
+    result = {"contender": contender, "msgs_per_s": drained / seconds if seconds > 0 else float("nan"),
+              "cpu_us_per_msg": (end[2] - started[2]) / max(drained, 1) * 1e6,
+              "prefix": prefix, "drained": drained}
+    result["outputs"] = await verify(contender, bootstrap, f"{prefix}{sink_name(contender)}", n)
+    await delete_topics(bootstrap, prefix)
+    return result
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+# -- verification ----------------------------------------------------------------------
+class _Out(msgspec.Struct):
+    symbol: str
+    seq: int = 0
+    values: dict[str, float | None] = {}
+
+
+EXPECTED: dict[str, np.ndarray] = {}  # per symbol, the offline features (rows = seq - 1)
+NAMES: list[str] = []
+
+
+def offline_features(ps: np.ndarray, qs: np.ndarray, per_symbol: list[int]) -> None:
+    eng = FeatureEngine()
+    NAMES[:] = eng.names
+    for i, sym in enumerate(SYMBOLS):
+        row = eng.add_symbol(sym)
+        k = per_symbol[i]
+        EXPECTED[sym] = eng.update_trades(np.full(k, row, dtype=np.int64), ps[i, :k], qs[i, :k])
+
+
+async def verify(contender: str, bootstrap: str, topic: str, n: int) -> int:
+    """Read the output back: every tick has one output (distinct per symbol/seq), samples match."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer._client.add_topic(topic)
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        dec = msgspec.json.Decoder(_Out)
+        seen: set[tuple[str, int]] = set()
+        records = 0
+        checked = 0
+        deadline = time.monotonic() + 120
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{contender}: reading {topic} back timed out")
+            got = await consumer.getmany(timeout_ms=500, max_records=20000)
+            for recs in got.values():
+                for r in recs:
+                    records += 1
+                    if contender == "passthrough":
+                        continue
+                    out = dec.decode(r.value)
+                    seen.add((out.symbol, out.seq))
+                    if out.seq % 997 == 0:
+                        checked += check_values(contender, out)
+    finally:
+        await consumer.stop()
+    distinct = records if contender == "passthrough" else len(seen)
+    if distinct != n:
+        raise RuntimeError(f"{contender}: {distinct} distinct outputs ({records} records), expected {n}")
+    if contender != "passthrough" and checked == 0:
+        raise RuntimeError(f"{contender}: no output sampled")
+    return records
+
+
+def check_values(contender: str, out: _Out) -> int:
+    want = EXPECTED[out.symbol][out.seq - 1]
+    names = QUIX_FEATURES if contender == "quix" else NAMES
+    for name in names:
+        w = want[NAMES.index(name)]
+        got = out.values.get(name)
+        if got is None:
+            if w == w:
+                raise RuntimeError(f"{contender}: {out.symbol}#{out.seq} {name} is null, expected {w}")
+            continue
+        tol = 1e-9 * max(1.0, abs(w)) if contender == "quix" else 0.0
+        if not abs(got - w) <= tol:
+            raise RuntimeError(f"{contender}: {out.symbol}#{out.seq} {name} = {got!r}, expected {w!r}")
+    return 1
+
+
+# -- report ------------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def report(results: list[dict], n: int) -> None:
+    by: dict[str, list[dict]] = {}
+    for r in results:
+        by.setdefault(r["contender"], []).append(r)
+    med = {c: statistics.median(r["msgs_per_s"] for r in rs) for c, rs in by.items()}
+    print(f"\n{n} ticks, 10 symbols; {len(next(iter(by.values())))} repetitions; CPU {cpu_model()}, "
+          f"{os.cpu_count()} cores")
+    print("| contender | msgs/s (each run) | median msgs/s | CPU µs/msg (median) | vs passthrough | vs quix |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for c in CONTENDERS:
+        if c not in by:
+            continue
+        runs = ", ".join(f"{r['msgs_per_s']:,.0f}" for r in by[c])
+        cpu = statistics.median(r["cpu_us_per_msg"] for r in by[c])
+        vs_pt = f"{med[c] / med['passthrough']:.2f}x" if "passthrough" in med else "-"
+        vs_q = f"{med[c] / med['quix']:.2f}x" if "quix" in med else "-"
+        print(f"| {c} | {runs} | {med[c]:,.0f} | {cpu:.1f} | {vs_pt} | {vs_q} |")
+
+
+async def throughput(args: argparse.Namespace) -> int:
+    bootstrap = args.bus.split("://", 1)[1].split("?", 1)[0]
+    contenders = [c for c in args.contenders.split(",") if c]
+    ps, qs = make_series(args.ticks)
+    messages = encode_ticks(ps, qs, args.ticks, 1_700_000_000_000_000_000)
+    per_symbol = [len(range(i, args.ticks, len(SYMBOLS))) for i in range(len(SYMBOLS))]
+    offline_features(ps, qs, per_symbol)
+    log_dir = Path(tempfile.mkdtemp(prefix="ticktide-bench-pipeline-"))
+    results = []
+    for rep in range(args.repeat):
+        order = contenders[rep % len(contenders):] + contenders[:rep % len(contenders)]
+        for c in order:
+            r = await run_one(c, bootstrap, messages, args.timeout, log_dir)
+            print(f"rep {rep + 1} {c}: {r['msgs_per_s']:,.0f} msgs/s, {r['cpu_us_per_msg']:.1f} CPU µs/msg, "
+                  f"{r['outputs']} outputs verified", flush=True)
+            results.append(r)
+    report(results, args.ticks)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bus", default=os.environ.get("TICKTIDE_BENCH_BUS") or os.environ.get("TICKTIDE_BUS")
+                    or "kafka://127.0.0.1:9092", help="a running broker: kafka://host:port")
+    ap.add_argument("--ticks", type=int, default=500_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--contenders", default=",".join(CONTENDERS),
+                    help=f"comma-separated subset of {','.join(CONTENDERS)}")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds one contender may take")
+    ap.add_argument("--latency", action="store_true", help="tick->signal latency at a fixed rate instead")
+    ap.add_argument("--rate", type=float, default=10_000, help="--latency: ticks per second")
+    ap.add_argument("--seconds", type=float, default=60, help="--latency: how long to send")
+    ap.add_argument("--profile", default="latency", help="--latency: the consumers' --profile")
+    args = ap.parse_args(argv)
+    if args.latency:
+        from pipeline_latency import latency
+
+        return asyncio.run(latency(args))
+    return asyncio.run(throughput(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
