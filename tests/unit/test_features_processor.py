@@ -192,6 +192,23 @@ def test_restore_refuses_a_snapshot_of_the_old_state_layout():
     assert snap["config"].startswith("layout")
     snap["config"] = msgspec.json.encode(FeatureConfig()).decode()  # what layout 1 wrote
     b = FeaturesProcessor()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="state layout1, this version reads layout3"):
         b.restore(0, msgspec.msgpack.encode(snap))
     b.restore(0, a.snapshot(0))  # the current layout is accepted
+
+
+def test_restore_refuses_a_changelog_item_of_layout_2_with_what_to_do():
+    """Layout 2 seeded the EMAs with the first price: its rows cannot become TA-Lib's values."""
+    from consumers.features.processor import ItemState, SNAPSHOT_VERSION
+
+    a = FeaturesProcessor()
+    a.process([Envelope("bars.v1", 0, 0, b"X", Bar(symbol="X", interval="1d", ts_event=1, open=1.0, high=1.0,
+                                                    low=1.0, close=1.0, volume=1.0))])
+    [(key, data)] = a.dirty_items(0).items()
+    item = msgspec.msgpack.decode(data, type=ItemState)
+    old = ItemState(SNAPSHOT_VERSION, item.config.replace("layout3:", "layout2:", 1), item.width, item.state)
+    b = FeaturesProcessor()
+    with pytest.raises(ValueError, match="layout2.*delete the topic changelog.features.v1"):
+        b.restore_item(0, key, msgspec.msgpack.encode(old))
+    b.restore_item(0, key, data)
+    assert b.engine.count(b.engine.row_of(("bar", "X", "1d"))) == 1
