@@ -94,12 +94,12 @@ def _day(ts_ns: int) -> str:
 
 
 def ledger(close: pd.DataFrame, fills, first_day: pd.Timestamp, initial_cash: float, close_time: str):
-    """Daily account value and position weights from the fills and each day's closes."""
+    """Daily account value, position weights and cash from the fills and each day's closes."""
     h, m = (int(x) for x in close_time.split(":"))
     px = close.loc[first_day:].ffill()
     fills = sorted(fills, key=lambda f: (f.ts_event, f.fill_id))
     cash, pos, i = initial_cash, {}, 0
-    values, weights = [], []
+    values, weights, cash_by_day = [], [], []
     for day, row in px.iterrows():
         cutoff = int((day + pd.Timedelta(hours=h, minutes=m)).value)
         while i < len(fills) and fills[i].ts_event <= cutoff:
@@ -111,8 +111,10 @@ def ledger(close: pd.DataFrame, fills, first_day: pd.Timestamp, initial_cash: fl
         mv = {s: q * float(row[s]) for s, q in pos.items() if abs(q) > 1e-12}
         value = cash + sum(mv.values())
         values.append(value)
+        cash_by_day.append(cash)
         weights.append({s: v / value for s, v in sorted(mv.items())})
-    return pd.Series(values, index=px.index), pd.DataFrame(weights, index=px.index).fillna(0.0)
+    return (pd.Series(values, index=px.index), pd.DataFrame(weights, index=px.index).fillna(0.0),
+            pd.Series(cash_by_day, index=px.index))
 
 
 def _clean(x):
@@ -128,7 +130,7 @@ def _clean(x):
 def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first_day: pd.Timestamp,
                   start: str, end: str, cfg: WorkflowConfig) -> tuple[dict, dict]:
     close_time = cfg.workflow.close_time
-    values, weights = ledger(close, out.fills, first_day, cfg.execution.initial_cash, close_time)
+    values, weights, cash = ledger(close, out.fills, first_day, cfg.execution.initial_cash, close_time)
     returns = values.pct_change().iloc[1:]
     metrics = risk_metrics(returns.to_numpy(), periods=cfg.risk.periods_per_year, lookback=None)
     level = metrics.pop("risk_level")
@@ -164,8 +166,12 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
             "conflicts": r.conflicts, "reason": r.reason} for r in out.reports],
         "trades": [{
             "date": _day(f.ts_event), "order_id": f.order_id, "fill_id": f.fill_id, "symbol": f.symbol,
-            "side": f.side, "quantity": f.quantity, "price": f.price, "fee": f.fee, "slippage": f.slippage}
+            "side": f.side, "quantity": f.quantity, "price": f.price, "fee": f.fee, "slippage": f.slippage,
+            **({"requested_quantity": f.requested_quantity, "reason": f.reason} if f.reason else {})}
             for f in out.fills],
+        "scaled_orders": [{"date": _day(o.ts_event), "order_id": o.order_id, "symbol": o.symbol,
+                           "side": o.side, "quantity": o.quantity, "reason": o.reason}
+                          for o in out.orders if o.status == "accepted" and o.reason],
         "rejected_orders": [{"date": _day(o.ts_event), "order_id": o.order_id, "symbol": o.symbol,
                              "side": o.side, "quantity": o.quantity, "reason": o.reason}
                             for o in out.orders if o.status == "rejected"],
@@ -173,8 +179,9 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
                    for a in out.alerts],
         "dead_letters": out.dead_letters,
         "daily_returns": [{"date": d.date().isoformat(), "return": float(r)} for d, r in returns.items()],
+        "daily_cash": [{"date": d.date().isoformat(), "cash": float(c)} for d, c in cash.items()],
     }
-    series = {"values": values, "weights": weights, "returns": returns}
+    series = {"values": values, "weights": weights, "returns": returns, "cash": cash}
     return _clean(results), series
 
 
