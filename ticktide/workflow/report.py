@@ -76,6 +76,21 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
     return made
 
 
+def alert_lines(results: dict) -> list[str]:
+    """Alerts grouped by type (and limit) with their first and last date."""
+    summary = results.get("alert_summary") or []
+    if not summary:
+        return ["## Alerts", "", "No alerts.", ""]
+    lines = ["## Alerts", "", "| type | limit | count | first | last |", "| --- | --- | --- | --- | --- |"]
+    for g in summary:
+        lines.append(f"| {g['type']} | {g['limit'] or ''} | {g['count']} | {g['first']} | {g['last']} |")
+    still = [f"{b['limit']}{' ' + b['symbol'] if b['symbol'] else ''} (since {b['date']})"
+             for b in results.get("open_limit_breaches") or []]
+    if still:
+        lines += ["", f"Limit breaches still open at the end: {', '.join(still)}."]
+    return lines + [""]
+
+
 def write_report(dest: Path, results: dict, series: dict) -> Path:
     made = charts(dest, results, series)
     m = results["risk_metrics"]
@@ -120,6 +135,7 @@ def write_report(dest: Path, results: dict, series: dict) -> Path:
     lines += ["", f"Trades: {len(trades)} fills, fees {fees:,.2f}, "
               f"{len(results['rejected_orders'])} orders rejected by the pre-trade checks, "
               f"{len(results['alerts'])} alerts.", ""]
+    lines += alert_lines(results)
     path = dest / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -127,6 +127,26 @@ def _clean(x):
     return x
 
 
+def alert_summary(alerts) -> list[dict]:
+    """Alerts grouped by type and limit: count, first and last date (the report's table)."""
+    groups: dict[tuple[str, str], dict] = {}
+    for a in sorted(alerts, key=lambda a: a.ts_event):
+        limit = a.details.get("limit") or ""
+        g = groups.setdefault((a.type, limit), {"type": a.type, "limit": limit or None, "count": 0,
+                                                "first": _day(a.ts_event)})
+        g["count"] += 1
+        g["last"] = _day(a.ts_event)
+    return [groups[k] for k in sorted(groups)]
+
+
+def open_breaches(alerts) -> list[dict]:
+    """Limit breaches without a ``limit_resolved``: still open at the end of the run."""
+    resolved = {a.details.get("resolves") for a in alerts if a.type == "limit_resolved"}
+    return [{"date": _day(a.ts_event), "alert_id": a.alert_id, "limit": a.details.get("limit"),
+             "symbol": a.symbol, "observed": a.details.get("observed")}
+            for a in alerts if a.type == "limit_breach" and a.alert_id not in resolved]
+
+
 def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first_day: pd.Timestamp,
                   start: str, end: str, cfg: WorkflowConfig) -> tuple[dict, dict]:
     close_time = cfg.workflow.close_time
@@ -175,8 +195,12 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
         "rejected_orders": [{"date": _day(o.ts_event), "order_id": o.order_id, "symbol": o.symbol,
                              "side": o.side, "quantity": o.quantity, "reason": o.reason}
                             for o in out.orders if o.status == "rejected"],
-        "alerts": [{"date": _day(a.ts_event), "type": a.type, "severity": a.severity, "message": a.message}
+        "alerts": [{"date": _day(a.ts_event), "type": a.type, "severity": a.severity, "message": a.message,
+                    "alert_id": a.alert_id, "symbol": a.symbol, "limit": a.details.get("limit"),
+                    **({"resolves": a.details["resolves"]} if "resolves" in a.details else {})}
                    for a in out.alerts],
+        "alert_summary": alert_summary(out.alerts),
+        "open_limit_breaches": open_breaches(out.alerts),
         "dead_letters": out.dead_letters,
         "daily_returns": [{"date": d.date().isoformat(), "return": float(r)} for d, r in returns.items()],
         "daily_cash": [{"date": d.date().isoformat(), "cash": float(c)} for d, c in cash.items()],
