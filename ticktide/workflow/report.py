@@ -76,6 +76,18 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
     return made
 
 
+def cash_lines(results: dict) -> list[str]:
+    """The lowest end-of-day cash and the orders the cash floor scaled down."""
+    cash = results.get("daily_cash") or []
+    if not cash:
+        return []
+    low = min(cash, key=lambda c: c["cash"])
+    scaled = [t for t in results["trades"] if t.get("reason")]
+    return [f"Lowest end-of-day cash: {low['cash']:,.2f} on {low['date']}; "
+            f"{len(results.get('scaled_orders') or [])} orders sized down and {len(scaled)} fills scaled "
+            "down to keep cash above the floor (their reasons are in results.json).", ""]
+
+
 def alert_lines(results: dict) -> list[str]:
     """Alerts grouped by type (and limit) with their first and last date."""
     summary = results.get("alert_summary") or []
@@ -135,7 +147,7 @@ def write_report(dest: Path, results: dict, series: dict) -> Path:
     lines += ["", f"Trades: {len(trades)} fills, fees {fees:,.2f}, "
               f"{len(results['rejected_orders'])} orders rejected by the pre-trade checks, "
               f"{len(results['alerts'])} alerts.", ""]
-    lines += alert_lines(results)
+    lines += cash_lines(results) + alert_lines(results)
     path = dest / "report.md"
     path.write_text("\n".join(lines))
     return path
