@@ -164,6 +164,8 @@ class Fill(msgspec.Struct, kw_only=True):
     ts_event: int
     ts_proc: int
     ts_ingest: int = 0
+    reason: str = ""  # why the fill is smaller than the order (a cash-floor scale-down), else ""
+    requested_quantity: float | None = None  # the order's quantity when the fill was scaled down
 
 
 class StressResult(msgspec.Struct, kw_only=True):

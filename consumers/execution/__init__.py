@@ -1,6 +1,6 @@
 """Execution consumer: a paper broker, targets.v1 (+ prices) -> orders.v1, fills.v1.
 
-- ``broker``: order planning, pre-trade checks, fills with slippage and fees (pure);
+- ``broker``: order planning, pre-trade checks, the cash floor, fills with slippage and fees (pure);
 - ``processor``: the streaming adapter (``ticktide consume execution``).
 """
 

@@ -9,7 +9,9 @@ input topics interleave:
   at the target's own ``prices`` (else the latest price at or before its
   ``ts_event``) and the orders are planned (``broker.plan_orders``);
 - an accepted order fills at the first price of its symbol after its
-  ``ts_event``, as soon as that price is known;
+  ``ts_event``, as soon as that price is known; the fills of one time are
+  applied sells first, then the buys, scaled down together (with a reason)
+  if cash would go below ``cash_floor`` (``broker.fill_batch``);
 - a ``rebalance_id`` already handled is skipped, so a replay produces no
   duplicate orders (order and fill ids are deterministic anyway).
 
@@ -29,7 +31,7 @@ from typing import Callable, Sequence
 
 import msgspec
 
-from consumers.execution.broker import Account, BrokerConfig, Prices, fill_order, plan_orders
+from consumers.execution.broker import Account, BrokerConfig, Prices, fill_batch, plan_orders
 from schemas.events import Bar, FeatureVector, Order, TargetPortfolio, Tick
 from schemas.topics import FILLS, ORDERS
 from streaming.config import TomlConfig
@@ -152,11 +154,16 @@ class ExecutionProcessor(SingleInstanceState, Processor):
                 horizon = latest if horizon is None else min(horizon, latest)
             else:
                 ready.append((nxt[0], order.order_id, nxt[1], order))
-        ready.sort(key=lambda r: (r[0], r[1]))
+        # canonical order: by fill time, sells before buys (the cash check sees their proceeds)
+        ready.sort(key=lambda r: (r[0], r[3].side == "buy", r[1]))
+        groups: dict[tuple[int, str], list] = {}
         for ts, _oid, px, order in ready:
             if horizon is not None and ts > horizon:
                 waiting.append(order)
                 continue
-            fill = fill_order(self.account(order.portfolio_id), order, ts, px, self.config, self.clock())
-            result.outputs.append(Output(FILLS.name, fill))
+            sized = st.prices.at_or_before(order.symbol, order.ts_event)
+            groups.setdefault((ts, order.portfolio_id), []).append((ts, px, sized, order))
+        for (_ts, portfolio_id), batch in groups.items():
+            for fill in fill_batch(self.account(portfolio_id), batch, self.config, self.clock()):
+                result.outputs.append(Output(FILLS.name, fill))
         st.pending = sorted(waiting, key=lambda o: (o.ts_event, o.order_id))

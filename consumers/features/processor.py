@@ -73,6 +73,23 @@ def item_name(key: tuple[str, str, str]) -> str:
     return "|".join(key)
 
 
+def _check_snapshot(version: int, config: str, width: int, expected: FeatureConfig, expected_width: int) -> None:
+    """A snapshot this code cannot read is refused with what to do, never misread."""
+    if version != SNAPSHOT_VERSION:
+        raise ValueError(f"features snapshot version {version} is not {SNAPSHOT_VERSION}")
+    fingerprint = expected.fingerprint()
+    if config == fingerprint and width == expected_width:
+        return
+    old = config.split(":", 1)[0] if config.startswith("layout") else "layout1"
+    new = fingerprint.split(":", 1)[0]
+    if old != new:
+        raise ValueError(
+            f"features state in changelog.features.v1 was written with state {old}, this version reads "
+            f"{new} (layout 3: EMA/MACD seeded the TA-Lib way, null during warm-up); no migration: "
+            "delete the topic changelog.features.v1 so the state is rebuilt from the inputs")
+    raise ValueError("features snapshot was written with another FeatureConfig")
+
+
 class FeaturesProcessor(Processor):
     name = "features"
     inputs = ("ticks.v1", "bars.v1")
@@ -244,10 +261,7 @@ class FeaturesProcessor(Processor):
 
     def restore_item(self, partition: int, key: str, data: bytes) -> None:
         item = _item_decoder.decode(data)
-        if item.version != SNAPSHOT_VERSION:
-            raise ValueError(f"features snapshot version {item.version} is not {SNAPSHOT_VERSION}")
-        if item.config != self.config.fingerprint() or item.width != self.engine.layout.width:
-            raise ValueError("features snapshot was written with another FeatureConfig")
+        _check_snapshot(item.version, item.config, item.width, self.config, self.engine.layout.width)
         source, symbol, interval = key.split("|", 2)
         state_key = (source, symbol, interval)
         row = self.engine.row_of(state_key)
@@ -276,10 +290,7 @@ class FeaturesProcessor(Processor):
 
     def restore(self, partition: int, data: bytes) -> None:
         snap = _decoder.decode(data)
-        if snap.version != SNAPSHOT_VERSION:
-            raise ValueError(f"features snapshot version {snap.version} is not {SNAPSHOT_VERSION}")
-        if snap.config != self.config.fingerprint() or snap.width != self.engine.layout.width:
-            raise ValueError("features snapshot was written with another FeatureConfig")
+        _check_snapshot(snap.version, snap.config, snap.width, self.config, self.engine.layout.width)
         self.drop(partition)
         keys = self._keys_of.setdefault(partition, set())
         for s in snap.symbols:

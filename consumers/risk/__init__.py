@@ -4,6 +4,7 @@
 - ``stress``: market crash, volatility spike, liquidity crisis scenarios;
 - ``portfolio``: positions, cash, marks, sampled equity;
 - ``report``: RiskUpdate assembly and limit checks (shared by CLI and consumer);
+- ``limits``: breach episodes with hysteresis -> limit_breach / limit_resolved alerts (pure);
 - ``processor``: the streaming adapter (``ticktide consume risk``);
 - ``commands``: ``ticktide risk --prices FILE --weights FILE``.
 """

@@ -10,11 +10,13 @@
     [sectors]                     # symbol -> sector for sector exposures
     AAPL = "tech"
 
-    [limits]                      # breaches go to alerts.v1, once per cooldown
-    max_position = 0.25           # |exposure| of one symbol, fraction of value
+    [limits]                      # one alert when a breach starts, one when it clears
+    max_position = 0.30           # |exposure| of one symbol, fraction of value (the
+                                  # optimizer's max_weight is 0.25: a fresh target is never in breach)
     max_volatility = 0.30         # annualized portfolio volatility
     max_drawdown = 0.20           # |max drawdown| over the lookback
-    cooldown_s = 3600             # event time, per portfolio, limit and symbol
+    breach_tolerance = 0.02       # a breach starts above limit * (1 + this), clears below the limit
+    min_episode_bars = 5          # an episode lasts at least this many sample intervals (with updates)
 
     [stress]                      # see consumers.risk.stress.StressConfig
     crash_shock = -0.30
@@ -29,10 +31,18 @@ from streaming.config import TomlConfig
 
 
 class LimitsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    max_position: float | None = 0.25
+    max_position: float | None = 0.30
     max_volatility: float | None = 0.30
     max_drawdown: float | None = 0.20
-    cooldown_s: float = 3600.0
+    breach_tolerance: float = 0.02
+    min_episode_bars: int = 5
+    cooldown_s: float | None = None  # no longer used (one alert per episode): accepted, logged
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.breach_tolerance < 1.0:
+            raise ValueError(f"limits.breach_tolerance: {self.breach_tolerance} is not in [0, 1)")
+        if self.min_episode_bars < 0:
+            raise ValueError(f"limits.min_episode_bars: {self.min_episode_bars} is negative")
 
 
 class RiskConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):

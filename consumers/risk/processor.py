@@ -9,9 +9,11 @@
   time (per bar/day); the metrics use the sampled returns over ``lookback``.
 - risk.v1 is published after every fill, whenever a sample bucket closes, and
   otherwise at most once per ``publish_interval_s`` of event time; each
-  update is checked against the limits, and a breach raises one alerts.v1
-  event per portfolio, limit and symbol per ``limits.cooldown_s`` of event
-  time (``alert_id = risk:<portfolio>:<limit>:<symbol>:<ts_event>``).
+  update is checked against the limits with hysteresis (``limits``): one
+  ``limit_breach`` alert when an episode starts (``alert_id =
+  risk:<portfolio>:<limit>:<symbol>:<ts_event>``) and one ``limit_resolved``
+  when it clears (``details.resolves`` = the breach's id); the gauge
+  ``ticktide_risk_limit_breached`` is 1 while an episode of the limit is open.
 - A TargetPortfolio triggers the stress scenarios on its weights, published
   as a risk.v1 update of that portfolio with ``stress`` filled in.
 - A StressRequest (risk-requests.v1, e.g. from ``ticktide stress``) runs them
@@ -37,12 +39,13 @@ import msgspec
 import numpy as np
 from prometheus_client import Gauge
 
+from consumers.risk import limits as risk_limits
 from consumers.risk.config import RiskConfig
 from consumers.risk.metrics import simple_returns
 from consumers.risk.portfolio import Book, Mark, Sampler, new_sampler
-from consumers.risk.report import build_update, check_limits
+from consumers.risk.report import build_update
 from consumers.risk.stress import run_all
-from schemas.events import Alert, FeatureVector, Fill, RiskUpdate, StressRequest, TargetPortfolio, Tick
+from schemas.events import FeatureVector, Fill, RiskUpdate, StressRequest, TargetPortfolio, Tick
 from schemas.topics import ALERTS, RISK
 from streaming.processor import Envelope, Output, Processor, ProcessResult
 from streaming.state import SingleInstanceState
@@ -63,7 +66,7 @@ class RiskState(msgspec.Struct):
     prices: dict[str, Sampler] = msgspec.field(default_factory=dict)
     spreads: dict[str, float] = msgspec.field(default_factory=dict)
     last_publish: dict[str, int] = msgspec.field(default_factory=dict)
-    last_alert: dict[str, int] = msgspec.field(default_factory=dict)
+    episodes: dict[str, risk_limits.Episode] = msgspec.field(default_factory=dict)  # open breaches
 
 
 
@@ -78,6 +81,10 @@ class RiskProcessor(SingleInstanceState, Processor):
         self.state = RiskState()
         self._interval_ns = int(round(self.config.publish_interval_s * 1e9))
         self._stress_cfg = self.config.stress_config()
+        self._bar_ns = max(1, int(round(self.config.sample_interval_s * 1e9)))
+        if self.config.limits.cooldown_s is not None:
+            log.warning("risk: [limits] cooldown_s is no longer used: a breach alerts once when it starts "
+                        "and once when it clears (see breach_tolerance, min_episode_bars)")
 
     # -- book keeping -------------------------------------------------------------
     def book(self, portfolio_id: str) -> Book:
@@ -145,25 +152,19 @@ class RiskProcessor(SingleInstanceState, Processor):
         PORTFOLIO_VALUE.labels(book.portfolio_id).set(update.value)
         if update.risk_level is not None:
             RISK_LEVEL.labels(book.portfolio_id).set(RISK_LEVEL_CODES[update.risk_level])
-        breached = set()
-        cooldown = int(round(self.config.limits.cooldown_s * 1e9))
-        for br in check_limits(update, self.config.limits):
-            breached.add(br.limit)
-            key = f"{book.portfolio_id}:{br.key}"
-            last = self.state.last_alert.get(key)
-            if last is not None and ts_event - last < cooldown:
-                continue
-            self.state.last_alert[key] = ts_event
-            result.outputs.append(Output(ALERTS.name, Alert(
-                alert_id=f"risk:{key}:{ts_event}", source="risk", type="limit_breach",
-                severity="critical" if br.limit == "max_drawdown" else "warning",
-                message=br.message(book.portfolio_id), ts_event=ts_event, ts_proc=update.ts_proc,
-                symbol=br.symbol,
-                details={"portfolio_id": book.portfolio_id, "limit": br.limit, "observed": br.observed,
-                         "threshold": br.threshold, "value": update.value,
-                         "risk_level": update.risk_level})))
-        for limit in ("max_position", "max_volatility", "max_drawdown"):
-            RISK_BREACHES.labels(book.portfolio_id, limit).set(1 if limit in breached else 0)
+        self._check_limits(book.portfolio_id, update, result)
+
+    def _check_limits(self, portfolio_id: str, update: RiskUpdate, result: ProcessResult) -> None:
+        lim = self.config.limits
+        bar = update.ts_event // self._bar_ns
+        episodes = self.state.episodes
+        for t in risk_limits.step(episodes, portfolio_id, update, lim, bar):
+            alert = (risk_limits.breach_alert(t, portfolio_id, update, lim.breach_tolerance) if t.kind == "breach"
+                     else risk_limits.resolved_alert(t, portfolio_id, update))
+            result.outputs.append(Output(ALERTS.name, alert))
+        open_limits = {ep.limit for key, ep in episodes.items() if key.startswith(f"{portfolio_id}:")}
+        for limit in risk_limits.LIMITS:
+            RISK_BREACHES.labels(portfolio_id, limit).set(1 if limit in open_limits else 0)
 
     def _after_mark(self, ts: int, result: ProcessResult, ts_ingest: int = 0) -> None:
         for book in self.state.books.values():

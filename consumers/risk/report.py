@@ -55,16 +55,18 @@ class Breach:
 
 
 def check_limits(update: RiskUpdate, limits: LimitsConfig) -> list[Breach]:
-    """Every limit the update breaches (strictly above the threshold), in a fixed order."""
+    """Every limit the update breaches, in a fixed order: above ``limit * (1 + breach_tolerance)``,
+    where the live consumer starts a breach episode (``consumers.risk.limits``)."""
+    band = 1.0 + limits.breach_tolerance
     out: list[Breach] = []
     if limits.max_position is not None:
         for sym, e in sorted(update.exposures.items()):
-            if abs(e) > limits.max_position:
+            if abs(e) > limits.max_position * band:
                 out.append(Breach("max_position", sym, abs(e), limits.max_position))
     if limits.max_volatility is not None and update.volatility is not None \
-            and update.volatility > limits.max_volatility:
+            and update.volatility > limits.max_volatility * band:
         out.append(Breach("max_volatility", None, update.volatility, limits.max_volatility))
     if limits.max_drawdown is not None and update.max_drawdown is not None \
-            and abs(update.max_drawdown) > limits.max_drawdown:
+            and abs(update.max_drawdown) > limits.max_drawdown * band:
         out.append(Breach("max_drawdown", None, abs(update.max_drawdown), limits.max_drawdown))
     return out

@@ -29,8 +29,11 @@ Rules and what they say
     urgency ``high`` for the longest configured window, ``medium`` for the
     next, ``low`` otherwise; strength = distance past the level in percent.
 
-A crossing needs two consecutive vectors with values (a ``None`` in between
-resets it). State is only JSON-able numbers so it snapshots exactly.
+No rule fires on a feature's first valid value (the end of its warm-up): a
+crossing needs two consecutive vectors with values, and the threshold rules
+(``price_movement``, ``volume_spike``) need their inputs valid on the
+previous vector too (a ``None`` in between resets both). State is only
+JSON-able numbers and flags so it snapshots exactly.
 """
 
 from __future__ import annotations
@@ -103,7 +106,10 @@ class PriceMovement:
 
     def evaluate(self, values: Values, price: float | None, state: dict) -> SignalHit | None:
         r, vol = _num(values, self.ret), _num(values, self.vol)
-        if r is None or vol is None or vol <= 0:
+        valid = r is not None and vol is not None and vol > 0
+        warm = state.get("warm", False)  # inputs valid on the previous vector: past the warm-up
+        state["warm"] = valid
+        if not (valid and warm):
             return None
         threshold = self.k * vol
         if abs(r) <= threshold:
@@ -128,7 +134,9 @@ class VolumeSpike:
 
     def evaluate(self, values: Values, price: float | None, state: dict) -> SignalHit | None:
         ratio = _num(values, self.ratio)
-        if ratio is None or ratio <= self.m:
+        warm = state.get("warm", False)  # valid on the previous vector: past the warm-up
+        state["warm"] = ratio is not None
+        if ratio is None or not warm or ratio <= self.m:
             return None
         strength = ratio / self.m
         return SignalHit(

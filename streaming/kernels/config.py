@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-# fixed by the contract: ema_12, ema_26, macd = ema_12 - ema_26, macd_signal = EMA9(macd)
+# fixed by the contract: ema_12, ema_26, macd = EMA12 - EMA26 and macd_signal = EMA9(macd), all as
+# TA-Lib computes them (TA-Lib seeds MACD's EMA12 where EMA26 starts, so early on macd != ema_12 - ema_26)
 EMA_FAST = 12
 EMA_SLOW = 26
 MACD_SIGNAL = 9
@@ -22,7 +23,8 @@ MACD_SIGNAL = 9
 # version of the kernels' state row layout (streaming.kernels.layout.Layout); part of
 # the fingerprint, so a snapshot written by another layout is refused, never misread.
 # 1: every slot float64. 2: index slots and min/max keys are int64 (a view of the row).
-STATE_LAYOUT_VERSION = 2
+# 3: EMA/MACD slots seeded the TA-Lib way (SMA seed, null until the span is seen).
+STATE_LAYOUT_VERSION = 3
 
 
 class FeatureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -69,7 +71,7 @@ class FeatureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def fingerprint(self) -> str:
         """A stable text identifying the state layout (snapshots check it).
 
-        The config as JSON, prefixed by the layout version: ``layout2:{...}``.
+        The config as JSON, prefixed by the layout version: ``layout3:{...}``.
         """
         return f"layout{STATE_LAYOUT_VERSION}:" + msgspec.json.encode(self).decode()
 

@@ -23,7 +23,7 @@ Numerics (why the results equal a full recompute to ~1e-13 relative):
   below ~n*eps*MASS_RATIO of M2 and a flat window gives exactly 0. Volume
   and price*volume sums (positive terms, no shift) use the same guard alone.
 * min/max are exact (one monotonic deque for the nested price levels),
-  RSI/EMA follow the TA-Lib recurrences operation for operation.
+  RSI/EMA/MACD follow the TA-Lib recurrences and seeds operation for operation.
 
 Null is NaN here; the event edge turns it into None.
 
@@ -54,6 +54,7 @@ from streaming.kernels.layout import (
     H_COUNT,
     H_EMA_FAST,
     H_EMA_SLOW,
+    H_MACD_FAST,
     H_MID,
     H_QUOTES,
     H_SIGNAL,
@@ -120,9 +121,12 @@ def _update(st, R, V, M, VP, L, inv, lay, kinds, rows, x1, x2, out, scratch):
     ODQ2 = ODQ + 2 + nL + dq
     dm = dq - 1
     nmax = lay[15]
-    a_fast = 2.0 / (lay[11] + 1.0)
-    a_slow = 2.0 / (lay[12] + 1.0)
-    a_sig = 2.0 / (lay[13] + 1.0)
+    n_fast = lay[11]
+    n_slow = lay[12]
+    n_sig = lay[13]
+    a_fast = 2.0 / (n_fast + 1.0)
+    a_slow = 2.0 / (n_slow + 1.0)
+    a_sig = 2.0 / (n_sig + 1.0)
     # per-config constants: 1/w and 1/(w-1) of the variance windows, 1/v of the volume windows
     iV = inv[0]
     iV1 = inv[1]
@@ -390,27 +394,52 @@ def _update(st, R, V, M, VP, L, inv, lay, kinds, rows, x1, x2, out, scratch):
                     OF[_u(col + j)] = F[_u(b + OP + (idx & m))]
                 else:
                     OF[_u(col + j)] = _NAN
-        # EMAs seeded by the first price, MACD, its signal seeded by the first MACD
-        if k == 0:
-            ef = p
-            es = p
-            macd = 0.0
-            sig = 0.0
+        # EMAs the TA-Lib way: null until the span is seen, seeded by the simple mean of the
+        # first n values (the slot holds their running sum until then), then the recurrence.
+        # MACD is TA-Lib's: its fast EMA (H_MACD_FAST) is seeded on the n_fast prices that end
+        # where the slow EMA becomes valid, so it differs from ema_fast until that seed fades.
+        # The signal is the EMA of the MACD values, seeded by the mean of the first n_sig.
+        if k < n_fast:
+            ef = F[_u(b + H_EMA_FAST)] + p
+            if k == n_fast - 1:
+                ef = ef / n_fast
         else:
             ef = F[_u(b + H_EMA_FAST)]
-            es = F[_u(b + H_EMA_SLOW)]
             ef = (p - ef) * a_fast + ef
+        if k < n_slow:
+            es = F[_u(b + H_EMA_SLOW)] + p
+            if k == n_slow - 1:
+                es = es / n_slow
+        else:
+            es = F[_u(b + H_EMA_SLOW)]
             es = (p - es) * a_slow + es
-            macd = ef - es
-            sig = F[_u(b + H_SIGNAL)]
-            sig = (macd - sig) * a_sig + sig
+        mf = F[_u(b + H_MACD_FAST)]
+        if k < n_slow - n_fast:
+            pass
+        elif k < n_slow:
+            mf = mf + p
+            if k == n_slow - 1:
+                mf = mf / n_fast
+        else:
+            mf = (p - mf) * a_fast + mf
+        sig = F[_u(b + H_SIGNAL)]
+        macd = _NAN
+        if k >= n_slow - 1:
+            macd = mf - es
+            if k < n_slow - 1 + n_sig:
+                sig = sig + macd
+                if k == n_slow - 2 + n_sig:
+                    sig = sig / n_sig
+            else:
+                sig = (macd - sig) * a_sig + sig
         F[_u(b + H_EMA_FAST)] = ef
         F[_u(b + H_EMA_SLOW)] = es
+        F[_u(b + H_MACD_FAST)] = mf
         F[_u(b + H_SIGNAL)] = sig
-        OF[_u(ob + cEMA)] = ef
-        OF[_u(ob + cEMA + 1)] = es
+        OF[_u(ob + cEMA)] = ef if k >= n_fast - 1 else _NAN
+        OF[_u(ob + cEMA + 1)] = es if k >= n_slow - 1 else _NAN
         OF[_u(ob + cEMA + 2)] = macd
-        OF[_u(ob + cEMA + 3)] = sig
+        OF[_u(ob + cEMA + 3)] = sig if k >= n_slow - 2 + n_sig else _NAN
         OF[_u(ob + cMID)] = F[_u(b + H_MID)]
         OF[_u(ob + cMID + 1)] = F[_u(b + H_SPREAD)]
         scratch[_u(r), 1] = i

@@ -10,6 +10,8 @@ Layout version 2 (``STATE_LAYOUT_VERSION``, part of the config fingerprint that
 snapshots carry): the slots holding tick indices (window shift positions,
 recompute marks, deque head/tail/pointers/entries) are int64 written through
 ``row.view(np.int64)`` instead of float64 values.
+Layout version 3: EMAs hold the running sum of their seed window until the
+span is seen (TA-Lib's SMA seed), and slot 7 holds MACD's own fast EMA.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ H_SIGNAL = 3
 H_MID = 4
 H_SPREAD = 5
 H_QUOTES = 6  # quotes processed
+H_MACD_FAST = 7  # MACD's own fast EMA (TA-Lib seeds it where the slow EMA starts)
 HEADER = 8
 
 def _next_pow2(n: int) -> int:

@@ -2,8 +2,9 @@
 
 Used only by tests and benchmarks. Windowed statistics are recomputed from
 scratch for every row (two-pass mean/std on the window, shifted by the
-window's first value so that large price levels cost no precision); RSI and
-EMAs follow the same TA-Lib recurrences as the kernels, in plain Python.
+window's first value so that large price levels cost no precision); RSI,
+EMAs and MACD follow the same TA-Lib recurrences and seeds as the kernels, in
+plain Python.
 No incremental state is shared with ``streaming.kernels.features``.
 """
 
@@ -34,13 +35,21 @@ def _window_std_z(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     return std, z
 
 
-def _ema(x: list[float], n: int) -> list[float]:
+def _ema(x: list[float], n: int, first: int = 0) -> list[float]:
+    """TA-Lib EMA of ``x[first:]``: NaN before row first + n - 1, which is the mean of
+    ``x[first:first + n]``; then the recurrence."""
     a = 2.0 / (n + 1.0)
-    out = []
-    e = None
-    for v in x:
-        e = v if e is None else (v - e) * a + e
-        out.append(e)
+    out = [np.nan] * len(x)
+    if len(x) < first + n:
+        return out
+    total = 0.0
+    for v in x[first:first + n]:
+        total += v
+    e = total / n
+    out[first + n - 1] = e
+    for i in range(first + n, len(x)):
+        e = (x[i] - e) * a + e
+        out[i] = e
     return out
 
 
@@ -118,13 +127,14 @@ def reference_features(prices, sizes=None, config: FeatureConfig | None = None) 
         cols[f"resistance_{lv}"] = ps.rolling(lv).max().to_numpy()
     for w in cfg.volatility_windows:
         cols[f"zscore_{w}"] = zs[w]
-    ef = _ema(pl, EMA_FAST)
     es = _ema(pl, EMA_SLOW)
-    macd = [a - b for a, b in zip(ef, es)]
-    cols[f"ema_{EMA_FAST}"] = np.array(ef)
+    # TA-Lib's MACD seeds its fast EMA on the EMA_FAST prices ending where the slow one starts
+    macd_fast = _ema(pl, EMA_FAST, first=EMA_SLOW - EMA_FAST)
+    macd = [a - b for a, b in zip(macd_fast, es)]
+    cols[f"ema_{EMA_FAST}"] = np.array(_ema(pl, EMA_FAST))
     cols[f"ema_{EMA_SLOW}"] = np.array(es)
     cols["macd"] = np.array(macd)
-    cols["macd_signal"] = np.array(_ema(macd, MACD_SIGNAL))
+    cols["macd_signal"] = np.array(_ema(macd, MACD_SIGNAL, first=EMA_SLOW - 1))
     for v in cfg.volume_periods:
         cols[f"vwap_{v}"] = vwap[v]
     cols["mid"] = np.full(n, np.nan)

@@ -1,7 +1,9 @@
 """Issue 5's done criterion on the real broker, every consumer its own OS process:
 
 "A breached limit produces exactly one alert per cooldown and exactly one
-webhook delivery, even when the webhook first fails twice."
+webhook delivery, even when the webhook first fails twice." Since issue 16 (hysteresis) the
+limit alerts once per breach episode, however long it lasts, and once more when it clears
+(``limit_resolved``), each delivered once.
 
 fills.v1 + ticks.v1 -> `ticktide consume risk` -> alerts.v1 -> `ticktide consume alerts` -> a real local
 HTTP webhook that answers 500 twice, then 200. The memory-bus version of this is
@@ -37,9 +39,9 @@ MIN = 60 * S
 T0 = 1_700_006_400 * S  # 2023-11-15 00:00 UTC: no daily equity sample closes during the test
 SYMBOL = "AAA"
 PORTFOLIO = "p1"
-COOLDOWN_S = 3600  # event time
-PHASE1_MINUTES = range(1, 11)  # ticks 1..10 min after the fill: inside the cooldown
-PHASE2_MINUTES = range(61, 66)  # 61..65 min: the first is past the cooldown, the rest inside the next one
+PHASE1_MINUTES = range(1, 11)  # ticks 1..10 min after the fill
+PHASE2_MINUTES = range(61, 66)  # 61..65 min: past the old one-hour cooldown, still the same episode
+PHASE3_MINUTES = range(70, 73)  # the price falls to 20: the position is back below the limit
 
 
 async def _caught_up(bus: KafkaBus, group: str, topics: list[str]) -> bool:
@@ -75,17 +77,17 @@ async def _publish(bus: KafkaBus, topic: str, events) -> None:
     await bus.flush()
 
 
-def _ticks(minutes) -> list[Tick]:
+def _ticks(minutes, price: float | None = None) -> list[Tick]:
     now = time.time_ns()
     return [Tick(symbol=SYMBOL, venue="test", kind="trade", ts_event=T0 + m * MIN, ts_recv=now,
-                 price=100.0 + m % 3, size=1.0) for m in minutes]
+                 price=100.0 + m % 3 if price is None else price, size=1.0) for m in minutes]
 
 
 def _alert_id_of(body: dict) -> str:
     return body["attachments"][0]["footer"].removeprefix("ticktide alert ")
 
 
-async def test_breach_gives_one_alert_and_one_delivery_per_cooldown_though_the_webhook_fails_twice(
+async def test_breach_gives_one_alert_and_one_delivery_per_episode_edge_though_the_webhook_fails_twice(
         kafka_url, processes, tmp_path):
     bus = KafkaBus(kafka_url)
     await bus.ensure_topics(["fills.v1", "ticks.v1", "features.v1", "targets.v1", "risk.v1", "alerts.v1",
@@ -99,7 +101,7 @@ publish_interval_s = 0            # every mark publishes a risk.v1 update (and c
 max_position = 0.5                # the fill below puts ~80 % of the book in {SYMBOL}
 max_volatility = 1000.0           # out of the way: only the position limit is under test
 max_drawdown = 1000.0
-cooldown_s = {COOLDOWN_S}
+min_episode_bars = 0              # the whole test is inside one daily sample interval
 """)
         alerts_cfg = tmp_path / "alerts.toml"
         # default subject dedup (300 s): it runs in event time, like the risk cooldown, so the
@@ -132,7 +134,7 @@ url = "{hook.url}"
             assert alerts.poll() is None, logs()
             return await _caught_up(bus, "alerts", ["alerts.v1"])
 
-        # -- phase 1: one fill breaches the limit, then marks inside the cooldown ----------------
+        # -- phase 1: one fill breaches the limit, then marks that keep it breached ---------------
         fill = Fill(fill_id="f1", order_id="o1", portfolio_id=PORTFOLIO, symbol=SYMBOL, side="buy",
                     quantity=800, price=100.0, ts_event=T0, ts_proc=time.time_ns())
         await _publish(bus, "fills.v1", [fill])
@@ -146,7 +148,7 @@ url = "{hook.url}"
         assert all(u.exposures[SYMBOL] > 0.5 for u in updates), "the limit stays breached"
         published = await _decoded(bus, "alerts.v1", Alert)
         assert [(a.type, a.source, a.symbol, a.details["limit"], a.ts_event) for a in published] == [
-            ("limit_breach", "risk", SYMBOL, "max_position", T0)], "exactly one alert within the cooldown"
+            ("limit_breach", "risk", SYMBOL, "max_position", T0)], "exactly one alert for the episode"
 
         await wait_until(lambda: _true(len(hook.delivered) >= 1), 30, interval=0.1, what="the first delivery")
         await wait_until(alerts_done, 30, interval=0.5, what="alerts to consume alerts.v1")
@@ -156,16 +158,22 @@ url = "{hook.url}"
         assert isinstance(first["text"], str) and SYMBOL in first["text"] and "limit_breach" in first["text"]
         assert _alert_id_of(first) == published[0].alert_id
 
-        # -- phase 2: marks past the cooldown, the limit still breached ---------------------------
+        # -- phase 2: marks an hour later, the limit still breached: no new alert ------------------
         await _publish(bus, "ticks.v1", _ticks(PHASE2_MINUTES))
         await wait_until(risk_done, 30, interval=0.5, what="risk to process the phase-2 ticks")
         updates = await _decoded(bus, "risk.v1", RiskUpdate)
         assert len(updates) == 1 + len(PHASE1_MINUTES) + len(PHASE2_MINUTES)
         assert all(u.exposures[SYMBOL] > 0.5 for u in updates)
+        assert len(await _decoded(bus, "alerts.v1", Alert)) == 1, "one alert per episode, however long"
+
+        # -- phase 3: the price falls, the position is back below the limit: one resolve ---------
+        await _publish(bus, "ticks.v1", _ticks(PHASE3_MINUTES, price=20.0))
+        await wait_until(risk_done, 30, interval=0.5, what="risk to process the phase-3 ticks")
         published = await _decoded(bus, "alerts.v1", Alert)
         assert [(a.type, a.details["limit"], a.ts_event) for a in published] == [
             ("limit_breach", "max_position", T0),
-            ("limit_breach", "max_position", T0 + PHASE2_MINUTES[0] * MIN)], "one more alert per cooldown"
+            ("limit_resolved", "max_position", T0 + PHASE3_MINUTES[0] * MIN)], "one resolve when it clears"
+        assert published[1].details["resolves"] == published[0].alert_id
 
         await wait_until(lambda: _true(len(hook.delivered) >= 2), 30, interval=0.1, what="the second delivery")
         await wait_until(alerts_done, 30, interval=0.5, what="alerts to consume alerts.v1")

@@ -209,11 +209,11 @@ url = "{hook.url}"
         fill = Fill(fill_id="f1", order_id="o1", portfolio_id="p1", symbol="AAA", side="buy", quantity=800,
                     price=100.0, ts_event=T0, ts_proc=T0)
         await bus.publish("fills.v1", b"p1", encode(fill))
-        for i in range(1, 50):  # a mark every minute for 49 minutes: within the 1 h cooldown
+        for i in range(1, 50):  # a mark every minute for 49 minutes, still breached: one alert per episode
             t = Tick(symbol="AAA", venue="t", kind="trade", ts_event=T0 + i * 60 * S, ts_recv=T0, price=100 + i % 3)
             await bus.publish("ticks.v1", b"AAA", encode(t))
         risk = RiskProcessor(RiskConfig.from_mapping({"initial_cash": 100_000.0, "publish_interval_s": 0,
-                                                      "limits": {"max_position": 0.5, "cooldown_s": 3600}}))
+                                                      "limits": {"max_position": 0.5}}))
         alerts = create_processor(str(cfg))
         settings = RunnerSettings(poll_timeout_ms=10, health_interval_s=60)
         runners = [Runner(risk, bus, settings), Runner(alerts, bus, settings)]

@@ -107,3 +107,63 @@ async def test_restart_resumes_positions_and_cash_from_the_changelog():
     assert len(orders) == 2  # one buy, one sell: nothing re-ordered after the restart
     fills = await bus.read_all("fills.v1")
     assert len(fills) == 2
+
+
+# -- the cash floor ---------------------------------------------------------------
+
+def test_buys_are_sized_within_cash_and_sells_come_first():
+    acct = Account("p", 10_000.0, {"A": 900.0})  # A worth 90 000 at 100
+    t = TargetPortfolio(portfolio_id="p", rebalance_id="r", ts_event=T0, ts_proc=0,
+                        weights={"A": 0.3, "B": 0.35, "C": 0.35})
+    prices = {"A": 100.0, "B": 50.0, "C": 20.0}
+    c = BrokerConfig(max_position_weight=None, slippage_bps=10.0, fee_bps=2.0)
+    orders = plan_orders(acct, t, prices, c, ts_proc=0)
+    assert [(o.symbol, o.side) for o in orders] == [("A", "sell"), ("B", "buy"), ("C", "buy")]
+    # cash + the sell's proceeds at the sizing prices pay for the buys, slippage and fees included
+    cash = acct.cash
+    for o in orders:
+        sign = 1.0 if o.side == "buy" else -1.0
+        notional = o.quantity * prices[o.symbol] * (1 + sign * c.slippage_bps / 1e4)
+        cash -= sign * notional + notional * c.fee_bps / 1e4
+    assert 0.0 <= cash < 1.0
+    assert all("cash floor" in o.reason and "scaled to" in o.reason for o in orders[1:])
+    assert orders[0].reason == ""
+    # with margin allowed the buys are the full weight change
+    margin = plan_orders(Account("p", 10_000.0, {"A": 900.0}), t, prices,
+                         BrokerConfig(max_position_weight=None, allow_margin=True), ts_proc=0)
+    assert margin[1].quantity == pytest.approx(0.35 * 100_000 / 50) and margin[1].reason == ""
+
+
+def _gap_run(**kw):
+    """Fully invest 1e6 in A and B at 100, fill at a +10 % gap; the account's fills and cash."""
+    proc = ExecutionProcessor(cfg(**kw), clock=lambda: 0)
+    outputs(proc, [bar("A", 0, 100.0), bar("B", 0, 100.0), target(0, {"A": 0.5, "B": 0.5})])
+    fills = outputs(proc, [bar("A", 1, 110.0), bar("B", 1, 110.0)])
+    return fills, proc.state.accounts["p"]
+
+
+def test_a_fill_price_gap_scales_the_buys_down_with_a_reason():
+    fills, acct = _gap_run()
+    assert len(fills) == 2 and all(isinstance(f, Fill) for f in fills)
+    assert 0.0 <= acct.cash < 1.0  # everything left is invested, nothing borrowed
+    for f in fills:
+        assert f.requested_quantity is not None and f.quantity < f.requested_quantity
+        assert f.quantity / f.requested_quantity == pytest.approx(fills[0].quantity / fills[0].requested_quantity)
+        assert "+10.00% from the sizing price 100" in f.reason and "scaled from" in f.reason
+    # what the old broker did: the full quantity, financed by negative cash
+    margin_fills, margin_acct = _gap_run(allow_margin=True)
+    assert margin_acct.cash < -90_000 and all(f.reason == "" and f.requested_quantity is None
+                                              for f in margin_fills)
+    floor_fills, floor_acct = _gap_run(cash_floor=50_000.0)
+    assert 50_000.0 <= floor_acct.cash < 50_001.0
+
+
+def test_fills_of_one_time_apply_sells_before_buys():
+    proc = ExecutionProcessor(cfg(max_position_weight=None), clock=lambda: 0)
+    outputs(proc, [bar("A", 0, 100.0), bar("Z", 0, 100.0), target(0, {"Z": 0.98})])
+    outputs(proc, [bar("A", 1, 100.0), bar("Z", 1, 100.0)])
+    # rotate Z into A: A's buy sorts first by id, but the sell of Z pays for it
+    outputs(proc, [target(1, {"A": 0.98})])
+    fills = outputs(proc, [bar("A", 2, 100.0), bar("Z", 2, 100.0)])
+    assert [(f.symbol, f.side) for f in fills] == [("Z", "sell"), ("A", "buy")]
+    assert proc.state.accounts["p"].cash >= 0.0

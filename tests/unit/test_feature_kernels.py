@@ -124,7 +124,9 @@ def test_null_until_window_full():
     assert first["volume_ma_5"] == 4 and first["vwap_21"] == 20
     assert first["support_10"] == 9 and first["resistance_50"] == 49
     assert first["zscore_5"] == 4
-    assert first["ema_12"] == first["macd"] == first["macd_signal"] == 0  # seeded by the first price
+    # TA-Lib: an EMA needs its span; MACD needs the slow EMA; the signal needs 9 MACD values
+    assert first["ema_12"] == 11 and first["ema_26"] == 25
+    assert first["macd"] == 25 and first["macd_signal"] == 33
     assert first["mid"] is None and first["spread"] is None
 
 
@@ -237,7 +239,7 @@ def test_fingerprint_names_the_state_layout_version():
     from streaming.kernels.layout import Layout
 
     fp = FeatureConfig().fingerprint()
-    assert fp.startswith(f"layout{STATE_LAYOUT_VERSION}:") and STATE_LAYOUT_VERSION >= 2
+    assert fp.startswith(f"layout{STATE_LAYOUT_VERSION}:") and STATE_LAYOUT_VERSION >= 3
     assert Layout(FeatureConfig()).version == STATE_LAYOUT_VERSION
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import zlib
@@ -192,6 +193,46 @@ def test_restore_refuses_a_snapshot_of_the_old_state_layout():
     assert snap["config"].startswith("layout")
     snap["config"] = msgspec.json.encode(FeatureConfig()).decode()  # what layout 1 wrote
     b = FeaturesProcessor()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="state layout1, this version reads layout3"):
         b.restore(0, msgspec.msgpack.encode(snap))
     b.restore(0, a.snapshot(0))  # the current layout is accepted
+
+
+def test_restore_refuses_a_changelog_item_of_layout_2_with_what_to_do():
+    """Layout 2 seeded the EMAs with the first price: its rows cannot become TA-Lib's values."""
+    from consumers.features.processor import ItemState, SNAPSHOT_VERSION
+
+    a = FeaturesProcessor()
+    a.process([Envelope("bars.v1", 0, 0, b"X", Bar(symbol="X", interval="1d", ts_event=1, open=1.0, high=1.0,
+                                                    low=1.0, close=1.0, volume=1.0))])
+    [(key, data)] = a.dirty_items(0).items()
+    item = msgspec.msgpack.decode(data, type=ItemState)
+    old = ItemState(SNAPSHOT_VERSION, item.config.replace("layout3:", "layout2:", 1), item.width, item.state)
+    b = FeaturesProcessor()
+    with pytest.raises(ValueError, match="layout2.*delete the topic changelog.features.v1"):
+        b.restore_item(0, key, msgspec.msgpack.encode(old))
+    b.restore_item(0, key, data)
+    assert b.engine.count(b.engine.row_of(("bar", "X", "1d"))) == 1
+
+
+async def test_a_consumer_restarted_on_a_layout_2_changelog_stops_with_the_reason():
+    """The runner refuses to run on state it cannot read (the error names the layouts and the fix)."""
+    from consumers.features.processor import ItemState, SNAPSHOT_VERSION
+    from streaming.bus.memory import MemoryBus
+    from streaming.changelog import Snapshot
+    from streaming.codec import encode as encode_event
+    from streaming.runner import Runner, RunnerSettings
+
+    bus = MemoryBus("memory://features-layout2")
+    b = Bar(symbol="X", interval="1d", ts_event=1, open=1.0, high=1.0, low=1.0, close=1.0, volume=1.0)
+    await bus.publish("bars.v1", b"X", encode_event(b))
+    width = FeaturesProcessor().engine.layout.width
+    old = ItemState(SNAPSHOT_VERSION, FeatureConfig().fingerprint().replace("layout3:", "layout2:", 1), width,
+                    bytes(8 * width))
+    for p in range(6):  # whichever partition bars.v1's X is on
+        snap = Snapshot(partition=p, offsets={"bars.v1": 0}, state=msgspec.msgpack.encode(old), item="bar|X|1d")
+        await bus.publish("changelog.features.v1", f"{p}/bar|X|1d".encode(), msgspec.json.encode(snap))
+    proc = FeaturesProcessor()
+    with pytest.raises(RuntimeError) as err:
+        await asyncio.wait_for(Runner(proc, bus, RunnerSettings(duration_s=2.0, poll_timeout_ms=20)).run(), 10)
+    assert "layout2" in str(err.value.__cause__) and "changelog.features.v1" in str(err.value.__cause__)

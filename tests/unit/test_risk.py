@@ -71,7 +71,12 @@ def test_cli_portfolio_matches_empyrical(prices, tmp_path, capsys):
     assert out["exposures"] == WEIGHTS and out["risk_level"] in ("low", "medium", "high")
     assert [s["scenario"] for s in out["stress"]] == ["market_crash", "volatility_spike", "liquidity_crisis"]
     assert all(s["portfolio_loss"] < 0 and s["worst_position"] in WEIGHTS for s in out["stress"])
-    assert out["limit_breaches"]  # AAPL 30 % > 25 %
+    assert out["limit_breaches"] == []  # AAPL 30 % is within the default limit 30 % (breach above 30.6 %)
+    tight = tmp_path / "risk.toml"
+    tight.write_text("[limits]\nmax_position = 0.25\n")
+    assert main(["risk", "--prices", str(DATA), "--weights", str(w), "--config", str(tight)]) == 0
+    [breach] = json.loads(capsys.readouterr().out)["limit_breaches"]
+    assert "AAPL" in breach and "30.00%" in breach and "25.00%" in breach
     assert read_weights(str(w)) == WEIGHTS
 
 
@@ -116,11 +121,11 @@ def _trade(sym, px, ts):
     return Tick(symbol=sym, venue="t", kind="trade", ts_event=ts, ts_recv=ts, price=px, size=1.0)
 
 
-def test_processor_book_keeping_metrics_and_alert_cooldown(prices):
+def test_processor_book_keeping_metrics_and_limit_episodes(prices):
     cfg = RiskConfig.from_mapping({"initial_cash": 100_000.0, "sample_interval_s": 86400, "lookback": 100,
                                    "publish_interval_s": 86400, "sectors": {"AAPL": "tech", "JPM": "fin"},
                                    "limits": {"max_position": 0.5, "max_volatility": None,
-                                              "max_drawdown": None, "cooldown_s": 5 * 86400}})
+                                              "max_drawdown": None, "min_episode_bars": 5}})
     proc = RiskProcessor(cfg, clock=lambda: 42)
     px = prices[["AAPL", "JPM"]].dropna().iloc[-101:]
     a0, j0 = px.iloc[0]
@@ -149,11 +154,15 @@ def test_processor_book_keeping_metrics_and_alert_cooldown(prices):
     _close(last.sharpe, ep.sharpe_ratio(r[-100:]))
     _close(last.var_95_historical, ep.value_at_risk(r[-100:]))
     alerts = [o.event for o in res.outputs + outs if isinstance(o.event, Alert)]
-    # AAPL > 50 % of the book on every day: one alert per 5-day cooldown, deterministic ids
-    breach_days = [(a.ts_event - T0) // DAY for a in alerts]
-    assert all(b - a >= 5 for a, b in zip(breach_days, breach_days[1:]))
+    # AAPL around 50 % of the book: breach / resolved pairs, one per episode, deterministic ids
     assert len(alerts) >= 2 and alerts[0].type == "limit_breach" and alerts[0].symbol == "AAPL"
     assert alerts[0].alert_id == f"risk:p1:max_position:AAPL:{alerts[0].ts_event}"
+    assert [a.type for a in alerts] == ["limit_breach", "limit_resolved"] * (len(alerts) // 2) + \
+        ["limit_breach"] * (len(alerts) % 2)
+    for breach, resolved in zip(alerts[::2], alerts[1::2]):
+        assert resolved.details["resolves"] == breach.alert_id and resolved.severity == breach.severity
+        assert breach.details["observed"] > 0.5 * 1.02 and resolved.details["observed"] < 0.5
+        assert (resolved.ts_event - breach.ts_event) // DAY >= 5  # min_episode_bars
 
     # snapshot/restore continues exactly
     clone = RiskProcessor(cfg, clock=lambda: 42)

@@ -92,10 +92,13 @@ def test_cooldown_is_per_symbol_and_rule_in_event_time():
         "volume_spike": {"cooldown_s": 10}}})
     eng = SignalEngine(cfg)
     hot = dict(return_1=0.1, volatility_21=0.01, volume_ratio_21=5.0)
+    for sym in ("AAA", "BBB"):  # past the warm-up: no rule fires on its inputs' first valid values
+        assert eng.on_features(fv(sym, seq=1, ts=T0 - 100 * SEC, return_1=0.0, volatility_21=0.01,
+                                  volume_ratio_21=1.0), 0) == []
     got = []
     for sec in (0, 5, 30, 59, 60, 61):
         for sym in ("AAA", "BBB"):
-            got += [(sym, s.type, sec) for s in eng.on_features(fv(sym, seq=sec + 1, ts=T0 + sec * SEC, **hot), 0)]
+            got += [(sym, s.type, sec) for s in eng.on_features(fv(sym, seq=sec + 2, ts=T0 + sec * SEC, **hot), 0)]
     pm = [(sym, sec) for sym, t, sec in got if t == "price_movement"]
     vs = [(sym, sec) for sym, t, sec in got if t == "volume_spike"]
     assert pm == [("AAA", 0), ("BBB", 0), ("AAA", 60), ("BBB", 60)]
@@ -179,9 +182,11 @@ def test_a_failing_plugin_does_not_stop_built_in_rules():
                 {"action": "buy", "urgency": "high", "strength": 2, "reason": "b", "type": "y"}]
 
     eng = SignalEngine(only("volume_spike"), plugins=[make_plugin(boom), make_plugin(two, cooldown_s=0)])
-    out = eng.on_features(fv(volume_ratio_21=10), 0)
+    eng.on_features(fv(seq=1, volume_ratio_21=1), 0)  # the ratio's first valid value: no signal
+    out = eng.on_features(fv(seq=2, volume_ratio_21=10), 0)
+    assert [s.type for s in out if s.type == "volume_spike"] == ["volume_spike"]
     assert [s.type for s in out] == ["volume_spike", "x", "y"]
-    assert eng.state["AAA"]["plugins"]["two"] == {"n": 1}
+    assert eng.state["AAA"]["plugins"]["two"] == {"n": 2}
 
 
 def test_to_ns_and_both_input_formats(tmp_path):

@@ -90,6 +90,33 @@ def summary_block(s: dict) -> list[str]:
             *(f"| {label} (`{key}`) | {show(s[key])} |" for key, label in SUMMARY_LABELS)]
 
 
+def cash_lines(results: dict) -> list[str]:
+    """The lowest end-of-day cash and the orders the cash floor scaled down."""
+    cash = results.get("daily_cash") or []
+    if not cash:
+        return []
+    low = min(cash, key=lambda c: c["cash"])
+    scaled = [t for t in results["trades"] if t.get("reason")]
+    return [f"Lowest end-of-day cash: {low['cash']:,.2f} on {low['date']}; "
+            f"{len(results.get('scaled_orders') or [])} orders sized down and {len(scaled)} fills scaled "
+            "down to keep cash above the floor (their reasons are in results.json).", ""]
+
+
+def alert_lines(results: dict) -> list[str]:
+    """Alerts grouped by type (and limit) with their first and last date."""
+    summary = results.get("alert_summary") or []
+    if not summary:
+        return ["## Alerts", "", "No alerts.", ""]
+    lines = ["## Alerts", "", "| type | limit | count | first | last |", "| --- | --- | --- | --- | --- |"]
+    for g in summary:
+        lines.append(f"| {g['type']} | {g['limit'] or ''} | {g['count']} | {g['first']} | {g['last']} |")
+    still = [f"{b['limit']}{' ' + b['symbol'] if b['symbol'] else ''} (since {b['date']})"
+             for b in results.get("open_limit_breaches") or []]
+    if still:
+        lines += ["", f"Limit breaches still open at the end: {', '.join(still)}."]
+    return lines + [""]
+
+
 def write_report(dest: Path, results: dict, series: dict) -> Path:
     made = charts(dest, results, series)
     m = results["risk_metrics"]
@@ -134,6 +161,7 @@ def write_report(dest: Path, results: dict, series: dict) -> Path:
     lines += ["", f"Trades: {len(trades)} fills, fees {fees:,.2f}, "
               f"{len(results['rejected_orders'])} orders rejected by the pre-trade checks, "
               f"{len(results['alerts'])} alerts.", ""]
+    lines += cash_lines(results) + alert_lines(results)
     path = dest / "report.md"
     path.write_text("\n".join(lines))
     return path

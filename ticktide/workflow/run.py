@@ -139,12 +139,12 @@ def _day(ts_ns: int) -> str:
 
 
 def ledger(close: pd.DataFrame, fills, first_day: pd.Timestamp, initial_cash: float, close_time: str):
-    """Daily account value and position weights from the fills and each day's closes."""
+    """Daily account value, position weights and cash from the fills and each day's closes."""
     h, m = (int(x) for x in close_time.split(":"))
     px = close.loc[first_day:].ffill()
     fills = sorted(fills, key=lambda f: (f.ts_event, f.fill_id))
     cash, pos, i = initial_cash, {}, 0
-    values, weights = [], []
+    values, weights, cash_by_day = [], [], []
     for day, row in px.iterrows():
         cutoff = int((day + pd.Timedelta(hours=h, minutes=m)).value)
         while i < len(fills) and fills[i].ts_event <= cutoff:
@@ -156,8 +156,10 @@ def ledger(close: pd.DataFrame, fills, first_day: pd.Timestamp, initial_cash: fl
         mv = {s: q * float(row[s]) for s, q in pos.items() if abs(q) > 1e-12}
         value = cash + sum(mv.values())
         values.append(value)
+        cash_by_day.append(cash)
         weights.append({s: v / value for s, v in sorted(mv.items())})
-    return pd.Series(values, index=px.index), pd.DataFrame(weights, index=px.index).fillna(0.0)
+    return (pd.Series(values, index=px.index), pd.DataFrame(weights, index=px.index).fillna(0.0),
+            pd.Series(cash_by_day, index=px.index))
 
 
 def _clean(x):
@@ -184,10 +186,30 @@ def summary(out: Collected, close: pd.DataFrame, symbols: list[str]) -> dict:
     }
 
 
+def alert_summary(alerts) -> list[dict]:
+    """Alerts grouped by type and limit: count, first and last date (the report's table)."""
+    groups: dict[tuple[str, str], dict] = {}
+    for a in sorted(alerts, key=lambda a: a.ts_event):
+        limit = a.details.get("limit") or ""
+        g = groups.setdefault((a.type, limit), {"type": a.type, "limit": limit or None, "count": 0,
+                                                "first": _day(a.ts_event)})
+        g["count"] += 1
+        g["last"] = _day(a.ts_event)
+    return [groups[k] for k in sorted(groups)]
+
+
+def open_breaches(alerts) -> list[dict]:
+    """Limit breaches without a ``limit_resolved``: still open at the end of the run."""
+    resolved = {a.details.get("resolves") for a in alerts if a.type == "limit_resolved"}
+    return [{"date": _day(a.ts_event), "alert_id": a.alert_id, "limit": a.details.get("limit"),
+             "symbol": a.symbol, "observed": a.details.get("observed")}
+            for a in alerts if a.type == "limit_breach" and a.alert_id not in resolved]
+
+
 def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first_day: pd.Timestamp,
                   start: str, end: str, cfg: WorkflowConfig) -> tuple[dict, dict]:
     close_time = cfg.workflow.close_time
-    values, weights = ledger(close, out.fills, first_day, cfg.execution.initial_cash, close_time)
+    values, weights, cash = ledger(close, out.fills, first_day, cfg.execution.initial_cash, close_time)
     returns = values.pct_change().iloc[1:]
     metrics = risk_metrics(returns.to_numpy(), periods=cfg.risk.periods_per_year, lookback=None)
     level = metrics.pop("risk_level")
@@ -231,17 +253,26 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
             "conflicts": r.conflicts, "reason": r.reason} for r in out.reports],
         "trades": [{
             "date": _day(f.ts_event), "order_id": f.order_id, "fill_id": f.fill_id, "symbol": f.symbol,
-            "side": f.side, "quantity": f.quantity, "price": f.price, "fee": f.fee, "slippage": f.slippage}
+            "side": f.side, "quantity": f.quantity, "price": f.price, "fee": f.fee, "slippage": f.slippage,
+            **({"requested_quantity": f.requested_quantity, "reason": f.reason} if f.reason else {})}
             for f in out.fills],
+        "scaled_orders": [{"date": _day(o.ts_event), "order_id": o.order_id, "symbol": o.symbol,
+                           "side": o.side, "quantity": o.quantity, "reason": o.reason}
+                          for o in out.orders if o.status == "accepted" and o.reason],
         "rejected_orders": [{"date": _day(o.ts_event), "order_id": o.order_id, "symbol": o.symbol,
                              "side": o.side, "quantity": o.quantity, "reason": o.reason}
                             for o in out.orders if o.status == "rejected"],
-        "alerts": [{"date": _day(a.ts_event), "type": a.type, "severity": a.severity, "message": a.message}
+        "alerts": [{"date": _day(a.ts_event), "type": a.type, "severity": a.severity, "message": a.message,
+                    "alert_id": a.alert_id, "symbol": a.symbol, "limit": a.details.get("limit"),
+                    **({"resolves": a.details["resolves"]} if "resolves" in a.details else {})}
                    for a in out.alerts],
+        "alert_summary": alert_summary(out.alerts),
+        "open_limit_breaches": open_breaches(out.alerts),
         "dead_letters": out.dead_letters,
         "daily_returns": [{"date": d.date().isoformat(), "return": float(r)} for d, r in returns.items()],
+        "daily_cash": [{"date": d.date().isoformat(), "cash": float(c)} for d, c in cash.items()],
     }
-    series = {"values": values, "weights": weights, "returns": returns}
+    series = {"values": values, "weights": weights, "returns": returns, "cash": cash}
     return _clean(results), series
 
 
