@@ -60,6 +60,7 @@ class WorkflowConfig:
     execution: ExecutionConfig
     risk: RiskConfig
     features: object | None = None
+    source: str | None = None  # the TOML file, named in error messages
 
     @classmethod
     def load(cls, path: str | None) -> "WorkflowConfig":
@@ -75,7 +76,7 @@ class WorkflowConfig:
         return cls(msgspec.convert(data.get("workflow", {}), WorkflowSettings),
                    PortfolioConfig.from_mapping(data.get("portfolio", {})),
                    ExecutionConfig.from_mapping(data.get("execution", {})),
-                   RiskConfig.from_mapping(data.get("risk", {})), features)
+                   RiskConfig.from_mapping(data.get("risk", {})), features, str(path) if path else None)
 
 
 def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Timestamp) -> list:
@@ -86,7 +87,8 @@ def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Time
     rcfg = msgspec.structs.replace(cfg.risk, initial_cash=cfg.execution.initial_cash,
                                    sectors=cfg.risk.sectors or dict(cfg.portfolio.sectors))
     features = FeaturesProcessor(cfg.features) if cfg.features is not None else FeaturesProcessor()
-    return [features, PortfolioProcessor(pcfg), ExecutionProcessor(cfg.execution), RiskProcessor(rcfg)]
+    return [features, PortfolioProcessor(pcfg, source=cfg.source), ExecutionProcessor(cfg.execution),
+            RiskProcessor(rcfg)]
 
 
 def _day(ts_ns: int) -> str:
