@@ -107,13 +107,16 @@ def _sector(kind: str, sector: str):
     return explain_sector
 
 
-def _excess(symbols, c, excess=None, risk_free_rate=0.0, **_) -> tuple[str, str]:
+def _excess(symbols, c, excess=None, risk_free_rate=0.0, max_ret=None, **_) -> tuple[str, str]:
     key = "[portfolio] risk_free_rate / objective"
     if excess is None or not len(excess):
         return "max_sharpe needs an expected return above the risk-free rate", key
     i = int(np.argmax(excess))
-    return (f"max_sharpe needs an expected return above the risk-free rate {risk_free_rate:.2%}; "
-            f"the best asset, {symbols[i]}, expects {excess[i] + risk_free_rate:.2%}", key)
+    best = f"the best asset, {symbols[i]}, expects {excess[i] + risk_free_rate:.2%}"
+    reachable = _lowest_volatility(symbols, None, c, max_ret)
+    if reachable is not None and reachable < excess[i] + risk_free_rate - 1e-9:
+        best = f"the highest expected return within the weight bounds is {reachable:.2%} ({best})"
+    return f"max_sharpe needs an expected return above the risk-free rate {risk_free_rate:.2%}; {best}", key
 
 
 def _max_drawdown(symbols, c, min_mdd=None, **_) -> tuple[str, str]:

@@ -198,6 +198,9 @@ def _lowest(symbols, cov: np.ndarray, c: Constraints, scenarios: np.ndarray | No
     if what == "volatility":
         _solve(cp.Problem(cp.Minimize(cp.quad_form(w, cp.psd_wrap(cov))), cons))
         return float(math.sqrt(max(float(w.value @ cov @ w.value), 0.0)))
+    if what == "return":  # ``scenarios`` holds the expected returns here
+        _solve(cp.Problem(cp.Maximize(scenarios @ w), cons))
+        return float(scenarios @ w.value)
     u, m = cp.Variable(len(scenarios) + 1), cp.Variable()
     cons += [u[1:] >= u[:-1] - scenarios @ w, u[1:] >= 0, u[0] == 0, u[1:] <= m]
     _solve(cp.Problem(cp.Minimize(m), cons))
@@ -215,6 +218,7 @@ def infeasible(symbols: list[str], cov: np.ndarray, c: Constraints, target_volat
         names, symbols, c, cov=cov, target_volatility=target_volatility, excess=excess,
         risk_free_rate=risk_free_rate,
         min_vol=lambda: _lowest(symbols, cov, c, None, "volatility"),
+        max_ret=(lambda: _lowest(symbols, cov, c, excess + risk_free_rate, "return")) if excess is not None else None,
         min_mdd=(lambda: _lowest(symbols, cov, c, scenarios, "drawdown")) if scenarios is not None else None)
     return InfeasibleError(names, explanations=explanations)
 

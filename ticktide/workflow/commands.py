@@ -18,7 +18,7 @@ def cmd_workflow_run(args: argparse.Namespace) -> int:
     try:
         results = run_workflow(args.prices, symbols, args.start, args.end, args.out, config=args.config,
                                bus=args.bus or "memory://", progress=not args.no_progress,
-                               report=not args.no_report)
+                               report=not args.no_report, benchmark=args.benchmark)
     except (OSError, ValueError, msgspec.MsgspecError) as exc:
         print(f"ticktide workflow run: {exc}", file=sys.stderr)
         return 2
@@ -44,6 +44,9 @@ def register(subparsers) -> None:
     r.add_argument("--end", required=True, metavar="DATE", help="last day (YYYY-MM-DD)")
     r.add_argument("--config", default=None, metavar="FILE",
                    help="TOML with [workflow], [portfolio], [execution], [risk], [features] tables")
+    r.add_argument("--benchmark", default=None, metavar="SYMBOL",
+                   help="price-file column to compare with, e.g. SPY: beta, alpha, tracking error, information "
+                        "ratio, a beta-scaled crash, drawn on the equity chart (default: config benchmark)")
     r.add_argument("--out", required=True, metavar="DIR", help="output directory")
     r.add_argument("--bus", default=None, help="memory:// (default, deterministic) or kafka://host:port")
     r.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")

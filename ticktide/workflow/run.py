@@ -5,6 +5,8 @@ Config (TOML, every table optional)::
     [workflow]
     warmup = 252            # price rows replayed before --start (history only, no trading)
     close_time = "21:00"    # UTC time stamped on each day's bars
+    benchmark = "SPY"       # optional (or [risk] benchmark, or --benchmark): a price-file column
+                            # replayed as bars, compared with and drawn on the equity chart
 
     [portfolio]             # consumers.portfolio.config.PortfolioConfig
     [execution]             # consumers.execution.processor.ExecutionConfig
@@ -17,8 +19,11 @@ to the execution's. The daily portfolio return series is the account valued
 at each day's closes after that day's fills (cash + positions, fees and
 slippage included), from the first traded day; the reported risk metrics are
 ``consumers.risk.metrics.risk_metrics`` over that whole series (empyrical
-conventions). Stress results come from the risk consumer's last update that
-carried them (it runs them on every TargetPortfolio).
+conventions) with the portfolio's ``risk_free_rate`` (stated in the results)
+and, with a benchmark, beta, alpha, tracking error and information ratio
+against the benchmark's daily returns over the same days. Stress results come
+from the risk consumer's last update that carried them (it runs them on every
+TargetPortfolio).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ log = logging.getLogger("ticktide.workflow")
 class WorkflowSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     warmup: int | None = None  # default: the portfolio lookback
     close_time: str = "21:00"
+    benchmark: str | None = None
 
 
 @dataclass
@@ -73,10 +79,13 @@ class WorkflowConfig:
             from streaming.kernels.config import FeatureConfig
 
             features = msgspec.convert(data["features"], FeatureConfig)
-        return cls(msgspec.convert(data.get("workflow", {}), WorkflowSettings),
-                   PortfolioConfig.from_mapping(data.get("portfolio", {})),
-                   ExecutionConfig.from_mapping(data.get("execution", {})),
-                   RiskConfig.from_mapping(data.get("risk", {})), features, str(path) if path else None)
+        settings = msgspec.convert(data.get("workflow", {}), WorkflowSettings)
+        risk = RiskConfig.from_mapping(data.get("risk", {}))
+        if settings.benchmark and not risk.benchmark:
+            risk = msgspec.structs.replace(risk, benchmark=settings.benchmark)
+        return cls(settings, PortfolioConfig.from_mapping(data.get("portfolio", {})),
+                   ExecutionConfig.from_mapping(data.get("execution", {})), risk, features,
+                   str(path) if path else None)
 
 
 def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Timestamp) -> list:
@@ -85,7 +94,8 @@ def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Time
 
     pcfg = msgspec.structs.replace(cfg.portfolio, symbols=list(symbols), active_from=first_day.isoformat())
     rcfg = msgspec.structs.replace(cfg.risk, initial_cash=cfg.execution.initial_cash,
-                                   sectors=cfg.risk.sectors or dict(cfg.portfolio.sectors))
+                                   sectors=cfg.risk.sectors or dict(cfg.portfolio.sectors),
+                                   risk_free_rate=cfg.portfolio.risk_free_rate)
     features = FeaturesProcessor(cfg.features) if cfg.features is not None else FeaturesProcessor()
     return [features, PortfolioProcessor(pcfg, source=cfg.source), ExecutionProcessor(cfg.execution),
             RiskProcessor(rcfg)]
@@ -132,7 +142,12 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
     close_time = cfg.workflow.close_time
     values, weights = ledger(close, out.fills, first_day, cfg.execution.initial_cash, close_time)
     returns = values.pct_change().iloc[1:]
-    metrics = risk_metrics(returns.to_numpy(), periods=cfg.risk.periods_per_year, lookback=None)
+    bench_name = cfg.risk.benchmark
+    bench_values = close[bench_name].loc[first_day:].ffill() if bench_name in close.columns else None
+    bench_returns = bench_values.pct_change().iloc[1:] if bench_values is not None else None
+    metrics = risk_metrics(returns.to_numpy(), periods=cfg.risk.periods_per_year, lookback=None,
+                           risk_free=cfg.portfolio.risk_free_rate,
+                           benchmark=bench_returns.to_numpy() if bench_returns is not None else None)
     level = metrics.pop("risk_level")
     stressed = [u for u in out.risk if u.stress]
     final_w = dict(out.targets[-1].weights) if out.targets else {}
@@ -155,6 +170,12 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
         "objective": cfg.portfolio.objective,
         "risk_model": cfg.portfolio.risk_model,
         "risk_metrics": metrics,
+        "risk_free_rate": cfg.portfolio.risk_free_rate,
+        "benchmark": None if bench_values is None else {
+            "symbol": bench_name, "total_return": float(bench_values.iloc[-1] / bench_values.iloc[0] - 1.0),
+            **{k: v for k, v in risk_metrics(bench_returns.to_numpy(), periods=cfg.risk.periods_per_year,
+                                             risk_free=cfg.portfolio.risk_free_rate).items()
+               if k in ("annual_return", "volatility", "sharpe", "max_drawdown")}},
         "risk_level": level,
         "stress_results": [msgspec.to_builtins(s) for s in stressed[-1].stress] if stressed else [],
         "risk_contributions": contrib,
@@ -176,18 +197,32 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
         "dead_letters": out.dead_letters,
         "daily_returns": [{"date": d.date().isoformat(), "return": float(r)} for d, r in returns.items()],
     }
-    series = {"values": values, "weights": weights, "returns": returns}
+    series = {"values": values, "weights": weights, "returns": returns,
+              "benchmark": None if bench_values is None else bench_values / bench_values.iloc[0] * values.iloc[0]}
     return _clean(results), series
+
+
+def with_benchmark(data, close: pd.DataFrame, benchmark: str | None) -> pd.DataFrame:
+    """``close`` plus the benchmark's closes on the same days (replayed as bars, never traded)."""
+    if not benchmark or benchmark in close.columns:
+        return close
+    if benchmark not in data.close.columns:
+        raise ValueError(f"benchmark {benchmark} is not in the price file (add its closes or choose another "
+                         "--benchmark)")
+    return close.join(data.close[benchmark].reindex(close.index))
 
 
 def run_workflow(prices: str, symbols: list[str], start: str, end: str, out_dir: str,
                  config: str | None = None, bus: str = "memory://", progress: bool = True,
-                 report: bool = True) -> dict:
+                 report: bool = True, benchmark: str | None = None) -> dict:
     t0 = time.monotonic()
     cfg = WorkflowConfig.load(config)
+    if benchmark:
+        cfg.risk = msgspec.structs.replace(cfg.risk, benchmark=benchmark)
     data = load_prices(prices)
     warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
     close, first_day = select(data, symbols, start, end, warmup)
+    close = with_benchmark(data, close, cfg.risk.benchmark)
     processors = build_processors(cfg, symbols, first_day)
     bar = Progress(len(close), enabled=progress)
     out = asyncio.run(replay(data, close, processors, bus, bar))
