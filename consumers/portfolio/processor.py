@@ -188,7 +188,7 @@ class PortfolioProcessor(SingleInstanceState, Processor):
                 message=f"portfolio {pid}: rebalance ({trigger}) failed, previous targets stay: {report.reason}",
                 details={"portfolio_id": pid, "rebalance_id": rebalance_id,
                          "conflicts": ", ".join(report.conflicts), "objective": cfg.objective})))
-            log.warning("portfolio %s: %s", pid, exc)
+            log.warning("portfolio %s: %s", pid, report.reason)
             return
         weights = {s: w for s, w in res.weights.items() if abs(w) >= 1e-6}
         st.weights = weights

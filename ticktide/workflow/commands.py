@@ -27,6 +27,16 @@ def cmd_workflow_run(args: argparse.Namespace) -> int:
           f"{len(results['trades'])} trades; total return {results['total_return']:.2%}, "
           f"Sharpe {m['sharpe'] if m['sharpe'] is not None else float('nan'):.2f}, "
           f"risk level {results['risk_level']} -> {args.out}/results.json", file=sys.stderr)
+    failed = results.get("failed_rebalances") or []
+    if failed:
+        reasons = sorted({f["reason"] for f in failed})
+        print(f"ticktide workflow run: {len(failed)} of {len(results['rebalances'])} rebalances failed: "
+              + " | ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""),
+              file=sys.stderr)
+        if not results.get("rebalances_ok"):
+            print("ticktide workflow run: no rebalance succeeded, the account stayed in cash "
+                  "(loosen the constraints named above)", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -47,6 +47,8 @@ from consumers.risk.config import RiskConfig
 from consumers.risk.metrics import risk_metrics
 from consumers.risk.processor import RiskProcessor
 from streaming.config import read_toml
+from ticktide.workflow.analytics import (ROLLING_WINDOW, attribution, failed_rebalances, realized_costs,
+                                         rolling_stats)
 from ticktide.workflow.data import load_prices, select
 from ticktide.workflow.pipeline import Collected, Progress, replay
 
@@ -197,9 +199,20 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
         "dead_letters": out.dead_letters,
         "daily_returns": [{"date": d.date().isoformat(), "return": float(r)} for d, r in returns.items()],
     }
+    results.update(_honest_extras(out, close.loc[first_day:], values, cfg))
     series = {"values": values, "weights": weights, "returns": returns,
+              "rolling": rolling_stats(returns, cfg.portfolio.risk_free_rate, cfg.risk.periods_per_year),
               "benchmark": None if bench_values is None else bench_values / bench_values.iloc[0] * values.iloc[0]}
     return _clean(results), series
+
+
+def _honest_extras(out: Collected, close: pd.DataFrame, values: pd.Series, cfg: WorkflowConfig) -> dict:
+    """Realized costs, P&L attribution and failed rebalances (``ticktide.workflow.analytics``)."""
+    failed = failed_rebalances(out.reports)
+    return {"costs": realized_costs(out.reports, out.orders, out.fills, values),
+            "attribution": attribution(out.fills, close, cfg.execution.initial_cash),
+            "rebalances_ok": sum(1 for r in out.reports if r.status == "ok"),
+            "failed_rebalances": failed, "rolling_window": ROLLING_WINDOW}
 
 
 def with_benchmark(data, close: pd.DataFrame, benchmark: str | None) -> pd.DataFrame:
