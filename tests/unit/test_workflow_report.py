@@ -123,3 +123,19 @@ def test_a_run_where_no_rebalance_succeeds_says_so_and_fails(tmp_path, capsys):
     report = (tmp_path / "o" / "report.md").read_text()
     assert "rebalances failed" in report and "No rebalance succeeded" in report and "## Failed rebalances" in report
     assert "No benchmark configured: `market_crash` applies the shock uniformly" in report
+
+
+def test_benchmark_from_the_workflow_or_risk_config(tmp_path, capsys):
+    from ticktide.workflow.run import WorkflowConfig
+
+    cfg = tmp_path / "wf.toml"
+    cfg.write_text('[workflow]\nbenchmark = "SPY"\n')
+    assert WorkflowConfig.load(str(cfg)).risk.benchmark == "SPY"
+    cfg.write_text('[workflow]\nbenchmark = "SPY"\n[risk]\nbenchmark = "QQQ"\n')
+    assert WorkflowConfig.load(str(cfg)).risk.benchmark == "QQQ"
+    cfg.write_text('[workflow]\nbenchmark = "NOPE"\n')
+    rc = main(["workflow", "run", "--prices", str(DATA), "--symbols", "AAPL,MA", "--start", "2016-04-11",
+               "--end", "2016-04-20", "--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == ("ticktide workflow run: benchmark NOPE is not in the price file (add its closes or "
+                               "choose another --benchmark)\n")

@@ -25,7 +25,8 @@ def cmd_workflow_run(args: argparse.Namespace) -> int:
     m = results["risk_metrics"]
     print(f"{len(results['symbols'])} symbols, {results['days']} days, {len(results['rebalances'])} rebalances, "
           f"{len(results['trades'])} trades; total return {results['total_return']:.2%}, "
-          f"Sharpe {m['sharpe'] if m['sharpe'] is not None else float('nan'):.2f}, "
+          f"Sharpe {m['sharpe'] if m['sharpe'] is not None else float('nan'):.2f} "
+          f"(risk-free rate {results.get('risk_free_rate', 0.0):.2%}), "
           f"risk level {results['risk_level']} -> {args.out}/results.json", file=sys.stderr)
     failed = results.get("failed_rebalances") or []
     if failed:
