@@ -173,6 +173,7 @@ class StressResult(msgspec.Struct, kw_only=True):
     portfolio_loss: float  # fraction of portfolio value, negative is a loss
     worst_position: str | None = None
     worst_position_loss: float | None = None
+    method: str = ""  # one line: how the loss was computed
 
 
 class RiskUpdate(msgspec.Struct, kw_only=True):
@@ -193,6 +194,14 @@ class RiskUpdate(msgspec.Struct, kw_only=True):
     max_drawdown: float | None = None
     sharpe: float | None = None
     sortino: float | None = None
+    risk_free_rate: float = 0.0  # annual, used by sharpe and sortino
+    annual_return: float | None = None
+    calmar: float | None = None
+    benchmark: str | None = None  # the symbol beta, alpha, tracking error, information ratio refer to
+    beta: float | None = None
+    alpha: float | None = None  # annualized
+    tracking_error: float | None = None  # annualized
+    information_ratio: float | None = None  # annualized
     risk_level: Literal["low", "medium", "high"] | None = None
     stress: list[StressResult] = msgspec.field(default_factory=list)
     ts_ingest: int = 0

@@ -16,4 +16,4 @@ def create_processor(config_path: str | None = None):
     from consumers.portfolio.config import PortfolioConfig
     from consumers.portfolio.processor import PortfolioProcessor
 
-    return PortfolioProcessor(PortfolioConfig.load(config_path))
+    return PortfolioProcessor(PortfolioConfig.load(config_path), source=config_path)

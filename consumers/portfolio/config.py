@@ -29,6 +29,8 @@
     max_positions = 12
     min_position_weight = 0.01
     max_volatility = 0.25
+    max_drawdown = 0.15             # in-sample max drawdown of the uncompounded cumulative
+                                    # returns over the window (riskfolio-lib's MDD), a linear constraint
     transaction_cost = 0.001        # per unit of turnover
     sector_lower = { energy = 0.05 }
     sector_upper = { tech = 0.40 }
@@ -69,6 +71,7 @@ class ConstraintsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     max_positions: int | None = None
     min_position_weight: float = 0.01
     max_volatility: float | None = None
+    max_drawdown: float | None = None
     transaction_cost: float = 0.001
     sector_lower: dict[str, float] = msgspec.field(default_factory=dict)
     sector_upper: dict[str, float] = msgspec.field(default_factory=dict)
@@ -103,6 +106,9 @@ class PortfolioConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"schedule.frequency must be one of {', '.join(FREQUENCIES)}")
         if self.min_history < 2 or self.lookback < self.min_history:
             raise ValueError("need 2 <= min_history <= lookback")
+        mdd = self.constraints.max_drawdown
+        if mdd is not None and not 0 < mdd < 1:
+            raise ValueError(f"constraints.max_drawdown must be a fraction in (0, 1), e.g. 0.15, not {mdd!r}")
         bad = [t for t in self.inputs if t not in ("features.v1", "bars.v1")]
         if bad or not self.inputs:
             raise ValueError(f"inputs must be features.v1 and/or bars.v1, not {bad or self.inputs}")
@@ -114,7 +120,7 @@ class PortfolioConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):
             min_positions=c.min_positions, max_positions=c.max_positions,
             min_position_weight=c.min_position_weight, max_volatility=c.max_volatility,
             sectors=dict(self.sectors), sector_lower=dict(c.sector_lower), sector_upper=dict(c.sector_upper),
-            transaction_cost=c.transaction_cost)
+            transaction_cost=c.transaction_cost, max_drawdown=c.max_drawdown)
 
     def active_from_ns(self) -> int | None:
         if not self.active_from:

@@ -17,7 +17,15 @@ transaction cost ``c`` per unit of turnover against the current weights ``w0``.
 
 Infeasible constraints raise ``InfeasibleError`` whose ``conflicts`` name a
 minimal set of constraint groups that cannot hold together (a deletion filter
-over the groups, each test a feasibility solve).
+over the groups, each test a feasibility solve) and whose ``explanations`` give
+each group's clashing numbers and config key (``consumers.portfolio.infeasibility``).
+
+``max_drawdown`` (riskfolio-lib's MDD formulation, linear): on the scenario
+returns ``R`` (the estimation window's daily returns), the portfolio's
+*uncompounded cumulative* return path ``cumsum(R w)`` never falls more than
+``max_drawdown`` below its running peak: ``u_t >= u_{t-1} - (R w)_t``,
+``u_t >= 0``, ``u_0 = 0``, ``u_t <= max_drawdown`` (every term scaled by ``k``
+in the max-Sharpe homogenization).
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ class Constraints:
     sector_lower: dict[str, float] = field(default_factory=dict)
     sector_upper: dict[str, float] = field(default_factory=dict)
     transaction_cost: float = 0.0  # cost per unit of turnover (0.001 = 10 bp)
+    max_drawdown: float | None = None  # of the in-sample uncompounded cumulative returns (riskfolio's MDD)
 
 
 @dataclass
@@ -61,12 +70,27 @@ class OptimizationResult:
 
 
 class InfeasibleError(ValueError):
-    """No portfolio satisfies the constraints; ``conflicts`` names the clashing groups."""
+    """No portfolio satisfies the constraints; ``conflicts`` names the clashing groups.
 
-    def __init__(self, conflicts: list[str], detail: str = ""):
+    ``explanations``: group -> (the clashing numbers, the config key that sets it)."""
+
+    def __init__(self, conflicts: list[str], detail: str = "",
+                 explanations: dict[str, tuple[str, str]] | None = None):
         self.conflicts = conflicts
-        msg = "infeasible constraints: " + ", ".join(conflicts)
-        super().__init__(msg + (f" ({detail})" if detail else ""))
+        self.detail = detail
+        self.explanations = explanations or {}
+        super().__init__(self.describe())
+
+    def describe(self, source: str | None = None) -> str:
+        """One line: every conflicting group with its numbers and where it is set (``source``: the file)."""
+        parts = []
+        for name in self.conflicts:
+            text, key = self.explanations.get(name, (name, ""))
+            text = text if text.startswith(name) else f"{name}: {text}"
+            where = f"{source} {key}" if source and key else (key or source or "")
+            parts.append(f"{text} (set in {where})" if where else text)
+        msg = "infeasible constraints: " + "; ".join(parts)
+        return msg + (f" ({self.detail})" if self.detail else "")
 
 
 class OptimizationError(RuntimeError):
@@ -85,7 +109,7 @@ def _bounds(symbols: list[str], c: Constraints) -> tuple[np.ndarray, np.ndarray]
 
 
 def _groups(x, scale, symbols: list[str], c: Constraints, L: np.ndarray, big_m: float,
-            target_volatility: float | None = None) -> dict[str, list]:
+            target_volatility: float | None = None, scenarios: np.ndarray | None = None) -> dict[str, list]:
     """Constraint groups on ``x`` (= scale * weights). Linear in (x, scale) except the cones."""
     lb, ub = _bounds(symbols, c)
     g: dict[str, list] = {"weight_bounds": [x >= scale * lb, x <= scale * ub]}
@@ -108,7 +132,18 @@ def _groups(x, scale, symbols: list[str], c: Constraints, L: np.ndarray, big_m: 
         g["max_volatility"] = [cp.norm(L.T @ x, 2) <= c.max_volatility * scale]
     if target_volatility is not None:
         g["target_volatility"] = [cp.norm(L.T @ x, 2) <= target_volatility * scale]
+    if c.max_drawdown is not None:
+        g["max_drawdown"] = _drawdown_constraints(x, scale, scenarios, c.max_drawdown)
     return g
+
+
+def _drawdown_constraints(x, scale, scenarios: np.ndarray | None, limit: float) -> list:
+    """riskfolio-lib's MDD constraint on the uncompounded cumulative returns of ``scenarios @ x``."""
+    if scenarios is None or len(scenarios) == 0:
+        raise ValueError("max_drawdown needs the scenario returns of the estimation window")
+    u = cp.Variable(scenarios.shape[0] + 1)
+    path = scenarios @ x
+    return [u[1:] >= u[:-1] - path, u[1:] >= 0, u[0] == 0, u[1:] <= limit * scale]
 
 
 def _solve(problem: cp.Problem) -> str:
@@ -121,11 +156,13 @@ def _solve(problem: cp.Problem) -> str:
 
 
 def feasible(symbols: list[str], cov: np.ndarray, c: Constraints, names: list[str] | None = None,
-             target_volatility: float | None = None, excess: np.ndarray | None = None) -> bool:
+             target_volatility: float | None = None, excess: np.ndarray | None = None,
+             scenarios: np.ndarray | None = None) -> bool:
     """Whether weights summing to 1 satisfy the named constraint groups (all when None)."""
     w = cp.Variable(len(symbols))
     lb, ub = _bounds(symbols, c)
-    groups = _groups(w, 1.0, symbols, c, _sqrt_cov(cov), float(max(np.abs(ub).max(), 1.0)), target_volatility)
+    groups = _groups(w, 1.0, symbols, c, _sqrt_cov(cov), float(max(np.abs(ub).max(), 1.0)), target_volatility,
+                     scenarios)
     if excess is not None:
         groups["positive_excess_return"] = [excess @ w >= 1e-9]
     cons = [cp.sum(w) == 1]
@@ -136,21 +173,54 @@ def feasible(symbols: list[str], cov: np.ndarray, c: Constraints, names: list[st
 
 
 def diagnose(symbols: list[str], cov: np.ndarray, c: Constraints, target_volatility: float | None = None,
-             excess: np.ndarray | None = None) -> list[str]:
+             excess: np.ndarray | None = None, scenarios: np.ndarray | None = None) -> list[str]:
     """A minimal set of constraint groups that cannot hold together (deletion filter)."""
     probe = cp.Variable(len(symbols))
-    all_names = [n for n in _groups(probe, 1.0, symbols, c, np.eye(len(symbols)), 1.0, target_volatility)
-                 if n != "position_indicators"]
+    all_names = [n for n in _groups(probe, 1.0, symbols, c, np.eye(len(symbols)), 1.0, target_volatility,
+                                    scenarios) if n != "position_indicators"]
     if excess is not None:
         all_names.append("positive_excess_return")
-    if feasible(symbols, cov, c, all_names, target_volatility, excess):
+    if feasible(symbols, cov, c, all_names, target_volatility, excess, scenarios):
         return []
     keep = list(all_names)
     for name in list(all_names):
         trial = [n for n in keep if n != name]
-        if not feasible(symbols, cov, c, trial, target_volatility, excess):
+        if not feasible(symbols, cov, c, trial, target_volatility, excess, scenarios):
             keep = trial  # still infeasible without it: not needed for the conflict
     return keep or ["budget (weights sum to 1)"]
+
+
+def _lowest(symbols, cov: np.ndarray, c: Constraints, scenarios: np.ndarray | None, what: str) -> float:
+    """The lowest volatility (or in-sample cumulative max drawdown) reachable within the weight bounds."""
+    w = cp.Variable(len(symbols))
+    lb, ub = _bounds(symbols, c)
+    cons = [cp.sum(w) == 1, w >= lb, w <= ub]
+    if what == "volatility":
+        _solve(cp.Problem(cp.Minimize(cp.quad_form(w, cp.psd_wrap(cov))), cons))
+        return float(math.sqrt(max(float(w.value @ cov @ w.value), 0.0)))
+    if what == "return":  # ``scenarios`` holds the expected returns here
+        _solve(cp.Problem(cp.Maximize(scenarios @ w), cons))
+        return float(scenarios @ w.value)
+    u, m = cp.Variable(len(scenarios) + 1), cp.Variable()
+    cons += [u[1:] >= u[:-1] - scenarios @ w, u[1:] >= 0, u[0] == 0, u[1:] <= m]
+    _solve(cp.Problem(cp.Minimize(m), cons))
+    return float(m.value)
+
+
+def infeasible(symbols: list[str], cov: np.ndarray, c: Constraints, target_volatility: float | None = None,
+               excess: np.ndarray | None = None, scenarios: np.ndarray | None = None,
+               risk_free_rate: float = 0.0) -> InfeasibleError:
+    """The InfeasibleError for these constraints: the conflicting groups, each explained with its numbers."""
+    from consumers.portfolio.infeasibility import explain
+
+    names = diagnose(symbols, cov, c, target_volatility, excess, scenarios)
+    explanations = explain(
+        names, symbols, c, cov=cov, target_volatility=target_volatility, excess=excess,
+        risk_free_rate=risk_free_rate,
+        min_vol=lambda: _lowest(symbols, cov, c, None, "volatility"),
+        max_ret=(lambda: _lowest(symbols, cov, c, excess + risk_free_rate, "return")) if excess is not None else None,
+        min_mdd=(lambda: _lowest(symbols, cov, c, scenarios, "drawdown")) if scenarios is not None else None)
+    return InfeasibleError(names, explanations=explanations)
 
 
 def _result(symbols, w: np.ndarray, mu: np.ndarray, cov: np.ndarray, w0: np.ndarray, c: Constraints,
@@ -168,8 +238,11 @@ def _result(symbols, w: np.ndarray, mu: np.ndarray, cov: np.ndarray, w0: np.ndar
 def optimize(mu: pd.Series, cov: pd.DataFrame, objective: str = "max_sharpe",
              constraints: Constraints | None = None, *, risk_free_rate: float = 0.0,
              target_volatility: float | None = None,
-             current_weights: dict[str, float] | None = None) -> OptimizationResult:
-    """Optimal weights over ``mu.index`` (annual expected returns, annual covariance)."""
+             current_weights: dict[str, float] | None = None,
+             scenarios: pd.DataFrame | None = None) -> OptimizationResult:
+    """Optimal weights over ``mu.index`` (annual expected returns, annual covariance).
+
+    ``scenarios``: periodic returns (rows) per symbol (columns), needed by ``max_drawdown``."""
     c = constraints or Constraints()
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
@@ -188,6 +261,11 @@ def optimize(mu: pd.Series, cov: pd.DataFrame, objective: str = "max_sharpe",
     tv = target_volatility if objective == "max_return" else None
     if objective == "max_return" and tv is None:
         raise ValueError("max_return needs target_volatility")
+    R = None
+    if c.max_drawdown is not None:
+        if scenarios is None:
+            raise ValueError("max_drawdown needs the scenario returns (scenarios=)")
+        R = scenarios[list(mu.index)].dropna().to_numpy(dtype=float)
 
     if objective == "max_sharpe":
         mixed = c.min_positions is not None or c.max_positions is not None
@@ -195,14 +273,14 @@ def optimize(mu: pd.Series, cov: pd.DataFrame, objective: str = "max_sharpe",
         if mixed:  # bound k for the big-M terms from the continuous relaxation
             relaxed = Constraints(**{**c.__dict__, "min_positions": None, "max_positions": None})
             try:
-                k_cap = 10.0 * _max_sharpe(symbols, excess, S, L, w0, relaxed, None)[1]
+                k_cap = 10.0 * _max_sharpe(symbols, excess, S, L, w0, relaxed, None, R)[1]
             except InfeasibleError:
                 k_cap = None
         for _attempt in range(2):
             try:
-                w, k = _max_sharpe(symbols, excess, S, L, w0, c, k_cap)
+                w, k = _max_sharpe(symbols, excess, S, L, w0, c, k_cap, R)
             except InfeasibleError:
-                raise InfeasibleError(diagnose(symbols, S, c, None, excess)) from None
+                raise infeasible(symbols, S, c, None, excess, R, risk_free_rate) from None
             if k_cap is None or k < 0.99 * k_cap:
                 break
             k_cap *= 10.0
@@ -210,7 +288,7 @@ def optimize(mu: pd.Series, cov: pd.DataFrame, objective: str = "max_sharpe",
 
     w = cp.Variable(len(symbols))
     cons = [cp.sum(w) == 1]
-    for items in _groups(w, 1.0, symbols, c, L, float(max(np.abs(ub).max(), 1.0)), tv).values():
+    for items in _groups(w, 1.0, symbols, c, L, float(max(np.abs(ub).max(), 1.0)), tv, R).values():
         cons += items
     cost = tc * cp.norm1(w - w0) if tc else 0
     if objective == "min_variance":
@@ -219,13 +297,14 @@ def optimize(mu: pd.Series, cov: pd.DataFrame, objective: str = "max_sharpe",
         obj = cp.Maximize(m @ w - cost)
     status = _solve(cp.Problem(obj, cons))
     if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
-        raise InfeasibleError(diagnose(symbols, S, c, tv))
+        raise infeasible(symbols, S, c, tv, None, R, risk_free_rate)
     if status not in _OK or w.value is None:
         raise OptimizationError(f"solver status {status}")
     return _result(symbols, np.asarray(w.value), m, S, w0, c, objective, risk_free_rate, status)
 
 
-def _max_sharpe(symbols, excess, S, L, w0, c: Constraints, k_cap: float | None) -> tuple[np.ndarray, float]:
+def _max_sharpe(symbols, excess, S, L, w0, c: Constraints, k_cap: float | None,
+                scenarios: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     n = len(symbols)
     y, k = cp.Variable(n), cp.Variable()
     _, ub = _bounds(symbols, c)
@@ -233,7 +312,7 @@ def _max_sharpe(symbols, excess, S, L, w0, c: Constraints, k_cap: float | None) 
     cons = [cp.sum(y) == k, k >= 0]
     if k_cap is not None:
         cons.append(k <= k_cap)
-    for items in _groups(y, k, symbols, c, L, big_m).values():
+    for items in _groups(y, k, symbols, c, L, big_m, None, scenarios).values():
         cons += items
     if c.transaction_cost:
         cons.append(excess @ y - c.transaction_cost * cp.norm1(y - k * w0) >= 1)

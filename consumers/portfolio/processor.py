@@ -32,9 +32,9 @@ import msgspec
 import pandas as pd
 
 from consumers.portfolio.config import PortfolioConfig
-from consumers.portfolio.optimizer import InfeasibleError, OptimizationError, optimize
+from consumers.portfolio.optimizer import InfeasibleError, OptimizationError
 from consumers.portfolio.rebalance import deviation, drifted_weights, trigger_for
-from consumers.portfolio.risk_models import estimate
+from consumers.portfolio.solve import optimize_window
 from schemas.events import Alert, Bar, FeatureVector, RebalanceReport, TargetPortfolio
 from schemas.topics import ALERTS, REBALANCES, TARGETS
 from streaming.processor import Envelope, Output, Processor, ProcessResult
@@ -66,8 +66,10 @@ class PortfolioProcessor(SingleInstanceState, Processor):
     name = "portfolio"
     state_type = PortfolioState
 
-    def __init__(self, config: PortfolioConfig | None = None, clock: Callable[[], int] = time.time_ns):
+    def __init__(self, config: PortfolioConfig | None = None, clock: Callable[[], int] = time.time_ns,
+                 source: str | None = None):
         self.config = config or PortfolioConfig()
+        self.source = source  # the config file, named in infeasibility messages
         self.inputs = tuple(self.config.inputs)
         self.clock = clock
         self.state = PortfolioState()
@@ -171,24 +173,22 @@ class PortfolioProcessor(SingleInstanceState, Processor):
             prices = self.price_frame()
             if prices.shape[1] == 0:
                 raise OptimizationError("no symbol has a full price window")
-            mu, cov = estimate(prices, cfg.risk_model, cfg.frequency, cfg.n_factors)
-            res = optimize(mu, cov, cfg.objective, self._constraints, risk_free_rate=cfg.risk_free_rate,
-                           target_volatility=cfg.target_volatility, current_weights=previous)
+            res = optimize_window(prices, cfg, current_weights=previous, constraints=self._constraints).result
         except (InfeasibleError, OptimizationError, ValueError) as exc:
             st.triggers_paused = True
             report.status = "infeasible" if isinstance(exc, InfeasibleError) else "error"
             report.conflicts = list(getattr(exc, "conflicts", []))
-            report.reason = str(exc)
+            report.reason = exc.describe(self.source) if isinstance(exc, InfeasibleError) else str(exc)
             report.new_weights = dict(st.weights)
             result.outputs.append(Output(REBALANCES.name, report))
             result.outputs.append(Output(ALERTS.name, Alert(
                 alert_id=f"portfolio:{rebalance_id}:{report.status}", source="portfolio",
                 type="optimizer_infeasible" if report.status == "infeasible" else "optimizer_error",
                 severity="warning", ts_event=row.ts, ts_proc=now,
-                message=f"portfolio {pid}: rebalance ({trigger}) failed, previous targets stay: {exc}",
+                message=f"portfolio {pid}: rebalance ({trigger}) failed, previous targets stay: {report.reason}",
                 details={"portfolio_id": pid, "rebalance_id": rebalance_id,
                          "conflicts": ", ".join(report.conflicts), "objective": cfg.objective})))
-            log.warning("portfolio %s: %s", pid, exc)
+            log.warning("portfolio %s: %s", pid, report.reason)
             return
         weights = {s: w for s, w in res.weights.items() if abs(w) >= 1e-6}
         st.weights = weights

@@ -12,9 +12,12 @@ back from risk.v1 by its request id, printed as JSON).
   ``sum(w_i * r_i)``; rows where a held symbol has no price are dropped.
   The metrics use the last ``--lookback`` returns (config ``lookback``,
   default 252; 0 = all), annualized with ``periods_per_year``.
+- ``--benchmark SPY`` (or config ``benchmark``): a column of the price file
+  the portfolio is compared with (beta, alpha, tracking error, information
+  ratio) and whose beta scales the market crash; it need not be held.
 - Prints one RiskUpdate JSON object (every metric, exposures, sector
   exposures from the config's ``[sectors]`` or ``--sectors`` JSON, and the
-  three stress results), built by the same ``report.build_update`` and
+  stress results), built by the same ``report.build_update`` and
   ``stress.run_all`` as the live consumer.
 """
 
@@ -79,6 +82,13 @@ def assess(prices: pd.DataFrame, weights: dict[str, float], config: RiskConfig |
     rets = asset_returns(prices, weights)
     if config.lookback:
         rets = rets.iloc[-config.lookback:]
+    bench = None
+    if config.benchmark:
+        if config.benchmark not in prices.columns:
+            raise ValueError(f"benchmark {config.benchmark} is not a column of the price file "
+                             "(add its closes or choose another --benchmark)")
+        b = prices[config.benchmark].pct_change(fill_method=None).reindex(rets.index).to_numpy()
+        bench = (config.benchmark, b)
     w = {s: float(weights[s]) for s in rets.columns}
     port = rets.to_numpy() @ np.array([w[s] for s in rets.columns]) if len(rets.columns) else np.zeros(len(rets))
     value = config.initial_cash if value is None else value
@@ -90,14 +100,17 @@ def assess(prices: pd.DataFrame, weights: dict[str, float], config: RiskConfig |
         portfolio_id=portfolio_id, ts_event=ts_event, ts_proc=ts_proc if ts_proc is not None else time.time_ns(),
         value=value, cash=value * (1.0 - sum(w.values())), positions=positions, exposures=w,
         sectors=config.sectors, pnl=value * (float(np.prod(1.0 + port)) - 1.0), returns=port,
-        lookback=None, periods_per_year=config.periods_per_year,
-        stress=run_all(w, history, None, config.stress_config()))
+        lookback=None, periods_per_year=config.periods_per_year, risk_free_rate=config.risk_free_rate,
+        benchmark=config.benchmark, benchmark_returns=bench[1] if bench else None,
+        stress=run_all(w, history, None, config.stress_config(), bench))
 
 
 def cmd_risk(args: argparse.Namespace) -> int:
     config = RiskConfig.load(args.config)
     if args.lookback is not None:
         config.lookback = args.lookback
+    if args.benchmark:
+        config.benchmark = args.benchmark
     if args.sectors:
         config.sectors = {str(k): str(v) for k, v in json.loads(Path(args.sectors).read_text()).items()}
     try:
@@ -174,6 +187,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lookback", type=int, default=None, help="returns used (default: config lookback, 0 = all)")
     p.add_argument("--sectors", default=None, help="JSON symbol -> sector (overrides the config's)")
     p.add_argument("--value", type=float, default=None, help="portfolio value (default: config initial_cash)")
+    p.add_argument("--benchmark", default=None, metavar="SYMBOL",
+                   help="price-file column to compare with, e.g. SPY (default: config benchmark)")
     p.add_argument("--portfolio-id", default="offline", help="portfolio_id in the output")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
     p.set_defaults(func=cmd_risk)

@@ -6,6 +6,10 @@
     sample_interval_s = 86400     # equity sampled once per bar/day (event time)
     publish_interval_s = 60       # at most one mark-driven risk.v1 update per this (event time)
     inputs = ["fills.v1", "ticks.v1", "features.v1", "targets.v1", "risk-requests.v1"]
+    risk_free_rate = 0.02         # annual; Sharpe and Sortino (the optimizer's default)
+    benchmark = "SPY"             # optional: a symbol marked like any other (ticks, bars, features);
+                                  # adds beta, alpha, tracking error, information ratio and a
+                                  # beta-scaled market crash (without it the crash is uniform)
 
     [sectors]                     # symbol -> sector for sector exposures
     AAPL = "tech"
@@ -56,6 +60,8 @@ class RiskConfig(TomlConfig, kw_only=True, forbid_unknown_fields=True):
     inputs: list[str] = msgspec.field(
         default_factory=lambda: ["fills.v1", "ticks.v1", "features.v1", "targets.v1", "risk-requests.v1"])
     sectors: dict[str, str] = msgspec.field(default_factory=dict)
+    risk_free_rate: float = 0.02
+    benchmark: str | None = None
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     stress: StressConfig = msgspec.field(default_factory=StressConfig)
 

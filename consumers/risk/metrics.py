@@ -19,6 +19,20 @@ Conventions are empyrical's (tests compare with ``empyrical-reloaded`` to
 - ``sharpe``: ``mean(r - rf) / std(r - rf, ddof=1) * sqrt(periods)``;
 - ``sortino``: ``mean(r - required) * periods / downside_risk`` with
   ``downside_risk = sqrt(mean(min(r - required, 0) ** 2)) * sqrt(periods)``.
+- ``risk_metrics(..., risk_free=rf)``: ``rf`` is an *annual* rate (the
+  optimizer's, 0.02 by default in the configs); Sharpe subtracts and Sortino
+  requires ``rf / periods`` per period (empyrical's ``risk_free`` /
+  ``required_return`` arguments);
+- ``annual_return``: the compound annual growth rate,
+  ``prod(1 + r) ** (periods / n) - 1``; ``calmar``: ``annual_return /
+  |max_drawdown|`` (None without a drawdown).
+
+Against a benchmark's returns ``b`` (aligned on their common last periods,
+pairs with a NaN dropped): ``beta = cov(r, b) / var(b)``; ``alpha`` (annualized)
+``(1 + mean(r - rf_p - beta (b - rf_p))) ** periods - 1``; ``tracking_error``
+``std(r - b, ddof=1) * sqrt(periods)``; ``information_ratio`` ``mean(r - b) /
+std(r - b, ddof=1) * sqrt(periods)`` (empyrical's ``excess_sharpe``,
+annualized).
 
 NaN returns are dropped first. Too few returns (fewer than 2; 1 for VaR,
 CVaR and drawdown) give ``None``; a zero denominator gives ``inf``/``nan``
@@ -136,6 +150,77 @@ def sortino(returns, required_return: float = 0.0, periods: int = PERIODS_PER_YE
         return float(np.divide(np.mean(r - required_return) * periods, dr))
 
 
+def annual_return(returns, periods: int = PERIODS_PER_YEAR) -> float | None:
+    r = clean(returns)
+    if r.size < 1:
+        return None
+    return float(np.prod(1.0 + r) ** (periods / r.size) - 1.0)
+
+
+def calmar(returns, periods: int = PERIODS_PER_YEAR) -> float | None:
+    mdd = max_drawdown(returns)
+    ann = annual_return(returns, periods)
+    if mdd is None or ann is None or mdd >= 0:
+        return None
+    return ann / abs(mdd)
+
+
+def aligned(returns, benchmark) -> tuple[np.ndarray, np.ndarray]:
+    """The two series on their common last periods, without the pairs where either is NaN."""
+    r, b = np.asarray(returns, dtype=float).ravel(), np.asarray(benchmark, dtype=float).ravel()
+    n = min(r.size, b.size)
+    r, b = r[r.size - n:], b[b.size - n:]
+    ok = ~(np.isnan(r) | np.isnan(b))
+    return r[ok], b[ok]
+
+
+def beta(returns, benchmark) -> float | None:
+    r, b = aligned(returns, benchmark)
+    if r.size < 2:
+        return None
+    var = np.var(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean((b - b.mean()) * r) / var)
+
+
+def alpha(returns, benchmark, risk_free: float = 0.0, periods: int = PERIODS_PER_YEAR) -> float | None:
+    """Annualized Jensen's alpha; ``risk_free`` per period."""
+    r, b = aligned(returns, benchmark)
+    bt = beta(r, b)
+    if bt is None:
+        return None
+    return float((1.0 + np.mean((r - risk_free) - bt * (b - risk_free))) ** periods - 1.0)
+
+
+def tracking_error(returns, benchmark, periods: int = PERIODS_PER_YEAR) -> float | None:
+    r, b = aligned(returns, benchmark)
+    if r.size < 2:
+        return None
+    return float(np.std(r - b, ddof=1) * math.sqrt(periods))
+
+
+def information_ratio(returns, benchmark, periods: int = PERIODS_PER_YEAR) -> float | None:
+    r, b = aligned(returns, benchmark)
+    if r.size < 2:
+        return None
+    active = r - b
+    std = np.std(active, ddof=1)
+    if np.max(active) == np.min(active):
+        std = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.divide(np.mean(active), std) * math.sqrt(periods))
+
+
+def benchmark_metrics(returns, benchmark, risk_free: float = 0.0,
+                      periods: int = PERIODS_PER_YEAR) -> dict[str, float | None]:
+    """beta, alpha (annualized), tracking error and information ratio; ``risk_free`` annual."""
+    rf = risk_free / periods
+    out = {"beta": beta(returns, benchmark), "alpha": alpha(returns, benchmark, rf, periods),
+           "tracking_error": tracking_error(returns, benchmark, periods),
+           "information_ratio": information_ratio(returns, benchmark, periods)}
+    return {k: _finite(v) for k, v in out.items()}
+
+
 def risk_level(volatility: float | None, var95: float | None, max_dd: float | None) -> str:
     """``low``/``medium``/``high`` from annualized vol, VaR95 (negative) and max drawdown (either sign)."""
     dd = None if max_dd is None else abs(max_dd)
@@ -157,11 +242,18 @@ def _finite(x: float | None) -> float | None:
 
 
 def risk_metrics(returns, periods: int = PERIODS_PER_YEAR, cutoff: float = CUTOFF,
-                 lookback: int | None = None) -> dict[str, float | str | None]:
-    """Every metric of a RiskUpdate over the last ``lookback`` returns (all when None)."""
-    r = clean(returns)
+                 lookback: int | None = None, risk_free: float = 0.0,
+                 benchmark=None) -> dict[str, float | str | None]:
+    """Every metric of a RiskUpdate over the last ``lookback`` returns (all when None).
+
+    ``risk_free``: annual rate for Sharpe and Sortino; ``benchmark``: its periodic
+    returns, aligned on the last periods, adds beta, alpha, tracking error and
+    information ratio."""
+    raw = np.asarray(returns, dtype=float).ravel()
+    r = clean(raw)
     if lookback is not None and lookback > 0:
-        r = r[-lookback:]
+        r, raw = r[-lookback:], raw[-lookback:]
+    rf = risk_free / periods
     vol = annualized_volatility(r, periods)
     var_h = var_historical(r, cutoff)
     mdd = max_drawdown(r)
@@ -172,9 +264,13 @@ def risk_metrics(returns, periods: int = PERIODS_PER_YEAR, cutoff: float = CUTOF
         "cvar_95_historical": cvar_historical(r, cutoff),
         "cvar_95_parametric": cvar_parametric(r, cutoff),
         "max_drawdown": mdd,
-        "sharpe": sharpe(r, 0.0, periods),
-        "sortino": sortino(r, 0.0, periods),
+        "sharpe": sharpe(r, rf, periods),
+        "sortino": sortino(r, rf, periods),
+        "annual_return": annual_return(r, periods),
+        "calmar": calmar(r, periods),
     }
+    if benchmark is not None:
+        out.update(benchmark_metrics(raw, benchmark, risk_free, periods))
     out = {k: _finite(v) for k, v in out.items()}
     out["risk_level"] = risk_level(out["volatility"], out["var_95_historical"], out["max_drawdown"]) if r.size >= 2 else None
     return out

@@ -2,9 +2,11 @@
 
 - Fills move positions and cash (one Book per ``portfolio_id``; a fill_id is
   applied once, so replays do not double-count).
-- Ticks (trade price, or the quote mid) and features (``price``, else
-  ``mid``) mark symbols; ticks/features also give spreads for the liquidity
-  stress.
+- Ticks (trade price, or the quote mid), bars (close) and features
+  (``price``, else ``mid``) mark symbols; ticks/features also give spreads for
+  the liquidity stress. The config's ``benchmark`` symbol is marked and
+  sampled like any other: its returns give beta, alpha, tracking error and
+  information ratio, and the beta-scaled market crash.
 - Equity and symbol prices are sampled per ``sample_interval_s`` of event
   time (per bar/day); the metrics use the sampled returns over ``lookback``.
 - risk.v1 is published after every fill, whenever a sample bucket closes, and
@@ -45,7 +47,7 @@ from consumers.risk.metrics import simple_returns
 from consumers.risk.portfolio import Book, Mark, Sampler, new_sampler
 from consumers.risk.report import build_update
 from consumers.risk.stress import run_all
-from schemas.events import FeatureVector, Fill, RiskUpdate, StressRequest, TargetPortfolio, Tick
+from schemas.events import Alert, Bar, FeatureVector, Fill, RiskUpdate, StressRequest, TargetPortfolio, Tick
 from schemas.topics import ALERTS, RISK
 from streaming.processor import Envelope, Output, Processor, ProcessResult
 from streaming.state import SingleInstanceState
@@ -115,6 +117,12 @@ class RiskProcessor(SingleInstanceState, Processor):
         return {s: simple_returns(self.state.prices[s].series())[-self.config.lookback:]
                 for s in symbols if s in self.state.prices}
 
+    def _benchmark(self) -> tuple[str, np.ndarray] | None:
+        name = self.config.benchmark
+        if not name or name not in self.state.prices:
+            return None
+        return name, simple_returns(self.state.prices[name].series())[-self.config.lookback:]
+
     # -- updates ------------------------------------------------------------------
     def update_for(self, book: Book, ts_event: int, stress=None, ts_ingest: int = 0) -> RiskUpdate:
         marks = self.state.marks
@@ -124,13 +132,15 @@ class RiskProcessor(SingleInstanceState, Processor):
             portfolio_id=book.portfolio_id, ts_event=ts_event, ts_proc=self.clock(), value=value,
             cash=book.cash, positions=dict(sorted(book.positions.items())), exposures=book.exposures(marks),
             sectors=c.sectors, pnl=book.pnl(marks), returns=simple_returns(book.equity.series()),
-            lookback=c.lookback, periods_per_year=c.periods_per_year, stress=stress, ts_ingest=ts_ingest)
+            lookback=c.lookback, periods_per_year=c.periods_per_year, stress=stress, ts_ingest=ts_ingest,
+            risk_free_rate=c.risk_free_rate, benchmark=c.benchmark,
+            benchmark_returns=bench[1] if (bench := self._benchmark()) else None)
 
     def stress_now(self, portfolio_id: str, weights: dict[str, float] | None = None):
         """Run the stress scenarios on ``weights`` (default: the book's current exposures)."""
         book = self.book(portfolio_id)
         w = weights if weights is not None else book.exposures(self.state.marks)
-        return run_all(w, self._history(w), self.state.spreads, self._stress_cfg)
+        return run_all(w, self._history(w), self.state.spreads, self._stress_cfg, self._benchmark())
 
     def _request_problem(self, ev: StressRequest) -> str | None:
         if ev.weights is None:
@@ -200,6 +210,9 @@ class RiskProcessor(SingleInstanceState, Processor):
                     ok = False
                 if ok:
                     self._after_mark(ev.ts_event, result, ev.ts_recv)
+            elif isinstance(ev, Bar):
+                if self._mark(ev.symbol, ev.close, ev.ts_event):
+                    self._after_mark(ev.ts_event, result, ev.ts_ingest)
             elif isinstance(ev, FeatureVector):
                 mid, spread = ev.values.get("mid"), ev.values.get("spread")
                 price = ev.price if ev.price is not None else mid

@@ -21,8 +21,11 @@ def build_update(*, portfolio_id: str, ts_event: int, ts_proc: int, value: float
                  positions: Mapping[str, float], exposures: Mapping[str, float],
                  sectors: Mapping[str, str], pnl: float, returns: np.ndarray | Sequence[float],
                  lookback: int | None, periods_per_year: int,
-                 stress: list[StressResult] | None = None, ts_ingest: int = 0) -> RiskUpdate:
-    m = risk_metrics(returns, periods=periods_per_year, lookback=lookback)
+                 stress: list[StressResult] | None = None, ts_ingest: int = 0, risk_free_rate: float = 0.0,
+                 benchmark: str | None = None, benchmark_returns=None) -> RiskUpdate:
+    bench = benchmark_returns if benchmark else None
+    m = risk_metrics(returns, periods=periods_per_year, lookback=lookback, risk_free=risk_free_rate,
+                     benchmark=bench)
     return RiskUpdate(
         portfolio_id=portfolio_id, ts_event=ts_event, ts_proc=ts_proc, value=float(value), cash=float(cash),
         positions={k: float(v) for k, v in positions.items()},
@@ -31,7 +34,10 @@ def build_update(*, portfolio_id: str, ts_event: int, ts_proc: int, value: float
         volatility=m["volatility"], var_95_historical=m["var_95_historical"],
         var_95_parametric=m["var_95_parametric"], cvar_95_historical=m["cvar_95_historical"],
         cvar_95_parametric=m["cvar_95_parametric"], max_drawdown=m["max_drawdown"],
-        sharpe=m["sharpe"], sortino=m["sortino"], risk_level=m["risk_level"],
+        sharpe=m["sharpe"], sortino=m["sortino"], risk_level=m["risk_level"], risk_free_rate=risk_free_rate,
+        annual_return=m["annual_return"], calmar=m["calmar"], benchmark=benchmark,
+        beta=m.get("beta"), alpha=m.get("alpha"), tracking_error=m.get("tracking_error"),
+        information_ratio=m.get("information_ratio"),
         stress=list(stress or []), ts_ingest=ts_ingest,
     )
 

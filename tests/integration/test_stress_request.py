@@ -35,7 +35,7 @@ pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
 S = 1_000_000_000
 T0 = 1_700_006_400 * S
-SCENARIOS = ["market_crash", "volatility_spike", "liquidity_crisis"]
+SCENARIOS = ["market_crash", "volatility_spike", "liquidity_crisis", "historical_worst_window"]
 
 
 def _events():
@@ -121,3 +121,40 @@ async def test_stress_on_demand_over_kafka(kafka_url, processes, tmp_path):
 
 async def _at_least(fetch, n: int) -> bool:
     return len(await fetch()) >= n
+
+
+async def test_the_risk_consumer_reads_its_benchmark_from_kafka(kafka_url, processes, tmp_path):
+    """``benchmark`` in the risk config: the consumer marks it from ticks.v1 like any symbol; the
+    answer's beta and beta-scaled crash equal the same code fed the same events offline."""
+    import pandas as pd
+
+    px = pd.read_csv(ROOT / "tests" / "data" / "stock_prices_20.csv", index_col=0)[["JPM", "BAC"]].dropna().iloc[-40:]
+    day = 86_400 * S
+    fill = Fill(fill_id="f1", order_id="o1", portfolio_id="pb", symbol="JPM", side="buy", quantity=1000,
+                price=float(px["JPM"].iloc[0]), ts_event=T0, ts_proc=0)
+    ticks = [Tick(symbol=s, venue="test", kind="trade", ts_event=T0 + d * day + i, ts_recv=T0 + d * day + i,
+                  price=float(p), size=1.0)
+             for d, (_, row) in enumerate(px.iterrows()) for i, (s, p) in enumerate(row.items(), 1)]
+    cfg_file = tmp_path / "risk.toml"
+    cfg_file.write_text('[risk]\nbenchmark = "BAC"\nlookback = 60\n')
+    bus = KafkaBus(kafka_url)
+    await bus.ensure_topics(["fills.v1", "ticks.v1", "features.v1", "targets.v1", "risk.v1",
+                             "risk-requests.v1", "alerts.v1", "health.v1", "dlq.v1"])
+    risk = processes.start("consume", "risk", "--bus", kafka_url, "--config", str(cfg_file), name="risk-bench")
+    await _publish(bus, "fills.v1", [fill])
+    await _publish(bus, "ticks.v1", ticks)
+    await wait_until(lambda: _caught_up(bus, "risk", ["fills.v1", "ticks.v1"]), 90, interval=0.5,
+                     what="risk to mark the ticks")
+    out = await _stress_cli("--bus", kafka_url, "--portfolio", "pb", "--timeout", "60")
+    assert out.returncode == 0, out.stderr + processes.log(risk)[-3000:]
+    answer = json.loads(out.stdout)
+    offline = RiskProcessor(RiskConfig.load(cfg_file))
+    offline.process([Envelope("fills.v1", 0, 0, None, fill)])
+    offline.process([Envelope("ticks.v1", 0, i, None, t) for i, t in enumerate(ticks)])
+    expected = offline.update_for(offline.book("pb"), answer["ts_event"])
+    assert answer["benchmark"] == "BAC" and answer["beta"] is not None
+    assert answer["beta"] == pytest.approx(expected.beta, rel=1e-9)
+    assert answer["stress"] == msgspec.to_builtins(offline.stress_now("pb"))
+    assert "BAC falls -30%" in answer["stress"][0]["method"]
+    assert processes.stop(risk) == 0, processes.log(risk)[-3000:]
+    await bus.close()

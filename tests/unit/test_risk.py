@@ -66,10 +66,12 @@ def test_cli_portfolio_matches_empyrical(prices, tmp_path, capsys):
     _close(out["var_95_historical"], ep.value_at_risk(port))
     _close(out["cvar_95_historical"], ep.conditional_value_at_risk(port))
     _close(out["max_drawdown"], ep.max_drawdown(port))
-    _close(out["sharpe"], ep.sharpe_ratio(port))
-    _close(out["sortino"], ep.sortino_ratio(port))
+    _close(out["sharpe"], ep.sharpe_ratio(port, risk_free=0.02 / 252))  # the stated default rate
+    _close(out["sortino"], ep.sortino_ratio(port, required_return=0.02 / 252))
+    assert out["risk_free_rate"] == 0.02
     assert out["exposures"] == WEIGHTS and out["risk_level"] in ("low", "medium", "high")
-    assert [s["scenario"] for s in out["stress"]] == ["market_crash", "volatility_spike", "liquidity_crisis"]
+    assert [s["scenario"] for s in out["stress"]] == ["market_crash", "volatility_spike", "liquidity_crisis",
+                                                      "historical_worst_window"]
     assert all(s["portfolio_loss"] < 0 and s["worst_position"] in WEIGHTS for s in out["stress"])
     assert out["limit_breaches"] == []  # AAPL 30 % is within the default limit 30 % (breach above 30.6 %)
     tight = tmp_path / "risk.toml"
@@ -93,7 +95,7 @@ def test_risk_level_thresholds():
 
 def test_stress_scenarios():
     w = {"AAA": 0.6, "BBB": -0.2, "CCC": 0.0}
-    crash = market_crash(w)  # no history: beta 1
+    crash = market_crash(w)  # no benchmark: a uniform shock
     assert crash.portfolio_loss == pytest.approx(0.4 * -0.30)
     assert crash.worst_position == "AAA" and crash.worst_position_loss == pytest.approx(-0.18)
     rng = np.random.default_rng(1)
@@ -105,7 +107,8 @@ def test_stress_scenarios():
     assert vs.worst_position_loss + volatility_spike({"BBB": 0.5}, hist).portfolio_loss <= vs.portfolio_loss  # diversified
     liq = liquidity_crisis({"AAA": 0.5}, hist, spreads={"AAA": 0.002})
     assert liq.portfolio_loss == pytest.approx(-0.5 * 0.002 * 2 / 2 + Z95 * np.sqrt(5 / 3) * 0.5 * sd_a)
-    assert [r.scenario for r in run_all({})] == ["market_crash", "volatility_spike", "liquidity_crisis"]
+    assert [r.scenario for r in run_all({})] == ["market_crash", "volatility_spike", "liquidity_crisis",
+                                                 "historical_worst_window"]
 
 
 def _env(topic, ev, offset=0, partition=0):
@@ -151,7 +154,7 @@ def test_processor_book_keeping_metrics_and_limit_episodes(prices):
     last = proc.update_for(proc.book("p1"), T0 + 100 * DAY + 20)
     _close(last.volatility, ep.annual_volatility(r[-100:]))
     _close(last.max_drawdown, ep.max_drawdown(r[-100:]))
-    _close(last.sharpe, ep.sharpe_ratio(r[-100:]))
+    _close(last.sharpe, ep.sharpe_ratio(r[-100:], risk_free=0.02 / 252))
     _close(last.var_95_historical, ep.value_at_risk(r[-100:]))
     alerts = [o.event for o in res.outputs + outs if isinstance(o.event, Alert)]
     # AAPL around 50 % of the book: breach / resolved pairs, one per episode, deterministic ids
@@ -174,7 +177,8 @@ def test_processor_book_keeping_metrics_and_limit_episodes(prices):
     tgt = TargetPortfolio(portfolio_id="p1", rebalance_id="r1", ts_event=T0 + 201 * DAY, ts_proc=0,
                           weights={"AAPL": 0.5, "JPM": 0.5})
     [stressed] = [o.event for o in proc.process([_env("targets.v1", tgt)]).outputs if isinstance(o.event, RiskUpdate)]
-    assert [s.scenario for s in stressed.stress] == ["market_crash", "volatility_spike", "liquidity_crisis"]
+    assert [s.scenario for s in stressed.stress] == ["market_crash", "volatility_spike", "liquidity_crisis",
+                                                     "historical_worst_window"]
 
 
 def test_assess_is_the_cli_code_path(prices):
@@ -214,7 +218,7 @@ def test_stress_requests_on_demand(prices):
     w = {"AAPL": 0.9, "JPM": 0.1}
     assert answers["r-w"].stress == run_all(w, proc._history(w), proc.state.spreads, cfg.stress_config())
     assert answers["r-w"].stress != answers["r-book"].stress
-    assert answers["r-new"].portfolio_id == "p9" and len(answers["r-new"].stress) == 3
+    assert answers["r-new"].portfolio_id == "p9" and len(answers["r-new"].stress) == 4
     assert all(a.portfolio_id in ("p1", "p9") and a.ts_event == ts for a in answers.values())
     reasons = {env.event.request_id: why for env, why in res.rejected}
     assert set(reasons) == {"r-unknown", "r-nan"}

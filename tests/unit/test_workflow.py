@@ -32,7 +32,8 @@ def test_two_year_run_writes_results_and_report(two_years):
     assert r["days"] > 500 and len(r["daily_returns"]) == r["days"] - 1
     assert r["optimal_weights"] and sum(r["optimal_weights"].values()) == pytest.approx(1.0, abs=1e-5)
     assert r["rebalances"] and r["trades"] and r["dead_letters"] == 0
-    assert {s["scenario"] for s in r["stress_results"]} == {"market_crash", "volatility_spike", "liquidity_crisis"}
+    assert {s["scenario"] for s in r["stress_results"]} == {"market_crash", "volatility_spike", "liquidity_crisis",
+                                                            "historical_worst_window"}
     assert r["risk_level"] in ("low", "medium", "high")
     assert sum(r["risk_contributions"].values()) == pytest.approx(1.0, abs=1e-6)
     report = (two_years / "report.md").read_text()
@@ -47,8 +48,9 @@ def test_reported_metrics_equal_empyrical_on_the_return_series(two_years):
     rets = np.array([d["return"] for d in r["daily_returns"]])
     m = r["risk_metrics"]
     assert m["volatility"] == pytest.approx(ep.annual_volatility(rets), rel=1e-9)
-    assert m["sharpe"] == pytest.approx(ep.sharpe_ratio(rets), rel=1e-9)
-    assert m["sortino"] == pytest.approx(ep.sortino_ratio(rets), rel=1e-9)
+    assert r["risk_free_rate"] == 0.02  # the optimizer's, stated in the results and the report
+    assert m["sharpe"] == pytest.approx(ep.sharpe_ratio(rets, risk_free=0.02 / 252), rel=1e-9)
+    assert m["sortino"] == pytest.approx(ep.sortino_ratio(rets, required_return=0.02 / 252), rel=1e-9)
     assert m["max_drawdown"] == pytest.approx(ep.max_drawdown(rets), rel=1e-9)
     assert m["var_95_historical"] == pytest.approx(ep.value_at_risk(rets, 0.05), rel=1e-9)
     assert m["cvar_95_historical"] == pytest.approx(ep.conditional_value_at_risk(rets, 0.05), rel=1e-9)

@@ -94,6 +94,7 @@ def run_historical_workflow(request: WorkflowRequest, progress_cb: Callable[[flo
     start, end = request.start_date.isoformat(), request.end_date.isoformat()
     warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
     close, first_day = wf.select(data, symbols, start, end, warmup)
+    close = wf.with_benchmark(data, close, cfg.risk.benchmark)  # a [risk]/[workflow] benchmark is replayed too
     processors = wf.build_processors(cfg, symbols, first_day)
     progress_cb(0.0)
     out = asyncio.run(wf.replay(data, close, processors, "memory://", _ProgressAdapter(len(close), progress_cb)))

@@ -18,15 +18,26 @@ def cmd_workflow_run(args: argparse.Namespace) -> int:
     try:
         results = run_workflow(args.prices, symbols, args.start, args.end, args.out, config=args.config,
                                bus=args.bus or "memory://", progress=not args.no_progress,
-                               report=not args.no_report)
+                               report=not args.no_report, benchmark=args.benchmark)
     except (OSError, ValueError, msgspec.MsgspecError) as exc:
         print(f"ticktide workflow run: {exc}", file=sys.stderr)
         return 2
     m = results["risk_metrics"]
     print(f"{len(results['symbols'])} symbols, {results['days']} days, {len(results['rebalances'])} rebalances, "
           f"{len(results['trades'])} trades; total return {results['total_return']:.2%}, "
-          f"Sharpe {m['sharpe'] if m['sharpe'] is not None else float('nan'):.2f}, "
+          f"Sharpe {m['sharpe'] if m['sharpe'] is not None else float('nan'):.2f} "
+          f"(risk-free rate {results.get('risk_free_rate', 0.0):.2%}), "
           f"risk level {results['risk_level']} -> {args.out}/results.json", file=sys.stderr)
+    failed = results.get("failed_rebalances") or []
+    if failed:
+        reasons = sorted({f["reason"] for f in failed})
+        print(f"ticktide workflow run: {len(failed)} of {len(results['rebalances'])} rebalances failed: "
+              + " | ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""),
+              file=sys.stderr)
+        if not results.get("rebalances_ok"):
+            print("ticktide workflow run: no rebalance succeeded, the account stayed in cash "
+                  "(loosen the constraints named above)", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -45,6 +56,9 @@ def register(subparsers) -> None:
     r.add_argument("--config", default=None, metavar="FILE",
                    help="TOML with [workflow], [portfolio], [execution], [risk], [features], [alerts] tables "
                         "and/or the API document's keys (risk_profile, rebalancing_frequency, ...; see README)")
+    r.add_argument("--benchmark", default=None, metavar="SYMBOL",
+                   help="price-file column to compare with, e.g. SPY: beta, alpha, tracking error, information "
+                        "ratio, a beta-scaled crash, drawn on the equity chart (default: config benchmark)")
     r.add_argument("--out", required=True, metavar="DIR", help="output directory")
     r.add_argument("--bus", default=None, help="memory:// (default, deterministic) or kafka://host:port")
     r.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ticktide.workflow import report_sections as sections
+
 
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
@@ -36,12 +38,7 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
 
     idx = values.index.tz_localize(None) if values.index.tz is not None else values.index
 
-    fig, ax = plt.subplots(figsize=(9, 4))
-    ax.plot(idx, values.to_numpy(), color="#1f77b4")
-    ax.set_title("Equity curve")
-    ax.set_ylabel("portfolio value")
-    ax.grid(alpha=0.3)
-    save(fig, "equity.png", "Equity curve")
+    save(sections.equity_chart(plt, results, series), "equity.png", "Equity curve")
 
     wealth = values / values.iloc[0]
     dd = wealth / wealth.cummax() - 1.0
@@ -52,15 +49,12 @@ def charts(dest: Path, results: dict, series: dict) -> list[tuple[str, str]]:
     ax.grid(alpha=0.3)
     save(fig, "drawdown.png", "Drawdown")
 
+    if series.get("rolling") is not None and len(series["rolling"]):
+        save(sections.rolling_chart(plt, matplotlib, results, series), "rolling.png",
+             "Rolling volatility, Sharpe and drawdown")
+
     if not weights.empty:
-        cols = [c for c in weights.columns if weights[c].abs().max() > 1e-6]
-        fig, ax = plt.subplots(figsize=(9, 4.5))
-        ax.stackplot(idx, *[weights[c].clip(lower=0).to_numpy() for c in cols], labels=cols)
-        ax.set_title("Weights over time")
-        ax.set_ylim(0, max(1.0, float(weights.sum(axis=1).max())))
-        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
-        save(fig, "weights.png", "Weights over time")
+        save(sections.weights_chart(plt, matplotlib, series), "weights.png", "Weights over time")
 
     rc = results.get("risk_contributions") or {}
     if rc:
@@ -125,14 +119,16 @@ def write_report(dest: Path, results: dict, series: dict) -> Path:
         f"Window: {results['start']} to {results['end']} (first trading day {results['first_trading_day']}, "
         f"{results['days']} days)  ",
         f"Objective: {results['objective']}, risk model: {results['risk_model']}", "",
+        *sections.headline(results),
         "## Performance and risk", "",
         "| metric | value |", "| --- | --- |",
         f"| initial cash | {results['initial_cash']:,.2f} |",
         f"| final value | {results['final_value']:,.2f} |",
         f"| total return | {_pct(results['total_return'])} |",
         f"| annualized volatility | {_pct(m['volatility'])} |",
-        f"| Sharpe | {_num(m['sharpe'])} |",
-        f"| Sortino | {_num(m['sortino'])} |",
+        f"| Sharpe (risk-free rate {_pct(results.get('risk_free_rate'))}) | {_num(m['sharpe'])} |",
+        f"| Sortino (risk-free rate {_pct(results.get('risk_free_rate'))}) | {_num(m['sortino'])} |",
+        *sections.performance_rows(results),
         f"| max drawdown | {_pct(m['max_drawdown'])} |",
         f"| VaR 95 % (historical = `var_95` / parametric) | {_pct(m['var_95_historical'])} / "
         f"{_pct(m['var_95_parametric'])} |",
@@ -146,11 +142,9 @@ def write_report(dest: Path, results: dict, series: dict) -> Path:
     rc = results.get("risk_contributions") or {}
     for s, w in sorted(results["optimal_weights"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {s} | {_pct(w)} | {_pct(rc.get(s))} |")
-    lines += ["", "## Stress tests", "", "| scenario | portfolio loss | worst position |", "| --- | --- | --- |"]
-    for s in results["stress_results"]:
-        worst = f"{s['worst_position']} ({_pct(s['worst_position_loss'])})" if s.get("worst_position") else "n/a"
-        lines.append(f"| {s['scenario']} | {_pct(s['portfolio_loss'])} | {worst} |")
-    lines += ["", "## Rebalances", "", "| date | trigger | status | exp. return | exp. vol | Sharpe | turnover | costs |",
+    lines += ["", *sections.stress_section(results)]
+    lines += ["## Rebalances", "",
+              "| date | trigger | status | exp. return | exp. vol | Sharpe | turnover | est. costs (optimizer) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results["rebalances"]:
         lines.append(f"| {r['date']} | {r['trigger']} | {r['status']} | {_pct(r['expected_return'])} | "
@@ -158,7 +152,10 @@ def write_report(dest: Path, results: dict, series: dict) -> Path:
                      f"{_pct(r['estimated_costs'])} |")
     trades = results["trades"]
     fees = float(np.sum([t["fee"] for t in trades])) if trades else 0.0
-    lines += ["", f"Trades: {len(trades)} fills, fees {fees:,.2f}, "
+    lines += ["", *sections.failed_section(results), *sections.costs_section(results),
+              *sections.attribution_section(results)]
+    slippage = float(np.sum([t["slippage"] for t in trades])) if trades else 0.0
+    lines += ["", f"Trades: {len(trades)} fills, fees {fees:,.2f}, slippage {slippage:,.2f}, "
               f"{len(results['rejected_orders'])} orders rejected by the pre-trade checks, "
               f"{len(results['alerts'])} alerts.", ""]
     lines += cash_lines(results) + alert_lines(results)

@@ -5,6 +5,8 @@ Config (TOML, every table optional)::
     [workflow]
     warmup = 252            # price rows replayed before --start (history only, no trading)
     close_time = "21:00"    # UTC time stamped on each day's bars
+    benchmark = "SPY"       # optional (or [risk] benchmark, or --benchmark): a price-file column
+                            # replayed as bars, compared with and drawn on the equity chart
 
     [portfolio]             # consumers.portfolio.config.PortfolioConfig
     [execution]             # consumers.execution.processor.ExecutionConfig
@@ -22,8 +24,11 @@ to the execution's. The daily portfolio return series is the account valued
 at each day's closes after that day's fills (cash + positions, fees and
 slippage included), from the first traded day; the reported risk metrics are
 ``consumers.risk.metrics.risk_metrics`` over that whole series (empyrical
-conventions). Stress results come from the risk consumer's last update that
-carried them (it runs them on every TargetPortfolio).
+conventions) with the portfolio's ``risk_free_rate`` (stated in the results)
+and, with a benchmark, beta, alpha, tracking error and information ratio
+against the benchmark's daily returns over the same days. Stress results come
+from the risk consumer's last update that carried them (it runs them on every
+TargetPortfolio).
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ from consumers.risk.config import RiskConfig
 from consumers.risk.metrics import risk_metrics
 from consumers.risk.processor import RiskProcessor
 from streaming.config import read_toml
+from ticktide.workflow.analytics import (ROLLING_WINDOW, attribution, failed_rebalances, realized_costs,
+                                         rolling_stats)
 from ticktide.workflow.data import load_prices, select
 from ticktide.workflow.pipeline import Collected, Progress, replay
 from ticktide.workflow.profiles import DOCUMENT_KEYS, resolve
@@ -58,6 +65,7 @@ log = logging.getLogger("ticktide.workflow")
 class WorkflowSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     warmup: int | None = None  # default: the portfolio lookback
     close_time: str = "21:00"
+    benchmark: str | None = None
 
 
 @dataclass
@@ -68,6 +76,7 @@ class WorkflowConfig:
     risk: RiskConfig
     features: object | None = None
     alerts: object | None = None
+    source: str | None = None  # the TOML file, named in error messages
 
     @classmethod
     def load(cls, path: str | None) -> "WorkflowConfig":
@@ -96,10 +105,13 @@ class WorkflowConfig:
             from consumers.alerts.config import AlertsConfig
 
             alerts = AlertsConfig.from_mapping(data["alerts"])
-        return cls(msgspec.convert(data.get("workflow", {}), WorkflowSettings),
-                   PortfolioConfig.from_mapping(data.get("portfolio", {})),
-                   ExecutionConfig.from_mapping(data.get("execution", {})),
-                   RiskConfig.from_mapping(data.get("risk", {})), features, alerts)
+        settings = msgspec.convert(data.get("workflow", {}), WorkflowSettings)
+        risk = RiskConfig.from_mapping(data.get("risk", {}))
+        if settings.benchmark and not risk.benchmark:
+            risk = msgspec.structs.replace(risk, benchmark=settings.benchmark)
+        return cls(settings, PortfolioConfig.from_mapping(data.get("portfolio", {})),
+                   ExecutionConfig.from_mapping(data.get("execution", {})), risk, features, alerts,
+                   str(path) if path else None)
 
 
 def check_universe(cfg: WorkflowConfig, symbols: list[str]) -> None:
@@ -121,9 +133,11 @@ def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Time
     check_universe(cfg, symbols)
     pcfg = msgspec.structs.replace(cfg.portfolio, symbols=list(symbols), active_from=first_day.isoformat())
     rcfg = msgspec.structs.replace(cfg.risk, initial_cash=cfg.execution.initial_cash,
-                                   sectors=cfg.risk.sectors or dict(cfg.portfolio.sectors))
+                                   sectors=cfg.risk.sectors or dict(cfg.portfolio.sectors),
+                                   risk_free_rate=cfg.portfolio.risk_free_rate)
     features = FeaturesProcessor(cfg.features) if cfg.features is not None else FeaturesProcessor()
-    stages = [features, PortfolioProcessor(pcfg), ExecutionProcessor(cfg.execution), RiskProcessor(rcfg)]
+    stages = [features, PortfolioProcessor(pcfg, source=cfg.source), ExecutionProcessor(cfg.execution),
+              RiskProcessor(rcfg)]
     if cfg.alerts is not None and any(d.enabled for d in cfg.alerts.destinations):
         from consumers.alerts.processor import AlertsProcessor
 
@@ -211,7 +225,12 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
     close_time = cfg.workflow.close_time
     values, weights, cash = ledger(close, out.fills, first_day, cfg.execution.initial_cash, close_time)
     returns = values.pct_change().iloc[1:]
-    metrics = risk_metrics(returns.to_numpy(), periods=cfg.risk.periods_per_year, lookback=None)
+    bench_name = cfg.risk.benchmark
+    bench_values = close[bench_name].loc[first_day:].ffill() if bench_name in close.columns else None
+    bench_returns = bench_values.pct_change().iloc[1:] if bench_values is not None else None
+    metrics = risk_metrics(returns.to_numpy(), periods=cfg.risk.periods_per_year, lookback=None,
+                           risk_free=cfg.portfolio.risk_free_rate,
+                           benchmark=bench_returns.to_numpy() if bench_returns is not None else None)
     level = metrics.pop("risk_level")
     # the API document's names: VaR/CVaR at 95 % are the historical ones
     metrics["var_95"], metrics["cvar_95"] = metrics["var_95_historical"], metrics["cvar_95_historical"]
@@ -238,6 +257,12 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
         "objective": cfg.portfolio.objective,
         "risk_model": cfg.portfolio.risk_model,
         "risk_metrics": metrics,
+        "risk_free_rate": cfg.portfolio.risk_free_rate,
+        "benchmark": None if bench_values is None else {
+            "symbol": bench_name, "total_return": float(bench_values.iloc[-1] / bench_values.iloc[0] - 1.0),
+            **{k: v for k, v in risk_metrics(bench_returns.to_numpy(), periods=cfg.risk.periods_per_year,
+                                             risk_free=cfg.portfolio.risk_free_rate).items()
+               if k in ("annual_return", "volatility", "sharpe", "max_drawdown")}},
         "risk_level": level,
         "risk_assessment": {"risk_level": level, "alerts": len(out.alerts)},
         "optimal_portfolio": {"weights": final_w, "expected_return": last.expected_return if last else None,
@@ -272,18 +297,43 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
         "daily_returns": [{"date": d.date().isoformat(), "return": float(r)} for d, r in returns.items()],
         "daily_cash": [{"date": d.date().isoformat(), "cash": float(c)} for d, c in cash.items()],
     }
-    series = {"values": values, "weights": weights, "returns": returns, "cash": cash}
+    results.update(_honest_extras(out, close.loc[first_day:], values, cfg))
+    series = {"values": values, "weights": weights, "returns": returns, "cash": cash,
+              "rolling": rolling_stats(returns, cfg.portfolio.risk_free_rate, cfg.risk.periods_per_year),
+              "benchmark": None if bench_values is None else bench_values / bench_values.iloc[0] * values.iloc[0]}
     return _clean(results), series
+
+
+def _honest_extras(out: Collected, close: pd.DataFrame, values: pd.Series, cfg: WorkflowConfig) -> dict:
+    """Realized costs, P&L attribution and failed rebalances (``ticktide.workflow.analytics``)."""
+    failed = failed_rebalances(out.reports)
+    return {"costs": realized_costs(out.reports, out.orders, out.fills, values),
+            "attribution": attribution(out.fills, close, cfg.execution.initial_cash),
+            "rebalances_ok": sum(1 for r in out.reports if r.status == "ok"),
+            "failed_rebalances": failed, "rolling_window": ROLLING_WINDOW}
+
+
+def with_benchmark(data, close: pd.DataFrame, benchmark: str | None) -> pd.DataFrame:
+    """``close`` plus the benchmark's closes on the same days (replayed as bars, never traded)."""
+    if not benchmark or benchmark in close.columns:
+        return close
+    if benchmark not in data.close.columns:
+        raise ValueError(f"benchmark {benchmark} is not in the price file (add its closes or choose another "
+                         "--benchmark)")
+    return close.join(data.close[benchmark].reindex(close.index))
 
 
 def run_workflow(prices: str, symbols: list[str], start: str, end: str, out_dir: str,
                  config: str | None = None, bus: str = "memory://", progress: bool = True,
-                 report: bool = True) -> dict:
+                 report: bool = True, benchmark: str | None = None) -> dict:
     t0 = time.monotonic()
     cfg = WorkflowConfig.load(config)
+    if benchmark:
+        cfg.risk = msgspec.structs.replace(cfg.risk, benchmark=benchmark)
     data = load_prices(prices)
     warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
     close, first_day = select(data, symbols, start, end, warmup)
+    close = with_benchmark(data, close, cfg.risk.benchmark)
     processors = build_processors(cfg, symbols, first_day)
     bar = Progress(len(close), enabled=progress)
     out = asyncio.run(replay(data, close, processors, bus, bar))
