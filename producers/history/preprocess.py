@@ -186,7 +186,8 @@ class BarRules:
         worst = pd.Series(-1, index=df.index)
         drop = pd.Series(False, index=df.index)
         for rule in self.rules:
-            hit = rule.mask(df) & ~drop
+            # rows already rejected are not there for later rules (a jump compares with the last kept row)
+            hit = rule.mask(df[~drop]).reindex(df.index, fill_value=False)
             if not hit.any():
                 continue
             for typ, sev, spec in rule.actions:
