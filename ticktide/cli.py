@@ -22,10 +22,11 @@ COMMAND_MODULES = (
     "consumers.alerts.commands",
     "ticktide.gateway.commands",
     "ticktide.workflow.commands",
+    "ticktide.data_commands",
 )
 
 # commands whose output is the point: keep the log to warnings unless asked
-QUIET_COMMANDS = {"demo", "subscribe", "normalize", "features", "signals", "risk", "workflow", "topics"}
+QUIET_COMMANDS = {"demo", "subscribe", "normalize", "features", "signals", "risk", "workflow", "topics", "data"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ Config (TOML, every table optional)::
     [execution]             # consumers.execution.processor.ExecutionConfig
     [risk]                  # consumers.risk.config.RiskConfig (sectors default to the portfolio's)
     [features]              # streaming.kernels.config.FeatureConfig
+    [history]               # producers.history.config.HistoryConfig (runs without --prices)
 
 The workflow sets the portfolio universe to ``--symbols``, its ``active_from``
 to the first day on or after ``--start``, and the risk consumer's initial cash
@@ -41,6 +42,7 @@ from consumers.portfolio.risk_models import estimate, risk_contributions
 from consumers.risk.config import RiskConfig
 from consumers.risk.metrics import risk_metrics
 from consumers.risk.processor import RiskProcessor
+from producers.history.config import HistoryConfig
 from streaming.config import read_toml
 from ticktide.workflow.data import load_prices, select
 from ticktide.workflow.pipeline import Collected, Progress, replay
@@ -60,11 +62,12 @@ class WorkflowConfig:
     execution: ExecutionConfig
     risk: RiskConfig
     features: object | None = None
+    history: HistoryConfig | None = None
 
     @classmethod
     def load(cls, path: str | None) -> "WorkflowConfig":
         data = read_toml(path) if path else {}
-        unknown = set(data) - {"workflow", "portfolio", "execution", "risk", "features"}
+        unknown = set(data) - {"workflow", "portfolio", "execution", "risk", "features", "history"}
         if unknown:
             raise ValueError(f"unknown config tables: {', '.join(sorted(unknown))}")
         features = None
@@ -75,7 +78,8 @@ class WorkflowConfig:
         return cls(msgspec.convert(data.get("workflow", {}), WorkflowSettings),
                    PortfolioConfig.from_mapping(data.get("portfolio", {})),
                    ExecutionConfig.from_mapping(data.get("execution", {})),
-                   RiskConfig.from_mapping(data.get("risk", {})), features)
+                   RiskConfig.from_mapping(data.get("risk", {})), features,
+                   HistoryConfig.from_mapping(data.get("history", {})))
 
 
 def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Timestamp) -> list:
@@ -178,18 +182,34 @@ def build_results(out: Collected, close: pd.DataFrame, symbols: list[str], first
     return _clean(results), series
 
 
-def run_workflow(prices: str, symbols: list[str], start: str, end: str, out_dir: str,
+def load_data(prices: str | None, symbols: list[str], start: str, end: str, cfg: WorkflowConfig,
+              fetch: dict | None = None):
+    """(prices, symbols, the ``data`` section of results.json): from the file, or fetched by symbol and dates."""
+    warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
+    if prices:
+        data, info = load_prices(prices), {"prices_file": prices}
+    else:
+        from ticktide.workflow.fetch import fetch_prices
+
+        data, symbols, info = fetch_prices(symbols, start, end, warmup, cfg.history or HistoryConfig(),
+                                           **(fetch or {}))
+    info = {"price_field": {s: data.price_field.get(s, "close") for s in symbols}, **info}
+    return data, symbols, info, warmup
+
+
+def run_workflow(prices: str | None, symbols: list[str], start: str, end: str, out_dir: str,
                  config: str | None = None, bus: str = "memory://", progress: bool = True,
-                 report: bool = True) -> dict:
+                 report: bool = True, fetch: dict | None = None) -> dict:
+    """``prices`` None: fetch by symbol and dates (``fetch``: cache_dir, sources, strict)."""
     t0 = time.monotonic()
     cfg = WorkflowConfig.load(config)
-    data = load_prices(prices)
-    warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
+    data, symbols, data_info, warmup = load_data(prices, symbols, start, end, cfg, fetch)
     close, first_day = select(data, symbols, start, end, warmup)
     processors = build_processors(cfg, symbols, first_day)
     bar = Progress(len(close), enabled=progress)
     out = asyncio.run(replay(data, close, processors, bus, bar))
     results, series = build_results(out, close, symbols, first_day, start, end, cfg)
+    results["data"] = data_info
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "results.json").write_text(json.dumps(results, indent=2) + "\n")
