@@ -31,7 +31,7 @@ def bar_events(long: pd.DataFrame, interval: str = "1d", close_time: str = "21:0
         t = t.dt.normalize() + pd.Timedelta(hours=h, minutes=m)
     else:
         t = t + pd.Timedelta(_INTERVAL[interval])
-    frame = long.assign(_ts=t.astype("int64")).sort_values(["_ts", "symbol"], kind="stable")
+    frame = long.assign(ts_close=t.dt.as_unit("ns").astype("int64")).sort_values(["ts_close", "symbol"], kind="stable")
     now = time.time_ns()
     out = []
     for r in frame.itertuples(index=False):
@@ -39,7 +39,7 @@ def bar_events(long: pd.DataFrame, interval: str = "1d", close_time: str = "21:0
         if not close > 0:
             continue
         fallback = lambda v: close if pd.isna(v) else float(v)  # noqa: E731
-        out.append(Bar(symbol=str(r.symbol), ts_event=int(r._ts), open=fallback(getattr(r, "open", None)),
+        out.append(Bar(symbol=str(r.symbol), ts_event=int(r.ts_close), open=fallback(getattr(r, "open", None)),
                        high=fallback(getattr(r, "high", None)), low=fallback(getattr(r, "low", None)), close=close,
                        volume=0.0 if pd.isna(getattr(r, "volume", 0.0)) else float(r.volume), interval=interval,
                        source=str(getattr(r, "source", None) or "history"), ts_ingest=now))

@@ -126,3 +126,38 @@ def test_workflow_report_names_the_sources(srv, tmp_path):
     report = (tmp_path / "o" / "report.md").read_text()
     assert "## Data" in report and "| AAPL | yahoo | adj_close | 100.00% | 100.00% |" in report
     assert "Not served: ZZZZ" in report
+
+
+def test_publish_puts_bars_on_bars_v1_in_date_order(srv, tmp_path, capsys):
+    import asyncio
+
+    import msgspec
+
+    from schemas.events import Bar
+    from streaming.bus import open_bus, reset_memory_buses
+
+    reset_memory_buses()
+    url = "memory://history-publish"
+    assert main(["data", "publish", "--symbols", "AAPL,GE", "--start", "2017-01-01", "--end", "2017-01-31",
+                 "--bus", url, "--cache-dir", str(tmp_path / "c")]) == 0
+    records = asyncio.run(open_bus(url).read_all("bars.v1"))
+    bars = [msgspec.json.decode(r.value, type=Bar) for r in sorted(records, key=lambda r: (r.partition, r.offset))]
+    days = srv.closes.loc["2017-01-01":"2017-01-31"].index
+    assert len(bars) == 2 * len(days)
+    for sym in ("AAPL", "GE"):  # each symbol's partition holds its bars in date order
+        assert [b.ts_event for b in bars if b.symbol == sym] == sorted(b.ts_event for b in bars if b.symbol == sym)
+    first = min(bars, key=lambda b: (b.ts_event, b.symbol))
+    assert first.symbol == "AAPL" and first.source == "yahoo" and first.interval == "1d"
+    assert first.ts_event == int(pd.Timestamp(days[0], tz="UTC").value + 21 * 3600 * 10**9)
+    assert first.close == pytest.approx(srv.closes.loc[days[0], "AAPL"])
+    # a file written by `data fetch` publishes the same bars
+    assert main(["data", "fetch", "--symbols", "AAPL,GE", "--start", "2017-01-01", "--end", "2017-01-31",
+                 "--out", str(tmp_path / "p.csv"), "--cache-dir", str(tmp_path / "c")]) == 0
+    reset_memory_buses()
+    assert main(["data", "publish", "--input", str(tmp_path / "p.csv"), "--bus", url]) == 0
+    again = [msgspec.json.decode(r.value, type=Bar) for r in sorted(asyncio.run(open_bus(url).read_all("bars.v1")),
+                                                                  key=lambda r: (r.partition, r.offset))]
+    assert [(b.symbol, b.ts_event, b.close, b.source) for b in again] == \
+        [(b.symbol, b.ts_event, b.close, b.source) for b in bars]
+    assert main(["data", "publish", "--input", str(tmp_path / "missing.csv"), "--bus", url]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("ticktide data publish: cannot read --input")
