@@ -2,8 +2,10 @@
 
 Alpha Vantage answers HTTP 200 when it refuses: a ``Note`` or ``Information``
 body (throttling, premium endpoint) or an ``Error Message`` body (bad symbol,
-bad key). Each is a failure carrying Alpha Vantage's own text. Calls are paced
-to the key's rate limit (``calls_per_minute``).
+bad key). Each is a failure carrying Alpha Vantage's own text, except an
+``Information`` body that calls the adjusted series premium: then the source
+switches to ``TIME_SERIES_DAILY`` for this and later calls. Calls are paced to
+the key's rate limit (``calls_per_minute``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ def parse_daily(body: str, symbol: str) -> pd.DataFrame:
         raise SourceError(f"alphavantage {symbol}: malformed time series ({type(exc).__name__}: {exc})") from None
 
 
+def _premium_refusal(body: str) -> bool:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and "premium" in str(doc.get("Information", "")).lower()
+
+
 class AlphaVantageSource:
     name = "alphavantage"
 
@@ -62,11 +72,16 @@ class AlphaVantageSource:
             raise SourceError(f"alphavantage {symbol}: only daily bars (interval 1d), not {interval}")
         # compact is the last 100 days; older starts need the full history
         recent = (dt.date.today() - start).days < 140
-        params = {"function": self.function, "symbol": symbol, "apikey": self.api_key,
-                  "outputsize": "compact" if recent else "full", "datatype": "json"}
-        await self.pacer.wait()
-        status, body = await self.http.get(f"{self.base_url}/query", params, f"alphavantage {symbol}")
-        if status != 200:
-            raise http_error(f"alphavantage {symbol}", status, body.replace(self.api_key, "***"))
+        while True:
+            params = {"function": self.function, "symbol": symbol, "apikey": self.api_key,
+                      "outputsize": "compact" if recent else "full", "datatype": "json"}
+            await self.pacer.wait()
+            status, body = await self.http.get(f"{self.base_url}/query", params, f"alphavantage {symbol}")
+            if status != 200:
+                raise http_error(f"alphavantage {symbol}", status, body.replace(self.api_key, "***"))
+            if self.function == "TIME_SERIES_DAILY_ADJUSTED" and _premium_refusal(body):
+                self.function = "TIME_SERIES_DAILY"  # the key's plan lacks the adjusted series
+                continue
+            break
         bars = parse_daily(body, symbol)
         return bars.loc[pd.Timestamp(start, tz="UTC"):pd.Timestamp(end, tz="UTC")]

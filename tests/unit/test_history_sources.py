@@ -232,3 +232,20 @@ def test_http_network_error_is_a_source_error(tmp_path):
             return await YahooSource(http, "http://127.0.0.1:9").fetch("AAPL", D(2017, 1, 1), D(2017, 1, 31))
     with pytest.raises(SourceError, match="network error"):
         asyncio.run(go())
+
+
+def test_alphavantage_switches_to_time_series_daily_when_the_plan_lacks_adjusted(srv, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "k")
+    closes = stock_closes(["AAPL"], "2017-01-01", "2017-03-31")["AAPL"].dropna()
+    daily = {"Meta Data": {"1. Information": "Daily Prices (open, high, low, close) and Volumes"},
+             "Time Series (Daily)": {d.date().isoformat(): {"1. open": str(c), "2. high": str(c), "3. low": str(c),
+                                                            "4. close": str(c), "5. volume": "1000"}
+                                     for d, c in closes.items()}}
+    premium = {"Information": "Thank you for using Alpha Vantage! This is a premium endpoint. You may subscribe to "
+                              "any of the premium plans at https://www.alphavantage.co/premium/ to instantly unlock "
+                              "all premium endpoints"}
+    srv.script("alphavantage", "AAPL", [(200, json.dumps(premium)), (200, json.dumps(daily))])
+    r = fetch(cfg(srv, tmp_path), ["AAPL"], D(2017, 1, 1), D(2017, 3, 31), sources=["alphavantage"])["AAPL"]
+    assert r.source == "alphavantage" and len(r.bars) == len(closes)
+    assert r.bars["adj_close"].isna().all() and r.bars["volume"].iloc[0] == 1000
+    assert [q["function"] for _, q in srv.log] == ["TIME_SERIES_DAILY_ADJUSTED", "TIME_SERIES_DAILY"]
