@@ -55,6 +55,19 @@ class BarCache:
         df = table.to_pandas()
         return df[list(BAR_COLUMNS)], covered
 
+    def covered(self, source: str, symbol: str, interval: str) -> tuple[dt.date, dt.date] | None:
+        """The covered (first, last) day from the file's metadata alone (no bars read)."""
+        import pyarrow.parquet as pq
+
+        p = self.path(source, symbol, interval)
+        if not p.exists():
+            return None
+        try:
+            meta = json.loads((pq.read_schema(p).metadata or {}).get(_META_KEY, b"{}"))
+            return dt.date.fromisoformat(meta["first"]), dt.date.fromisoformat(meta["last"])
+        except (OSError, ValueError, KeyError):
+            return None
+
     def save(self, source: str, symbol: str, interval: str, bars: pd.DataFrame, covered: tuple[dt.date, dt.date]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -91,7 +104,7 @@ class CachedSource:
 
     def covers(self, symbol: str, start: dt.date, end: dt.date, interval: str) -> bool:
         """True when [start, end] is in the cache: fetching it reads no network."""
-        _, covered = self.cache.load(self.name, symbol, interval)
+        covered = self.cache.covered(self.name, symbol, interval)
         return covered is not None and not missing_ranges(start, end, covered)
 
     async def fetch(self, symbol: str, start: dt.date, end: dt.date, interval: str = "1d",

@@ -60,7 +60,7 @@ def expected_rows(symbol: str, start: dt.date, end: dt.date, interval: str, cryp
 @dataclass
 class SymbolResult:
     symbol: str
-    bars: pd.DataFrame | None = None
+    bars: pd.DataFrame | None = field(default=None, repr=False)
     source: str | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason) before the one that served
     from_cache: bool = False
