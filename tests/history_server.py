@@ -95,6 +95,7 @@ class HistoryServer:
         self.raw_klines: dict[str, list[list]] = {}
         self.requests: Counter = Counter()
         self.log: list[tuple[str, dict]] = []
+        self.user_agents: set[str] = set()
         self.binance_max_limit = binance_max_limit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -194,6 +195,7 @@ class HistoryServer:
     def _count(self, source: str, request: web.Request) -> None:
         self.requests[source] += 1
         self.log.append((source, dict(request.query)))
+        self.user_agents.add(request.headers.get("User-Agent", ""))
 
     # lifecycle
     def __enter__(self) -> "HistoryServer":

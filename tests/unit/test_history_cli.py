@@ -161,3 +161,17 @@ def test_publish_puts_bars_on_bars_v1_in_date_order(srv, tmp_path, capsys):
         [(b.symbol, b.ts_event, b.close, b.source) for b in bars]
     assert main(["data", "publish", "--input", str(tmp_path / "missing.csv"), "--bus", url]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("ticktide data publish: cannot read --input")
+
+
+def test_the_history_table_of_a_config_file(srv, tmp_path, capsys):
+    cfg = tmp_path / "h.toml"
+    cfg.write_text('[history]\nsources = ["stooq"]\nretries = 0\n')
+    rc = main(["data", "fetch", "--symbols", "AAPL", "--start", "2017-01-01", "--end", "2017-01-31",
+               "--out", str(tmp_path / "p.csv"), "--config", str(cfg), "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "AAPL: no source could serve it: stooq: no data" in err and srv.requests["yahoo"] == 0
+    cfg.write_text('[history]\nyahoo_ulr = "http://x"\n')
+    rc = main(["data", "fetch", "--symbols", "AAPL", "--start", "2017-01-01", "--end", "2017-01-31",
+               "--out", str(tmp_path / "p.csv"), "--config", str(cfg)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "yahoo_ulr" in err[0] and err[0].startswith("ticktide data fetch: ")

@@ -53,6 +53,7 @@ def test_yahoo_chart_fixture_parses_every_field(srv, tmp_path):
         (322.0299987792969, 323.5799865722656, 317.1000061035156, 318.5, 318.5, 1303800))
     q = srv.log[0][1]
     assert q["interval"] == "1d" and q["events"] == "div,splits" and int(q["period2"]) > int(q["period1"])
+    assert len(srv.user_agents) == 1 and next(iter(srv.user_agents)).startswith("ticktide-history/")
 
 
 def test_yahoo_nulls_are_kept_as_missing(srv, tmp_path):
