@@ -108,3 +108,13 @@ async def test_a_symbol_nobody_serves_fails_the_job_with_its_reasons(gateway):
                          lambda d: d["status"] in ("completed", "failed"), timeout=60)
         assert doc["status"] == "failed" and doc["stage"] == "fetching"
         assert "ZZZZ: no source could serve it: yahoo: No data found" in doc["error"]
+
+
+def test_gateway_history_options_fail_in_one_line(tmp_path, capsys):
+    from ticktide.cli import main
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text("a-token-of-sufficient-length-0123456789\n")
+    assert main(["gateway", "--tokens-file", str(tokens), "--port", "0", "--history-sources", "yahoo,reuters"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ticktide gateway: history: unknown source reuters (sources: yahoo, alphavantage, stooq, binance)"]
