@@ -172,7 +172,10 @@ class HistoryServer:
             return web.Response(text="No data", content_type="text/plain")
         t0 = pd.Timestamp(dt.datetime.strptime(request.query["d1"], "%Y%m%d"), tz="UTC")
         t1 = pd.Timestamp(dt.datetime.strptime(request.query["d2"], "%Y%m%d"), tz="UTC") + pd.Timedelta(days=1)
-        return web.Response(text=stooq_csv(self._window(closes, t0, t1)), content_type="text/csv")
+        window = self._window(closes, t0, t1).dropna()
+        if window.empty:  # what Stooq answers for a range without a trading day
+            return web.Response(text="No data", content_type="text/plain")
+        return web.Response(text=stooq_csv(window), content_type="text/csv")
 
     async def _klines(self, request: web.Request) -> web.Response:
         symbol = request.query.get("symbol", "")

@@ -18,7 +18,7 @@ from typing import Callable
 
 import pandas as pd
 
-from producers.history.base import BAR_COLUMNS, HistorySource, empty_bars
+from producers.history.base import BAR_COLUMNS, HistorySource, SourceError, empty_bars, log
 
 _META_KEY = b"ticktide.history"
 
@@ -113,8 +113,18 @@ class CachedSource:
         cached, covered = self.cache.load(self.name, symbol, interval)
         todo = missing_ranges(start, end, covered)
         frames = [cached]
+        first, last = covered if covered else (start, end)
         for a, b in todo:
-            frames.append(await self.source.fetch(symbol, a, b, interval))
+            try:
+                frames.append(await self.source.fetch(symbol, a, b, interval))
+            except SourceError as exc:
+                if covered is None:
+                    raise
+                # a short range next to the cached one may hold no trading day (Stooq then answers
+                # "No data"); the coverage check below decides, and the cover does not grow over it
+                log.warning("%s %s: days %s..%s not fetched (%s); using the cache", self.name, symbol, a, b, exc)
+                continue
+            first, last = min(first, a), max(last, b)
         merged = pd.concat([f for f in frames if len(f)]) if any(len(f) for f in frames) else empty_bars()
         merged = merged[~merged.index.duplicated(keep="last")].sort_index()
         t0, t1 = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC") + pd.Timedelta(days=1)
@@ -122,10 +132,8 @@ class CachedSource:
         if check is not None:
             check(window)
         if todo:
-            final = _last_final_day()
-            first = min(start, covered[0]) if covered else start
-            last = min(max(end, covered[1]) if covered else end, final)
-            if last >= first:
+            last = min(last, _last_final_day())
+            if last >= first and (first, last) != covered:
                 keep = merged[merged.index < pd.Timestamp(last, tz="UTC") + pd.Timedelta(days=1)]
                 self.cache.save(self.name, symbol, interval, keep, (first, last))
         return window, len(todo)

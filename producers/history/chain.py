@@ -117,7 +117,9 @@ class HistoryFetcher:
         result = SymbolResult(symbol)
         chain = self.chain_for(symbol)
         crypto = looks_like_crypto(symbol) or chain == ["binance"]
-        need = max(1, int(expected_rows(symbol, start, end, interval, crypto) * self.config.min_coverage))
+        # days from today on have no final bar yet
+        until = min(end, dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))
+        need = max(1, int(expected_rows(symbol, start, max(until, start), interval, crypto) * self.config.min_coverage))
 
         def check(bars: pd.DataFrame, _name: str = "") -> None:
             rows = len(bars)

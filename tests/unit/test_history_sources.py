@@ -250,3 +250,27 @@ def test_alphavantage_switches_to_time_series_daily_when_the_plan_lacks_adjusted
     assert r.source == "alphavantage" and len(r.bars) == len(closes)
     assert r.bars["adj_close"].isna().all() and r.bars["volume"].iloc[0] == 1000
     assert [q["function"] for _, q in srv.log] == ["TIME_SERIES_DAILY_ADJUSTED", "TIME_SERIES_DAILY"]
+
+
+def test_an_empty_neighbouring_range_uses_the_cache_and_does_not_grow_the_cover(srv, tmp_path):
+    closes = stock_closes(["AAPL"], "2016-12-01", "2017-03-31")["AAPL"]
+    srv.serve("stooq", "AAPL", closes)
+    config = cfg(srv, tmp_path, sources=["stooq"])
+    first = fetch(config, ["AAPL"], D(2017, 1, 3), D(2017, 3, 31))["AAPL"]
+    # Jan 1 (Sunday) and Jan 2 (a holiday) hold no bar: Stooq says "No data" for them
+    wider = fetch(config, ["AAPL"], D(2017, 1, 1), D(2017, 3, 31))["AAPL"]
+    assert wider.source == "stooq" and wider.failures == []
+    pd.testing.assert_frame_equal(first.bars, wider.bars)
+    assert srv.requests["stooq"] == 2
+    fetch(config, ["AAPL"], D(2017, 1, 1), D(2017, 3, 31))
+    assert srv.requests["stooq"] == 3  # those two days were not marked covered
+
+
+def test_an_end_date_in_the_future_counts_only_the_days_until_yesterday(srv, tmp_path):
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    closes = stock_closes(["AAPL"], "2017-01-01", "2017-12-31")["AAPL"].dropna().iloc[:60]
+    closes.index = pd.bdate_range(end=yesterday, periods=60)
+    srv.serve("yahoo", "AAPL", closes)
+    start = closes.index[0].date()
+    r = fetch(cfg(srv, tmp_path), ["AAPL"], start, yesterday + dt.timedelta(days=14), sources=["yahoo"])["AAPL"]
+    assert r.source == "yahoo" and len(r.bars) == 60, r.failures
