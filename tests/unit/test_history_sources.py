@@ -274,3 +274,19 @@ def test_an_end_date_in_the_future_counts_only_the_days_until_yesterday(srv, tmp
     start = closes.index[0].date()
     r = fetch(cfg(srv, tmp_path), ["AAPL"], start, yesterday + dt.timedelta(days=14), sources=["yahoo"])["AAPL"]
     assert r.source == "yahoo" and len(r.bars) == 60, r.failures
+
+
+def test_binance_intraday_klines_through_load_history_and_bar_events(srv, tmp_path):
+    from producers.history import load_history
+    from producers.history.publish import bar_events
+
+    closes = stock_closes(["AAPL"], "2017-01-01", "2017-12-31")["AAPL"].dropna().iloc[:72]
+    closes.index = pd.date_range("2024-03-01", periods=72, freq="h", tz="UTC")
+    srv.serve_klines("BTCUSDT", klines(closes, interval_ms=3_600_000))
+    h = load_history(["BTCUSDT"], D(2024, 3, 1), D(2024, 3, 3), "1h", config=cfg(srv, tmp_path))
+    assert h.fetched["BTCUSDT"].source == "binance" and len(h.bars["BTCUSDT"]) == 72
+    assert h.quality["BTCUSDT"]["completeness"] == 1.0
+    bars = bar_events(h.long(), "1h")
+    assert len(bars) == 72 and all(b.interval == "1h" for b in bars)
+    assert bars[0].ts_event == int(pd.Timestamp("2024-03-01T01:00Z").value)  # the first hour's close
+    assert [b.close for b in bars] == pytest.approx(closes.to_numpy())
