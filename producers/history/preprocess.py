@@ -1,13 +1,17 @@
-"""Declarative preprocessing of historical bars: the tick validator's TOML rule format, applied to whole frames.
+"""Declarative preprocessing of historical bars with the tick validator's rules engine.
 
-Rules (``rules/default.toml`` documents them) use the validator's keys,
-operators, actions and error type (:class:`producers.validation.RuleError`);
-because a history arrives whole and sorted, conditions are evaluated on
-columns at once and ``fill`` can interpolate (a stream can only fill
-forward). Per symbol the result has the clean bars, every flag (date, rule,
-severity, message) and counts; :func:`quality` turns the counts of the
-symbols fetched together into completeness and accuracy against the
-thresholds.
+Rules (``rules/default.toml`` documents them) are in the validator's TOML
+format and every condition is compiled by the validator's own compiler
+(:func:`producers.validation.compile_condition`, the reference semantics:
+comparisons with a missing value never fire, ``max_jump_pct`` compares with
+the last kept row, ``negate``, ``value_field``) over the bar's fields. Rows
+run through the rules in date order like ticks through the validator, with a
+:class:`producers.validation.RuleState` per symbol. What differs is what a
+history allows: ``fill`` may interpolate linearly between the neighbouring
+rows (a stream can only fill forward), done once all rows have been seen.
+Per symbol the result has the clean bars, every flag (date, rule, severity,
+message) and counts; :func:`quality` turns the counts of the symbols fetched
+together into completeness and accuracy against the thresholds.
 """
 
 from __future__ import annotations
@@ -22,19 +26,14 @@ import numpy as np
 import pandas as pd
 
 from producers.history.base import BAR_COLUMNS
-from producers.validation import SEVERITIES, RuleError
+from producers.validation import SEVERITIES, RuleError, RuleState, compile_condition
 
 DEFAULT_RULES = Path(__file__).with_name("rules") / "default.toml"
+# stale_for and out_of_order need event/receive times and arrival order: a sorted history has neither
 BAR_OPERATORS = ("greater_than", "less_than", "between", "is_null", "not_null", "max_jump_pct")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
-Mask = Callable[[pd.DataFrame], pd.Series]
-
-
-def _field(name: Any, where: str) -> str:
-    if name not in BAR_COLUMNS:
-        raise RuleError(f"{where}: unknown field {name!r} (fields: {', '.join(BAR_COLUMNS)})")
-    return name
+Check = Callable[[Any, RuleState], "str | None"]
 
 
 def _num(value: Any, where: str) -> float:
@@ -43,56 +42,41 @@ def _num(value: Any, where: str) -> float:
     return float(value)
 
 
-def _condition(c: Any, where: str) -> Mask:
-    if not isinstance(c, dict):
-        raise RuleError(f"{where}: a condition must be a table")
-    op = c.get("operator")
-    if op not in BAR_OPERATORS:
-        raise RuleError(f"{where}: operator {op!r} does not apply to bars (operators: {', '.join(BAR_OPERATORS)})")
-    f = _field(c.get("field"), where)
-    if op in ("greater_than", "less_than"):
-        inclusive = bool(c.get("inclusive", False))
-        other = _field(c["value_field"], where) if "value_field" in c else None
-        value = None if other else _num(c.get("value"), where)
+class _Row:
+    """One bar as the compiled checks read it (attributes, None when missing); reused row after row."""
 
-        def mask(df, _f=f, _o=other, _v=value, _op=op, _inc=inclusive):
-            ref = df[_o] if _o else _v
-            x = df[_f]
-            m = (x >= ref if _inc else x > ref) if _op == "greater_than" else (x <= ref if _inc else x < ref)
-            return m.fillna(False).astype(bool)  # a comparison with a missing value never fires
-    elif op == "between":
-        value = c.get("value")
-        if not (isinstance(value, list) and len(value) == 2):
-            raise RuleError(f"{where}: between needs value = [low, high]")
-        lo, hi = _num(value[0], where), _num(value[1], where)
-
-        def mask(df, _f=f, _lo=lo, _hi=hi):
-            return df[_f].between(_lo, _hi).fillna(False)
-    elif op == "is_null":
-        def mask(df, _f=f):
-            return df[_f].isna()
-    elif op == "not_null":
-        def mask(df, _f=f):
-            return df[_f].notna()
-    else:  # max_jump_pct against the previous row's value
-        pct = _num(c.get("value"), where)
-
-        def mask(df, _f=f, _p=pct):
-            prev = df[_f].ffill().shift(1)
-            return ((df[_f] - prev).abs() / prev.abs() * 100.0 > _p).fillna(False)
-    if c.get("negate"):
-        inner = mask
-
-        def mask(df, _i=inner, _f=f):  # noqa: F811
-            return ~_i(df) & df[_f].notna()
-    return mask
+    __slots__ = BAR_COLUMNS
 
 
 @dataclass
 class _BarRule:
     name: str
-    mask: Mask
+    check: Check
+    tracked: set[str]
     actions: list[tuple[str, str, dict]]
+
+
+def _combine(checks: list[Check], match: str) -> Check:
+    if len(checks) == 1:
+        return checks[0]
+    if match == "all":
+        def check(t, st, _cs=tuple(checks)):
+            msgs = []
+            for c in _cs:
+                m = c(t, st)
+                if m is None:
+                    return None
+                msgs.append(m)
+            return " and ".join(msgs)
+        return check
+
+    def check_any(t, st, _cs=tuple(checks)):
+        for c in _cs:
+            m = c(t, st)
+            if m is not None:
+                return m
+        return None
+    return check_any
 
 
 def compile_rules(config: dict) -> list[_BarRule]:
@@ -103,16 +87,17 @@ def compile_rules(config: dict) -> list[_BarRule]:
         conds = r.get("conditions")
         if not isinstance(conds, list) or not conds:
             raise RuleError(f"{where}: needs at least one condition")
-        masks = [_condition(c, f"{where} condition {j}") for j, c in enumerate(conds)]
+        checks, tracked = [], set()
+        for j, c in enumerate(conds):
+            if isinstance(c, dict) and c.get("operator") not in BAR_OPERATORS:
+                raise RuleError(f"{where} condition {j}: operator {c.get('operator')!r} does not apply to bars "
+                                f"(operators: {', '.join(BAR_OPERATORS)})")
+            check, tr = compile_condition(c, f"{where} condition {j}", BAR_COLUMNS)
+            checks.append(check)
+            tracked |= tr
         match = r.get("match", "all")
         if match not in ("all", "any"):
             raise RuleError(f"{where}: match must be 'all' or 'any'")
-
-        def combined(df, _ms=tuple(masks), _any=match == "any"):
-            out = _ms[0](df)
-            for m in _ms[1:]:
-                out = (out | m(df)) if _any else (out & m(df))
-            return out
         actions = []
         for a in r.get("actions") or []:
             typ = a.get("type")
@@ -120,7 +105,8 @@ def compile_rules(config: dict) -> list[_BarRule]:
             if sev not in SEVERITIES:
                 raise RuleError(f"{where}: unknown severity {sev!r}")
             if typ == "fill":
-                _field(a.get("field"), where)
+                if a.get("field") not in BAR_COLUMNS:
+                    raise RuleError(f"{where}: fill needs a bar field ({', '.join(BAR_COLUMNS)}), got {a.get('field')!r}")
                 if a.get("method", "interpolate") not in ("interpolate", "last", "value"):
                     raise RuleError(f"{where}: fill method must be 'interpolate', 'last' or 'value'")
                 if a.get("method") == "value":
@@ -130,7 +116,7 @@ def compile_rules(config: dict) -> list[_BarRule]:
             actions.append((typ, sev, a))
         if not actions:
             raise RuleError(f"{where}: needs at least one action")
-        rules.append(_BarRule(name, combined, actions))
+        rules.append(_BarRule(name, _combine(checks, match), tracked, actions))
     return rules
 
 
@@ -183,49 +169,66 @@ class BarRules:
         dup = df.index.duplicated(keep=self.keep)
         out.duplicates = int(dup.sum())
         df = df[~dup].copy()
-        worst = pd.Series(-1, index=df.index)
-        drop = pd.Series(False, index=df.index)
-        for rule in self.rules:
-            # rows already rejected are not there for later rules (a jump compares with the last kept row)
-            hit = rule.mask(df[~drop]).reindex(df.index, fill_value=False)
-            if not hit.any():
-                continue
-            for typ, sev, spec in rule.actions:
-                if typ == "fill":
-                    f, method = spec["field"], spec.get("method", "interpolate")
-                    col = df[f]
-                    if col.isna().all():
-                        continue  # the source does not provide this column
-                    if method == "interpolate":
-                        filled = col.interpolate(method="linear", limit_area="inside")
-                    elif method == "last":
-                        filled = col.ffill()
-                    else:
-                        filled = col.fillna(float(spec["value"]))
-                    ok = hit & filled.notna()
-                    df.loc[ok, f] = filled[ok]
-                    out.filled += int(ok.sum())
-                    unfillable = hit & ~ok
-                    drop |= unfillable
-                    self._flags(out, rule.name, sev, ok, f"{f} filled ({method})")
-                    self._flags(out, rule.name, "critical", unfillable, f"{f} missing with nothing to fill from")
-                    worst = worst.where(~ok, np.maximum(worst, _RANK[sev]))
-                elif typ == "reject":
-                    drop |= hit
-                    self._flags(out, rule.name, sev, hit, "rejected")
-                else:
-                    self._flags(out, rule.name, sev, hit, "flagged")
-                    worst = worst.where(~hit, np.maximum(worst, _RANK[sev]))
-        out.rejected = int(drop.sum())
-        kept = df[~drop]
-        out.failing = int((worst[~drop] >= _RANK["warning"]).sum())
-        out.bars = kept
+        provided = {c for c in BAR_COLUMNS if df[c].notna().any()}  # a column the source gives at all
+        tracked = sorted(set().union(*(r.tracked for r in self.rules))) if self.rules else []
+        st = RuleState()
+        dates = [d.date().isoformat() for d in df.index]
+        keep = np.ones(len(df), dtype=bool)
+        worst = np.full(len(df), -1)
+        fills: dict[str, list[tuple[int, str, dict, str]]] = {}  # field -> (row, rule, spec, severity)
+        columns = [[None if v != v else v for v in df[c].tolist()] for c in BAR_COLUMNS]  # NaN -> None: missing
+        bar = _Row()
+        for i, values in enumerate(zip(*columns)):
+            bar.open, bar.high, bar.low, bar.close, bar.adj_close, bar.volume = values
+            for rule in self.rules:
+                message = rule.check(bar, st)
+                if message is None:
+                    continue
+                rejected = False
+                for typ, sev, spec in rule.actions:
+                    if typ == "reject":
+                        out.flags.append({"date": dates[i], "rule": rule.name, "severity": sev,
+                                          "message": f"rejected: {message}"})
+                        keep[i], rejected = False, True
+                        break
+                    if typ == "fill":
+                        if spec["field"] in provided:
+                            fills.setdefault(spec["field"], []).append((i, rule.name, spec, sev))
+                        continue
+                    out.flags.append({"date": dates[i], "rule": rule.name, "severity": sev, "message": message})
+                    worst[i] = max(worst[i], _RANK[sev])
+                if rejected:
+                    break
+            if keep[i]:
+                for f in tracked:
+                    v = getattr(bar, f)
+                    if v is not None:
+                        st.good[f] = v
+        for f, todo in fills.items():  # interpolation needs the rows after: done once all are seen
+            col = df[f].where(keep)
+            candidates: dict[tuple, pd.Series] = {}
+            for i, name, spec, sev in todo:
+                if not keep[i]:
+                    continue
+                method = spec.get("method", "interpolate")
+                key = (method, spec.get("value"))
+                if key not in candidates:
+                    candidates[key] = (col.interpolate(method="linear", limit_area="inside") if method == "interpolate"
+                                       else col.ffill() if method == "last" else col.fillna(float(spec["value"])))
+                value = candidates[key].iloc[i]
+                if value != value:
+                    keep[i] = False
+                    out.flags.append({"date": dates[i], "rule": name, "severity": "critical",
+                                      "message": f"{f} missing with nothing to fill from"})
+                    continue
+                df.iat[i, df.columns.get_loc(f)] = value
+                out.filled += 1
+                out.flags.append({"date": dates[i], "rule": name, "severity": sev, "message": f"{f} filled ({method})"})
+                worst[i] = max(worst[i], _RANK[sev])
+        out.rejected = int((~keep).sum())
+        out.failing = int((worst[keep] >= _RANK["warning"]).sum())
+        out.bars = df[keep]
         return out
-
-    @staticmethod
-    def _flags(out: Preprocessed, rule: str, severity: str, mask: pd.Series, message: str) -> None:
-        for d in mask.index[mask.to_numpy()]:
-            out.flags.append({"date": d.date().isoformat(), "rule": rule, "severity": severity, "message": message})
 
 
 def quality(done: dict[str, Preprocessed], start: dt.date, end: dt.date, thresholds: dict[str, float],
