@@ -23,10 +23,12 @@ COMMAND_MODULES = (
     "ticktide.gateway.commands",
     "ticktide.workflow.commands",
     "ticktide.optimize",
+    "ticktide.data_commands",
 )
 
 # commands whose output is the point: keep the log to warnings unless asked
-QUIET_COMMANDS = {"demo", "subscribe", "normalize", "features", "signals", "risk", "workflow", "topics", "optimize"}
+QUIET_COMMANDS = {"demo", "subscribe", "normalize", "features", "signals", "risk", "workflow", "topics", "optimize",
+                  "data"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,11 +12,12 @@
 """
 
 from producers.validation.rules import (
-    KINDS, OPERATORS, SEVERITIES, TICK_FIELDS, VIRTUAL_FIELDS, Flag, RuleError, SymbolQuality, Verdict,
+    KINDS, OPERATORS, SEVERITIES, TICK_FIELDS, VIRTUAL_FIELDS, Flag, RuleError, RuleState, SymbolQuality, Verdict,
+    compile_condition,
 )
 from producers.validation.validator import DEFAULT_RULES, Validator
 
 __all__ = [
     "DEFAULT_RULES", "KINDS", "OPERATORS", "SEVERITIES", "TICK_FIELDS", "VIRTUAL_FIELDS",
-    "Flag", "RuleError", "SymbolQuality", "Validator", "Verdict",
+    "Flag", "RuleError", "RuleState", "SymbolQuality", "Validator", "Verdict", "compile_condition",
 ]

@@ -73,7 +73,13 @@ class _Counts:
 
 # --------------------------------------------------------------------------- compile
 
-def _getter(name: str, where: str) -> Callable[[Tick], Any]:
+def _getter(name: str, where: str, fields: tuple[str, ...] = TICK_FIELDS) -> Callable[[Tick], Any]:
+    from operator import attrgetter
+
+    if fields is not TICK_FIELDS:  # another record type (history bars): its own fields, no virtual ones
+        if name not in fields:
+            raise RuleError(f"{where}: unknown field {name!r} (fields: {', '.join(fields)})")
+        return attrgetter(name)
     if name == "latency_s":
         return lambda t: (t.ts_recv - t.ts_event) / _NS
     if name == "spread_bps":
@@ -85,7 +91,6 @@ def _getter(name: str, where: str) -> Callable[[Tick], Any]:
         return spread
     if name not in TICK_FIELDS:
         raise RuleError(f"{where}: unknown field {name!r} (fields: {', '.join(TICK_FIELDS + VIRTUAL_FIELDS)})")
-    from operator import attrgetter
     return attrgetter(name)
 
 
@@ -98,14 +103,25 @@ def _num(value: Any, where: str) -> float:
 _Check = Callable[[Tick, _State], "str | None"]
 
 
-def _compile_condition(c: dict, where: str) -> tuple[_Check, set[str]]:
-    """Return check(tick, state) -> message|None and the fields whose good values it tracks."""
-    check, tracked = _compile_condition_check(c, where)
+def _compile_condition(c: dict, where: str, fields: tuple[str, ...] = TICK_FIELDS) -> tuple[_Check, set[str]]:
+    """Return check(tick, state) -> message|None and the fields whose good values it tracks.
+
+    ``fields``: the record's fields when it is not a Tick (``producers.history`` compiles bar rules here)."""
+    check, tracked = _compile_condition_check(c, where, fields)
     return check, tracked
 
 
 
-def _compile_condition_check(c: dict, where: str) -> tuple[_Check, set[str]]:
+# the reference compiler and state, public for other record types (producers.history's bar rules)
+def compile_condition(c: dict, where: str, fields: tuple[str, ...] = TICK_FIELDS) -> tuple[_Check, set[str]]:
+    return _compile_condition(c, where, fields)
+
+
+RuleState = _State
+
+
+def _compile_condition_check(c: dict, where: str,
+                             fields: tuple[str, ...] = TICK_FIELDS) -> tuple[_Check, set[str]]:
     if not isinstance(c, dict):
         raise RuleError(f"{where}: a condition must be a table")
     op = c.get("operator")
@@ -114,7 +130,7 @@ def _compile_condition_check(c: dict, where: str) -> tuple[_Check, set[str]]:
     fname = c.get("field")
     if not isinstance(fname, str):
         raise RuleError(f"{where}: condition needs a field")
-    get = _getter(fname, where)
+    get = _getter(fname, where, fields)
     negate = bool(c.get("negate", False))
     tracked: set[str] = set()
     check: _Check
@@ -122,7 +138,7 @@ def _compile_condition_check(c: dict, where: str) -> tuple[_Check, set[str]]:
     if op in ("greater_than", "less_than"):
         inclusive = bool(c.get("inclusive", False))
         if "value_field" in c:
-            other = _getter(c["value_field"], where)
+            other = _getter(c["value_field"], where, fields)
             label = c["value_field"]
 
             def ref(t, _o=other):

@@ -37,14 +37,28 @@ async def _serve(args: argparse.Namespace) -> int:
     if prices and not os.path.isfile(prices):
         print(f"ticktide gateway: --prices {prices}: no such file", file=sys.stderr)
         return 2
-    if not prices:
-        log.warning("no --prices file: POST /workflows answers 503")
+    history = None
+    if args.history_sources or args.history_config:
+        from producers.history import HistoryConfig, parse_sources
+        from streaming.config import read_toml
+
+        try:
+            sources = None if args.history_sources in (None, "auto") else parse_sources(args.history_sources)
+            table = read_toml(args.history_config).get("history", {}) if args.history_config else {}
+            HistoryConfig.from_mapping(table)  # a bad table fails now, not in every job
+        except (OSError, ValueError) as exc:
+            print(f"ticktide gateway: history: {exc}", file=sys.stderr)
+            return 2
+        history = {"sources": sources, "cache_dir": args.history_cache_dir, "config": table}
+    if not prices and history is None:
+        log.warning("no --prices file and no --history-sources: POST /workflows answers 503")
     limits = Limits(queue_size=args.queue_size, max_frame_bytes=args.max_frame_bytes,
                     max_subscriptions=args.max_subscriptions,
                     max_connections_per_token=args.max_connections_per_token)
     bus = open_bus(args.bus)
     app = create_app(tokens, bus=bus, prices=prices, limits=limits, max_running_jobs=args.max_running_jobs,
-                     max_queued_jobs=args.max_queued_jobs, group=args.group, jobs_dir=args.jobs_dir)
+                     max_queued_jobs=args.max_queued_jobs, group=args.group, jobs_dir=args.jobs_dir,
+                     history=history)
     runner = web.AppRunner(app, access_log=logging.getLogger("ticktide.gateway.access") if args.access_log else None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=2048)
@@ -78,6 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bearer tokens, one per line (also $TICKTIDE_GATEWAY_TOKENS, comma-separated)")
     p.add_argument("--prices", default=None,
                    help="prices file POST /workflows runs on (also $TICKTIDE_GATEWAY_PRICES)")
+    p.add_argument("--history-sources", default=None, metavar="SOURCES",
+                   help="let POST /workflows run any symbols, fetched by this chain (e.g. yahoo,stooq; 'auto' "
+                        "for the per-symbol default) through the history cache")
+    p.add_argument("--history-config", default=None, metavar="FILE",
+                   help="TOML with a [history] table (source URLs, API key, quality); implies fetching")
+    p.add_argument("--history-cache-dir", default=None, metavar="DIR",
+                   help="history cache for fetched prices (default ~/.cache/ticktide/history)")
     p.add_argument("--queue-size", type=int, default=1024, help="frames queued per connection before it is "
                    "disconnected as slow (default 1024)")
     p.add_argument("--max-frame-bytes", type=int, default=16384, help="largest client frame (default 16384)")

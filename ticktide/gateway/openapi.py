@@ -37,7 +37,7 @@ queue overflowed), 4029 too many connections for the token, 1009 frame too large
 """
 
 
-def build_spec(symbols: list[str], server_url: str | None = None) -> dict[str, Any]:
+def build_spec(symbols: list[str], server_url: str | None = None, any_symbols: bool = False) -> dict[str, Any]:
     job_id = {"name": "id", "in": "path", "required": True, "description": "the workflow_id POST returned",
               "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
     status_schema = {
@@ -51,8 +51,13 @@ def build_spec(symbols: list[str], server_url: str | None = None) -> dict[str, A
             "started_at": {"type": "string", "format": "date-time", "nullable": True},
             "finished_at": {"type": "string", "format": "date-time", "nullable": True},
             "error": {"type": "string", "nullable": True},
+            "stage": {"type": "string", "description": "what a running job does now (fetching, replaying)"},
+            "sources": {"type": "object", "description": "per symbol: the history source that served it, "
+                                                          "whether from the cache, the failures before it"},
         },
     }
+    symbol_item = {"type": "string", "pattern": "^[A-Z0-9][A-Z0-9.^=/_-]{0,23}$"} if any_symbols else \
+        {"type": "string", "enum": sorted(symbols)}
     config_tables = {name: {"type": "object", "description": f"the [{name}] table of the workflow TOML config"}
                      for name in ("workflow", "portfolio", "execution", "risk", "features", "alerts")}
     config_tables.update(document_keys())  # the API document's names (ticktide.workflow.profiles)
@@ -118,7 +123,7 @@ def build_spec(symbols: list[str], server_url: str | None = None) -> dict[str, A
                     "required": ["symbols", "start_date", "end_date"],
                     "properties": {
                         "symbols": {"type": "array", "minItems": 1, "maxItems": MAX_SYMBOLS,
-                                    "items": {"type": "string", "enum": sorted(symbols)}},
+                                    "items": symbol_item},
                         "start_date": {"type": "string", "format": "date"},
                         "end_date": {"type": "string", "format": "date",
                                      "description": "after start_date"},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -41,13 +42,15 @@ class WorkflowSubmission(msgspec.Struct, forbid_unknown_fields=True):
 
 @dataclass(frozen=True)
 class WorkflowRequest:
-    """What ``run_workflow`` gets: the submission plus the server's prices file."""
+    """What ``run_workflow`` gets: the submission plus the server's prices file, or (``prices`` empty)
+    the gateway's history settings to fetch the symbols with (``history``: sources, cache_dir, config)."""
 
     symbols: tuple[str, ...]
     start_date: dt.date
     end_date: dt.date
     config: dict[str, Any]
     prices: str
+    history: dict[str, Any] | None = None
 
 
 RunWorkflow = Callable[[WorkflowRequest, Callable[[float], None]], dict]
@@ -64,11 +67,34 @@ class Job:
     finished_at: float | None = None
     error: str | None = None
     results: dict | None = None
+    stage: str | None = None  # what a running job does now, e.g. "fetching" or "replaying"
+    sources: dict | None = None  # per symbol: the history source that served it and the failures before
 
     def status_doc(self) -> dict[str, Any]:
-        return {"workflow_id": self.id, "status": self.status, "progress": round(self.progress, 6),
-                "submitted_at": _iso(self.submitted_at), "started_at": _iso(self.started_at),
-                "finished_at": _iso(self.finished_at), "error": self.error}
+        doc = {"workflow_id": self.id, "status": self.status, "progress": round(self.progress, 6),
+               "submitted_at": _iso(self.submitted_at), "started_at": _iso(self.started_at),
+               "finished_at": _iso(self.finished_at), "error": self.error}
+        if self.stage is not None:
+            doc["stage"] = self.stage
+        if self.sources is not None:
+            doc["sources"] = self.sources
+        return doc
+
+
+class JobProgress:
+    """The ``progress_cb`` a job's ``run_workflow`` gets: call it with the fraction done; ``stage(name,
+    sources=...)`` says what the job does now (and, after a fetch, where each symbol's prices came from)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def __call__(self, fraction: float) -> None:
+        self.job.progress = min(1.0, max(self.job.progress, float(fraction)))
+
+    def stage(self, name: str, sources: dict | None = None) -> None:
+        self.job.stage = name
+        if sources is not None:
+            self.job.sources = sources
 
 
 def _iso(ts: float | None) -> str | None:
@@ -79,8 +105,15 @@ class InvalidSubmission(ValueError):
     pass
 
 
-def validate(body: bytes, known_symbols: frozenset[str], prices: str) -> WorkflowRequest:
-    """Turn a request body into a WorkflowRequest, or raise InvalidSubmission saying what is wrong."""
+SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9.^=/_-]{0,23}")
+
+
+def validate(body: bytes, known_symbols: frozenset[str], prices: str | None,
+             history: dict[str, Any] | None = None) -> WorkflowRequest:
+    """Turn a request body into a WorkflowRequest, or raise InvalidSubmission saying what is wrong.
+
+    With ``history`` (the gateway fetches prices) any well-formed symbol is accepted: symbols all in the
+    prices file run on it, others are fetched."""
     try:
         sub = msgspec.json.decode(body, type=WorkflowSubmission)
     except msgspec.ValidationError as exc:
@@ -93,7 +126,12 @@ def validate(body: bytes, known_symbols: frozenset[str], prices: str) -> Workflo
         raise InvalidSubmission(f"symbols: at most {MAX_SYMBOLS}, got {len(sub.symbols)}")
     symbols = tuple(dict.fromkeys(s.strip().upper() for s in sub.symbols))
     unknown = [s for s in symbols if s not in known_symbols]
-    if unknown:
+    if unknown and history is not None:
+        bad = [s for s in symbols if not SYMBOL.fullmatch(s)]
+        if bad:
+            raise InvalidSubmission(f"symbols: {', '.join(repr(s[:30]) for s in bad[:10])} are not ticker symbols "
+                                    "(letters, digits and . ^ = / _ -, at most 24)")
+    elif unknown:
         raise InvalidSubmission(f"symbols: {', '.join(unknown[:10])} not in the prices file; "
                                 f"known: {', '.join(sorted(known_symbols))}")
     dates = []
@@ -105,6 +143,8 @@ def validate(body: bytes, known_symbols: frozenset[str], prices: str) -> Workflo
             raise InvalidSubmission(f"{name}: {value[:40]!r} is not a date (YYYY-MM-DD)") from None
     if dates[0] >= dates[1]:
         raise InvalidSubmission(f"start_date ({dates[0]}) must be before end_date ({dates[1]})")
+    if unknown or not prices:
+        return WorkflowRequest(symbols, dates[0], dates[1], sub.config, "", history)
     return WorkflowRequest(symbols, dates[0], dates[1], sub.config, prices)
 
 
@@ -177,10 +217,7 @@ class JobManager:
         job.status, job.started_at = "running", time.time()
         self._update_gauges()
 
-        def progress(fraction: float) -> None:
-            job.progress = min(1.0, max(job.progress, float(fraction)))
-
-        return self.run_workflow(job.request, progress)
+        return self.run_workflow(job.request, JobProgress(job))
 
     def _prune(self) -> None:
         finished = [j for j in self.jobs.values() if j.status in ("completed", "failed")]
@@ -206,6 +243,7 @@ def _enc_hook(obj: Any) -> Any:
 # -- handlers ---------------------------------------------------------------------
 JOBS_KEY = web.AppKey("jobs", JobManager)
 PRICES_KEY = web.AppKey("prices", tuple)  # (path, frozenset of symbols)
+HISTORY_KEY = web.AppKey("history", object)  # dict (sources, cache_dir, config) or None: no fetching
 
 
 def error(code: int, message: str, **extra: Any) -> web.Response:
@@ -217,7 +255,7 @@ async def post_workflow(request: web.Request) -> web.Response:
     path, symbols = request.app[PRICES_KEY]
     body = await request.read()
     try:
-        wf = validate(body, symbols, path)
+        wf = validate(body, symbols, path, request.app.get(HISTORY_KEY))
     except InvalidSubmission as exc:
         return error(422 if body.strip().startswith(b"{") else 400, str(exc))
     jobs = request.app[JOBS_KEY]

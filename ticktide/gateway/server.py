@@ -26,7 +26,7 @@ from ticktide.gateway.auth import TokenStore, bearer
 from ticktide.gateway.hub import Hub, Limits
 from ticktide.gateway.openapi import build_spec
 from ticktide.gateway.rest import (
-    JOBS_KEY, PRICES_KEY, JobManager, RunWorkflow, error, get_results, get_status, post_workflow,
+    HISTORY_KEY, JOBS_KEY, PRICES_KEY, JobManager, RunWorkflow, error, get_results, get_status, post_workflow,
 )
 from ticktide.gateway.ws import HUB_KEY, TOKENS_KEY, handle_ws
 from streaming.bus.base import Bus
@@ -104,9 +104,9 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def submit(request: web.Request) -> web.StreamResponse:
     path, _ = request.app[PRICES_KEY]
-    if path is None:
+    if path is None and request.app[HISTORY_KEY] is None:
         return error(503, "no prices file configured: start the gateway with --prices FILE "
-                          "(or TICKTIDE_GATEWAY_PRICES)")
+                          "(or TICKTIDE_GATEWAY_PRICES) or --history-sources")
     return await post_workflow(request)
 
 
@@ -114,11 +114,12 @@ def create_app(tokens: TokenStore, *, bus: Bus | None = None, prices: str | None
                symbols: frozenset[str] | None = None, limits: Limits | None = None,
                run_workflow: RunWorkflow | None = None, check_config: Callable[[dict], None] | None = None,
                max_running_jobs: int = 2, max_queued_jobs: int = 32, group: str | None = None,
-               jobs_dir: str | None = None) -> web.Application:
+               jobs_dir: str | None = None, history: dict | None = None) -> web.Application:
     """The application. ``bus`` None: no bus consumer (tests dispatch events into the hub directly).
 
     ``run_workflow`` defaults to the historical workflow; ``symbols`` (the valid
-    POST symbols) default to the prices file's columns.
+    POST symbols) default to the prices file's columns. ``history`` (sources,
+    cache_dir, config: the ``[history]`` table) lets jobs fetch any symbols.
     """
     if run_workflow is None:
         from ticktide.gateway.workflow import check_config as default_check, run_historical_workflow
@@ -136,6 +137,7 @@ def create_app(tokens: TokenStore, *, bus: Bus | None = None, prices: str | None
     app[TOKENS_KEY] = tokens
     app[BUS_KEY] = bus
     app[PRICES_KEY] = (prices, frozenset(symbols))
+    app[HISTORY_KEY] = history
     store = None
     if jobs_dir is not None:
         from ticktide.gateway.jobstore import JobStore
@@ -143,7 +145,7 @@ def create_app(tokens: TokenStore, *, bus: Bus | None = None, prices: str | None
         store = JobStore(jobs_dir)
     app[JOBS_KEY] = JobManager(run_workflow, max_running_jobs, max_queued_jobs, check_config=check_config,
                                store=store)
-    app[SPEC_KEY] = build_spec(sorted(symbols))
+    app[SPEC_KEY] = build_spec(sorted(symbols), any_symbols=history is not None)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC, show_index=False)
     app.router.add_get("/ws", handle_ws)

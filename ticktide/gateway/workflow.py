@@ -7,7 +7,11 @@ a private embedded bus, results), with progress reported per replayed day and
 no files written. The request's ``config`` object has the TOML config's
 tables (``workflow``, ``portfolio``, ``execution``, ``risk``, ``features``,
 ``alerts``) and/or the API document's keys (``risk_profile``,
-``rebalancing_frequency``, ...: ``ticktide.workflow.profiles``).
+``rebalancing_frequency``, ...: ``ticktide.workflow.profiles``); never
+``history``: where prices are fetched from is the gateway's setting
+(``--history-sources``/``--history-config``), not a client's. A request without
+a prices file fetches its symbols first (stage ``fetching``, then
+``replaying``; the status shows each symbol's source).
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ def load_config(config: dict[str, Any]):
     """A ``WorkflowConfig`` from a JSON object; ValueError saying what is wrong."""
     from ticktide.workflow.run import WorkflowConfig
 
+    if "history" in config:
+        raise ValueError("config.history: not accepted over REST (the gateway's --history-config sets the sources)")
+
     fd, path = tempfile.mkstemp(prefix="ticktide-gateway-", suffix=".toml")
     try:
         with os.fdopen(fd, "w") as fh:
@@ -89,14 +96,25 @@ def run_historical_workflow(request: WorkflowRequest, progress_cb: Callable[[flo
     from ticktide.workflow import run as wf
 
     cfg = load_config(request.config)
-    data = wf.load_prices(request.prices)
     symbols = list(request.symbols)
     start, end = request.start_date.isoformat(), request.end_date.isoformat()
-    warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
+    stage = getattr(progress_cb, "stage", None) or (lambda name, sources=None: None)
+    fetch = None
+    if not request.prices:
+        from producers.history import HistoryConfig
+
+        history = request.history or {}
+        cfg.history = HistoryConfig.from_mapping(history.get("config"))
+        fetch = {"cache_dir": history.get("cache_dir"), "sources": history.get("sources")}
+        stage("fetching")
+    data, symbols, data_info, warmup = wf.load_data(request.prices or None, symbols, start, end, cfg, fetch)
+    stage("replaying", data_info.get("sources"))
     close, first_day = wf.select(data, symbols, start, end, warmup)
     close = wf.with_benchmark(data, close, cfg.risk.benchmark)  # a [risk]/[workflow] benchmark is replayed too
     processors = wf.build_processors(cfg, symbols, first_day)
     progress_cb(0.0)
     out = asyncio.run(wf.replay(data, close, processors, "memory://", _ProgressAdapter(len(close), progress_cb)))
     results, _series = wf.build_results(out, close, symbols, first_day, start, end, cfg)
+    results["data"] = data_info
+    stage("done")
     return results

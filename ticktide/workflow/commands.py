@@ -15,10 +15,19 @@ def cmd_workflow_run(args: argparse.Namespace) -> int:
     if not symbols:
         print("ticktide workflow run: --symbols is empty", file=sys.stderr)
         return 2
+    fetch = None
+    if not args.prices:
+        from producers.history import parse_sources
+
+        try:
+            fetch = {"cache_dir": args.cache_dir, "sources": parse_sources(args.sources), "strict": args.strict}
+        except ValueError as exc:
+            print(f"ticktide workflow run: --sources: {exc}", file=sys.stderr)
+            return 2
     try:
         results = run_workflow(args.prices, symbols, args.start, args.end, args.out, config=args.config,
                                bus=args.bus or "memory://", progress=not args.no_progress,
-                               report=not args.no_report, benchmark=args.benchmark)
+                               report=not args.no_report, benchmark=args.benchmark, fetch=fetch)
     except (OSError, ValueError, msgspec.MsgspecError) as exc:
         print(f"ticktide workflow run: {exc}", file=sys.stderr)
         return 2
@@ -48,8 +57,11 @@ def register(subparsers) -> None:
         "run", help="replay daily bars through features, portfolio, execution and risk; write results and a report",
         description="Replay daily bars from a wide close CSV (date + one column per symbol) or a long OHLCV "
                     "CSV/Parquet through the same consumers as the live pipeline, on the embedded bus "
-                    "(default) or Kafka (--bus). Writes DIR/results.json and DIR/report.md with PNG charts.")
-    r.add_argument("--prices", required=True, metavar="FILE", help="wide close CSV or long OHLCV CSV/Parquet")
+                    "(default) or Kafka (--bus). Without --prices the bars are fetched by symbol and dates "
+                    "(Yahoo, then Alpha Vantage with a key, then Stooq; Binance for crypto pairs), warm-up "
+                    "included, through the local cache. Writes DIR/results.json and DIR/report.md with PNG charts.")
+    r.add_argument("--prices", default=None, metavar="FILE",
+                   help="wide close CSV or long OHLCV CSV/Parquet (default: fetch the history)")
     r.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. AAPL,MSFT")
     r.add_argument("--start", required=True, metavar="DATE", help="first day to trade (YYYY-MM-DD)")
     r.add_argument("--end", required=True, metavar="DATE", help="last day (YYYY-MM-DD)")
@@ -63,4 +75,10 @@ def register(subparsers) -> None:
     r.add_argument("--bus", default=None, help="memory:// (default, deterministic) or kafka://host:port")
     r.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     r.add_argument("--no-report", action="store_true", help="write results.json only")
+    r.add_argument("--sources", default=None, help="without --prices: the source chain for every symbol, "
+                   "e.g. yahoo,stooq (default: per symbol)")
+    r.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="without --prices: the history cache (default ~/.cache/ticktide/history)")
+    r.add_argument("--strict", action="store_true",
+                   help="without --prices: fail when any symbol cannot be fetched or falls below a quality threshold")
     r.set_defaults(func=cmd_workflow_run)

@@ -3,7 +3,10 @@
 - wide: ``date`` (or the first column) plus one close column per symbol; empty
   cells (before a listing) are missing prices;
 - long: columns ``date``/``ts``/``timestamp``, ``symbol``, ``close`` and
-  optionally ``open``, ``high``, ``low``, ``volume``; ``.parquet`` files need pyarrow.
+  optionally ``open``, ``high``, ``low``, ``adj_close``, ``volume`` (the file
+  ``ticktide data fetch`` writes); ``.parquet`` files need pyarrow. A symbol
+  with adjusted closes is replayed on them (open/high/low scaled by the same
+  factor); ``PriceData.price_field`` says which field each symbol used.
 
 A day's bar closes at ``close_time`` UTC (21:00, the New York close); its
 ``ts_event`` is that instant in ns.
@@ -11,8 +14,9 @@ A day's bar closes at ``close_time`` UTC (21:00, the New York close); its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from schemas.events import Bar
@@ -24,6 +28,7 @@ _DATE_COLUMNS = ("date", "ts", "timestamp", "time", "datetime")
 class PriceData:
     close: pd.DataFrame  # index: UTC day, columns: symbols
     ohlcv: dict[str, pd.DataFrame] | None = None  # symbol -> open/high/low/close/volume (long files)
+    price_field: dict[str, str] = field(default_factory=dict)  # symbol -> "adj_close" | "close"
 
 
 def _read_table(path: str) -> pd.DataFrame:
@@ -40,8 +45,30 @@ def _days(values) -> pd.DatetimeIndex:
     return idx.normalize()
 
 
+def _adjusted(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Closes replaced by adjusted closes for the symbols that have them, open/high/low scaled alike."""
+    if "adj_close" not in df:
+        return df, {str(s): "close" for s in df["symbol"].unique()}
+    adj = pd.to_numeric(df["adj_close"], errors="coerce")
+    has = adj.notna().groupby(df["symbol"]).transform("any")
+    use = (has & adj.notna()).to_numpy()
+    close = pd.to_numeric(df["close"], errors="coerce")
+    factor = np.where(use, adj / close, 1.0)
+    df = df.copy()
+    for k in ("open", "high", "low"):
+        if k in df:
+            df[k] = pd.to_numeric(df[k], errors="coerce") * factor
+    df["close"] = np.where(use, adj, close)
+    fields = {str(s): "adj_close" if bool(h) else "close" for s, h in has.groupby(df["symbol"]).any().items()}
+    return df, fields
+
+
 def load_prices(path: str) -> PriceData:
-    df = _read_table(path)
+    return prices_from_frame(_read_table(path))
+
+
+def prices_from_frame(df: pd.DataFrame) -> PriceData:
+    """A wide close table or a long bars table (see the module doc) as PriceData."""
     cols = {c.lower(): c for c in df.columns}
     date_col = next((cols[c] for c in _DATE_COLUMNS if c in cols), df.columns[0])
     if "symbol" in cols and "close" in cols:
@@ -49,6 +76,7 @@ def load_prices(path: str) -> PriceData:
         date_col = date_col.lower()
         df["day"] = _days(df[date_col])
         df = df.dropna(subset=["close"]).sort_values(["day", "symbol"])
+        df, fields = _adjusted(df)
         close = df.pivot_table(index="day", columns="symbol", values="close", aggfunc="last").sort_index()
         ohlcv = {}
         for sym, g in df.groupby("symbol"):
@@ -57,12 +85,12 @@ def load_prices(path: str) -> PriceData:
                 k: g[k] if k in g else g["close"] for k in ("open", "high", "low", "close")
             }).assign(volume=g["volume"] if "volume" in g else 0.0)
         close.columns = [str(c) for c in close.columns]
-        return PriceData(close, ohlcv)
+        return PriceData(close, ohlcv, fields)
     close = df.set_index(date_col)
     close.index = _days(close.index)
     close = close.sort_index().apply(pd.to_numeric, errors="coerce")
     close.columns = [str(c).strip() for c in close.columns]
-    return PriceData(close)
+    return PriceData(close, price_field={str(c): "close" for c in close.columns})
 
 
 def select(data: PriceData, symbols: list[str], start: str, end: str, warmup: int) -> tuple[pd.DataFrame, pd.Timestamp]:

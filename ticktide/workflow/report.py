@@ -159,6 +159,30 @@ def write_report(dest: Path, results: dict, series: dict) -> Path:
               f"{len(results['rejected_orders'])} orders rejected by the pre-trade checks, "
               f"{len(results['alerts'])} alerts.", ""]
     lines += cash_lines(results) + alert_lines(results)
+    lines += data_section(results.get("data") or {})
     path = dest / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def data_section(data: dict) -> list[str]:
+    """Where each symbol's prices came from, which close was used, and their quality."""
+    if not data:
+        return []
+    lines = ["## Data", ""]
+    if data.get("prices_file"):
+        lines += [f"Prices file: `{data['prices_file']}`", ""]
+    sources, quality = data.get("sources") or {}, data.get("quality") or {}
+    lines += ["| symbol | source | price | completeness | accuracy | notes |", "| --- | --- | --- | --- | --- | --- |"]
+    for sym, field in (data.get("price_field") or {}).items():
+        src, q = sources.get(sym) or {}, quality.get(sym) or {}
+        notes = "; ".join(f"{f['source']} failed: {f['reason']}" for f in src.get("failures", []))
+        if q.get("breaches"):
+            notes = "; ".join(filter(None, [notes, "below threshold: " + ", ".join(q["breaches"])]))
+        lines.append(f"| {sym} | {src.get('source') or 'file'} | {field} | {_pct(q.get('completeness'))} | "
+                     f"{_pct(q.get('accuracy'))} | {notes} |")
+    for line in data.get("errors") or []:
+        lines.append(f"\nNot served: {line}")
+    for sym, why in (data.get("dropped") or {}).items():
+        lines.append(f"\nDropped: {sym} ({why})")
+    return lines + [""]

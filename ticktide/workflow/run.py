@@ -17,6 +17,7 @@ Config (TOML, every table optional)::
 The API document's keys (``risk_profile``, ``rebalancing_frequency`` and the
 aliases in ``ticktide.workflow.profiles``) are accepted too and resolved
 into these tables first; explicit keys override a profile's preset.
+    [history]               # producers.history.config.HistoryConfig (runs without --prices)
 
 The workflow sets the portfolio universe to ``--symbols``, its ``active_from``
 to the first day on or after ``--start``, and the risk consumer's initial cash
@@ -52,6 +53,7 @@ from consumers.portfolio.risk_models import estimate, risk_contributions
 from consumers.risk.config import RiskConfig
 from consumers.risk.metrics import risk_metrics
 from consumers.risk.processor import RiskProcessor
+from producers.history.config import HistoryConfig
 from streaming.config import read_toml
 from ticktide.workflow.analytics import (ROLLING_WINDOW, attribution, failed_rebalances, realized_costs,
                                          rolling_stats)
@@ -76,21 +78,24 @@ class WorkflowConfig:
     risk: RiskConfig
     features: object | None = None
     alerts: object | None = None
+    history: HistoryConfig | None = None
     source: str | None = None  # the TOML file, named in error messages
 
     @classmethod
     def load(cls, path: str | None) -> "WorkflowConfig":
-        return cls.from_mapping(read_toml(path) if path else {})
+        cfg = cls.from_mapping(read_toml(path) if path else {})
+        cfg.source = str(path) if path else None
+        return cfg
 
     @classmethod
     def from_mapping(cls, raw: dict) -> "WorkflowConfig":
         if not isinstance(raw, dict):
             raise ValueError("the config must be a table of tables")
         data = resolve(raw)
-        unknown = set(data) - {"workflow", "portfolio", "execution", "risk", "features", "alerts"}
+        unknown = set(data) - {"workflow", "portfolio", "execution", "risk", "features", "alerts", "history"}
         if unknown:
             raise ValueError(f"unknown config tables: {', '.join(sorted(unknown))} (tables: workflow, portfolio, "
-                             "execution, risk, features, alerts; or the document's keys: "
+                             "execution, risk, features, alerts, history; or the document's keys: "
                              f"{', '.join(DOCUMENT_KEYS)})")
         for name, table in data.items():
             if not isinstance(table, dict):
@@ -111,7 +116,7 @@ class WorkflowConfig:
             risk = msgspec.structs.replace(risk, benchmark=settings.benchmark)
         return cls(settings, PortfolioConfig.from_mapping(data.get("portfolio", {})),
                    ExecutionConfig.from_mapping(data.get("execution", {})), risk, features, alerts,
-                   str(path) if path else None)
+                   HistoryConfig.from_mapping(data.get("history", {})))
 
 
 def check_universe(cfg: WorkflowConfig, symbols: list[str]) -> None:
@@ -323,21 +328,41 @@ def with_benchmark(data, close: pd.DataFrame, benchmark: str | None) -> pd.DataF
     return close.join(data.close[benchmark].reindex(close.index))
 
 
-def run_workflow(prices: str, symbols: list[str], start: str, end: str, out_dir: str,
+def load_data(prices: str | None, symbols: list[str], start: str, end: str, cfg: WorkflowConfig,
+              fetch: dict | None = None):
+    """(prices, symbols, the ``data`` section of results.json): from the file, or fetched by symbol and dates
+    (the benchmark's history too, when one is set)."""
+    warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
+    if prices:
+        data, info = load_prices(prices), {"prices_file": prices}
+    else:
+        from ticktide.workflow.fetch import fetch_prices
+
+        bench = cfg.risk.benchmark
+        wanted = symbols + [bench] if bench and bench not in symbols else symbols
+        data, fetched, info = fetch_prices(wanted, start, end, warmup, cfg.history or HistoryConfig(),
+                                           **(fetch or {}))
+        symbols = [s for s in fetched if s in symbols]
+    info = {"price_field": {s: data.price_field.get(s, "close") for s in symbols}, **info}
+    return data, symbols, info, warmup
+
+
+def run_workflow(prices: str | None, symbols: list[str], start: str, end: str, out_dir: str,
                  config: str | None = None, bus: str = "memory://", progress: bool = True,
-                 report: bool = True, benchmark: str | None = None) -> dict:
+                 report: bool = True, benchmark: str | None = None, fetch: dict | None = None) -> dict:
+    """``prices`` None: fetch by symbol and dates (``fetch``: cache_dir, sources, strict)."""
     t0 = time.monotonic()
     cfg = WorkflowConfig.load(config)
     if benchmark:
         cfg.risk = msgspec.structs.replace(cfg.risk, benchmark=benchmark)
-    data = load_prices(prices)
-    warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
+    data, symbols, data_info, warmup = load_data(prices, symbols, start, end, cfg, fetch)
     close, first_day = select(data, symbols, start, end, warmup)
     close = with_benchmark(data, close, cfg.risk.benchmark)
     processors = build_processors(cfg, symbols, first_day)
     bar = Progress(len(close), enabled=progress)
     out = asyncio.run(replay(data, close, processors, bus, bar))
     results, series = build_results(out, close, symbols, first_day, start, end, cfg)
+    results["data"] = data_info
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "results.json").write_text(json.dumps(results, indent=2) + "\n")
