@@ -45,8 +45,13 @@ class CommandParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Every option's default after its help (unless the help names it), descriptions kept as written."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's default after its help (unless the help names it); descriptions wrapped, indented
+    lines (examples) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(line if line.startswith(" ") or not line else
+                         super(HelpFormatter, self)._fill_text(line, width, indent) for line in text.splitlines())
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -69,7 +74,7 @@ def add_bus_option(parser: argparse.ArgumentParser, default: str = KAFKA_DEFAULT
 def add_input_option(parser: argparse.ArgumentParser, what: str, *old: str, required: bool = True) -> None:
     """The input file: ``--input FILE`` everywhere (older spellings kept as aliases)."""
     parser.add_argument("--input", *old, dest="input", required=required, metavar="FILE", type=input_file,
-                        help=f"{what} (- for stdin where it makes sense)" if "-" in what else what)
+                        help=what)
 
 
 def add_config_option(parser: argparse.ArgumentParser, what: str, required: bool = False) -> None:

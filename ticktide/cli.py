@@ -151,9 +151,12 @@ def _transient_coordinator(record: logging.LogRecord) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        _leaf(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            _leaf(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # a usage error (one line already printed) or --help
+        return exc.code if isinstance(exc.code, int) else 2
     name = getattr(args, "command_name", "ticktide")
     level_name = args.log_level or ("WARNING" if args.command in QUIET_COMMANDS else "INFO")
     level = getattr(logging, level_name, logging.INFO)
