@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 from typing import Sequence
 from urllib.parse import urlsplit
@@ -163,12 +164,18 @@ async def ensure_reachable(url: str, timeout_s: float = REACH_TIMEOUT_S) -> None
         except asyncio.TimeoutError:
             reasons.append(f"{host}:{port} timed out")
             continue
+        except ConnectionRefusedError:
+            reasons.append(f"{host}:{port} refused the connection")
+            continue
+        except socket.gaierror:
+            reasons.append(f"unknown host {host}")
+            continue
         except OSError as exc:
             reasons.append(f"{host}:{port} {exc.strerror or exc}")
             continue
         writer.close()
         return
-    raise CommandError(f"cannot reach Kafka at {urlsplit(url).netloc}: {'; '.join(reasons)}",
+    raise CommandError(f"cannot reach Kafka: {'; '.join(reasons)}",
                        "start a broker, or point --bus / $TICKTIDE_BUS at one", exit_code=1)
 
 

@@ -97,7 +97,8 @@ def parse_lines(lines: Iterable[str | bytes]) -> Iterator[FeatureVector]:
                     source=_source(row),
                     price=None if price is None else float(price), values=values)
         except (ValueError, TypeError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ValueError(f"line {n}: {exc}") from None
+            raise ValueError(f"line {n}: {exc} (each line must be a JSON object with symbol, ts and features, "
+                             "as ticktide features writes)") from None
         _check_order(fv, n, last_ts)
         counters[symbol] = fv.seq
         yield fv

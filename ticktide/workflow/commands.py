@@ -24,8 +24,9 @@ def cmd_workflow_run(args: argparse.Namespace) -> int:
                                bus=bus, progress=not args.no_progress,
                                report=not args.no_report)
     except (OSError, ValueError, msgspec.MsgspecError) as exc:
-        print(f"ticktide workflow run: {exc} (check --input, --symbols, --start/--end and --config)",
-              file=sys.stderr)
+        text = str(exc)
+        hint = "" if text.endswith(")") else " (check --input, --symbols, --start/--end and --config)"
+        print(f"ticktide workflow run: {text}{hint}", file=sys.stderr)
         return 2
     m = results["risk_metrics"]
     print(f"{len(results['symbols'])} symbols, {results['days']} days, {len(results['rebalances'])} rebalances, "

@@ -42,6 +42,7 @@ from consumers.risk.config import RiskConfig
 from consumers.risk.metrics import risk_metrics
 from consumers.risk.processor import RiskProcessor
 from streaming.config import read_toml
+from streaming.tables import standard_json
 from ticktide.workflow.data import load_prices, select
 from ticktide.workflow.pipeline import Collected, Progress, replay
 
@@ -192,7 +193,10 @@ def run_workflow(prices: str, symbols: list[str], start: str, end: str, out_dir:
     results, series = build_results(out, close, symbols, first_day, start, end, cfg)
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    safe, missing = standard_json(results)  # standard JSON: NaN/Infinity become null, with the reason
+    if missing:
+        safe["null_reasons"] = missing
+    (dest / "results.json").write_text(json.dumps(safe, indent=2, allow_nan=False) + "\n")
     if report:
         from ticktide.workflow.report import write_report
 
