@@ -84,8 +84,8 @@ async def _print_status(bus, feed, stop: asyncio.Event, counts: Counter, every_s
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    from producers.connection import FeedConnection
-    from producers.simulator import SimConfig, SimulatorServer
+    from producers.feed.connection import FeedConnection
+    from producers.simulator.server import SimConfig, SimulatorServer
     from producers.venues import get_adapter
     from streaming.metrics import serve_metrics
     from streaming.runner import Runner, RunnerSettings
