@@ -24,9 +24,9 @@ from schemas.events import FeatureVector, Signal
 from streaming.bus import open_bus
 from streaming.commandline import cli_bus_url, ensure_reachable, install_stop_handlers, split_symbols
 
-DEMO_SYMBOLS = "BTCUSDT,ETHUSDT,SOLUSDT"
-DEMO_RATE = 50.0
-DEMO_SEED = 7
+from producers.simulator import DEFAULT_RATE as DEMO_RATE, DEFAULT_SEED as DEMO_SEED  # noqa: E402
+from producers.simulator import DEFAULT_SYMBOLS as DEMO_SYMBOLS  # noqa: E402 - shared with `simulator`
+
 # short cooldowns, so signals keep coming for the whole run (the production default is 300 s)
 DEMO_SIGNALS_CONFIG = str(Path(__file__).with_name("demo_signals.toml"))
 STATUS_EVERY_S = 5.0

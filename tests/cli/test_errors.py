@@ -91,6 +91,17 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("workflow-bad-date", ["workflow", "run", "--input", f["not_a_date.csv"], "--symbols", "A", "--start",
                                "2020-01-01", "--end", "2020-02-01", "--out", str(tmp / "o")], "not-a-date"),
         ("workflow-wrong-flag", ["workflow", "run", "--prizes", "x"], "ticktide workflow run"),
+        ("replay-broker-down", ["replay", "--input", str(DATA / "BINANCE.ws.1.0"), "--venue", "binance", "--bus",
+                                down], "cannot reach Kafka"),
+        ("produce-broker-down", ["produce", "--venue", "binance", "--symbols", "BTCUSDT", "--bus", down],
+         "cannot reach Kafka"),
+        ("replay-unknown-venue", ["replay", str(DATA / "BINANCE.ws.1.0"), "--venue", "binanse"], "binance-usdm"),
+        ("replay-missing-file", ["replay", "--input", missing, "--venue", "binance"], "no such file"),
+        ("replay-no-file", ["replay", "--venue", "binance"], "--input"),
+        ("produce-unknown-venue", ["produce", "--venue", "ftx", "--symbols", "X"], "invalid choice"),
+        ("normalize-wrong-venue", ["normalize", str(DATA / "BINANCE.ws.1.0"), "--venue", "kraken"],
+         "look like --venue binance"),
+        ("normalize-missing", ["normalize", "--input", missing, "--venue", "kraken"], "no such file"),
         ("log-level-bad", ["consume", "features", "--log-level", "LOUD"], "--log-level"),
     ]
 
