@@ -246,3 +246,16 @@ async def test_tokens_never_reach_the_logs(serve, caplog):
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "connection" in text and token_id(TOKEN) in text
     assert TOKEN not in text and OTHER_TOKEN not in text
+
+
+async def test_a_websocket_upgrade_on_the_page_path_is_told_the_endpoint(serve):
+    server, _ = await serve()
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await session.ws_connect(server.make_url("/"))
+        assert info.value.status == 400
+        async with session.get(server.make_url("/"), headers={"Upgrade": "websocket", "Connection": "Upgrade"}) \
+                as resp:
+            assert resp.status == 400 and "/ws" in (await resp.json())["error"]
+        async with session.get(server.make_url("/")) as resp:  # the live page itself
+            assert resp.status == 200 and "BTCUSDT" in await resp.text()
