@@ -45,6 +45,9 @@ def comparable(signal: Signal) -> dict[str, Any]:
     return d
 
 
+REWIND_NS = 1_000_000_000  # event time more than this before the last signal: a rewind, not jitter
+
+
 class SuppressionLog:
     """INFO lines about signals held back by their cooldown, at most one per ``every_s`` (wall clock:
     only the log is rate-limited, never the signals), so a quiet stream explains itself."""
@@ -62,6 +65,9 @@ class SuppressionLog:
         self._next = now + self.every_s
         log.info("signals: %s %s suppressed by its cooldown, %.0f s (event time) left; %d suppressed so far",
                  symbol, kind, left_s, self.count)
+
+    def rewound(self, symbol: str, back_s: float) -> None:
+        log.info("signals: %s event time went back %.0f s (a replay?): its cooldowns restart", symbol, back_s)
 
 
 class SignalEngine:
@@ -96,6 +102,13 @@ class SignalEngine:
     def on_features(self, fv: FeatureVector, now_ns: int) -> list[Signal]:
         """Signals for one FeatureVector, in rule order then plug-in order."""
         st = self.state.setdefault(fv.symbol, {"last": {}, "rules": {}, "plugins": {}})
+        seen = st.get("seen")
+        if seen is not None and fv.ts_event < seen - REWIND_NS:
+            # event time went back (the same recording replayed again, an older file): the old
+            # cooldowns would silence this symbol until the new stream caught up, so they restart
+            self._suppressed.rewound(fv.symbol, (seen - fv.ts_event) / 1e9)
+            st["last"].clear()
+        st["seen"] = fv.ts_event
         values = fv.values
         price = fv.price if fv.price is not None else values.get("mid")
         out: list[Signal] = []
