@@ -17,6 +17,9 @@ COPY streaming ./streaming
 COPY producers ./producers
 COPY consumers ./consumers
 COPY ticktide ./ticktide
+# the plug-in examples (docs/extending.md) and the sample daily prices the gateway's /workflows run on
+COPY examples ./examples
+COPY tests/data/stock_prices_20.csv /usr/share/ticktide/stock_prices_20.csv
 RUN pip install -c constraints.txt . \
  && useradd --system --uid 10001 --no-create-home ticktide \
  && mkdir -p /tmp/numba-cache /var/lib/ticktide/jobs \

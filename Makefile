@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q $(PIN) -e .
+	@# compile (and cache) the Numba feature kernels now, so the first demo starts warm
+	$(VENV)/bin/ticktide features --input tests/data/stock_prices_20.csv > /dev/null
 	touch $@
 
 install: $(VENV)/.installed

@@ -40,6 +40,26 @@ def _install_signals(stop: asyncio.Event) -> None:
             pass
 
 
+def recording_path(args: argparse.Namespace, command: str) -> str:
+    """``--input FILE`` or the older positional FILE."""
+    from streaming.commandline import CommandError
+
+    path = getattr(args, "input", None) or getattr(args, "file", None)
+    if not path:
+        raise CommandError("no recording given", f"give --input FILE, e.g. {command} --input "
+                           "tests/data/BINANCE.ws.1.0 --venue binance")
+    return path
+
+
+def add_recording_options(p: argparse.ArgumentParser, what: str) -> None:
+    """The recording to read: ``--input FILE``; the positional FILE of earlier releases still works."""
+    from streaming.commandline import add_input_option, input_file
+
+    add_input_option(p, what, required=False)
+    p.add_argument("file", nargs="?", metavar="FILE", type=input_file, default=None,
+                   help="same as --input (older spelling)")
+
+
 def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     async def runner() -> int:
         stop = asyncio.Event()
@@ -70,12 +90,13 @@ def load_validator(rules: str | None) -> Any:
     return Validator.from_file(rules) if rules else Validator()
 
 
-def _open_bus(url: str | None):
-    from streaming.bus import bus_url, open_bus
+async def _start_bus(args: argparse.Namespace):
+    """The command's bus by the one rule (--bus, $TICKTIDE_BUS, Kafka), reachable and started."""
+    from streaming.commandline import start_cli_bus
 
-    url = bus_url(url)
-    log.info("bus %s", url)
-    return open_bus(url)
+    bus = await start_cli_bus(args)
+    log.info("bus %s", bus.url.split("?")[0])
+    return bus
 
 
 def _serve_metrics(port: int | None) -> None:
@@ -112,7 +133,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     symbols = _symbols(args.symbols)
     if not symbols:
-        print("produce: --symbols is required (comma separated)", file=sys.stderr)
+        print("ticktide produce: --symbols is empty (give e.g. --symbols BTCUSDT,ETHUSDT)", file=sys.stderr)
         return 2
     try:
         adapter = get_adapter(args.venue)
@@ -120,19 +141,18 @@ def cmd_produce(args: argparse.Namespace) -> int:
         if args.fallback_venue or args.fallback_url:
             fb_adapter = get_adapter(args.fallback_venue or args.venue)
     except UnknownVenueError as exc:
-        print(f"produce: {exc}", file=sys.stderr)
+        print(f"ticktide produce: {exc}", file=sys.stderr)
         return 2
     try:
         load_validator(args.rules)  # fail fast on a bad rules file
     except (OSError, ValueError) as exc:
-        print(f"produce: rules: {exc}", file=sys.stderr)
+        print(f"ticktide produce: bad --rules: {exc} (fix the file)", file=sys.stderr)
         return 2
     settings = FeedSettings(silence_timeout=args.silence_timeout, backoff_max=args.backoff_max,
                             seed=args.seed)
 
     async def main(stop: asyncio.Event) -> int:
-        bus = _open_bus(args.bus)
-        await bus.start()
+        bus = await _start_bus(args)
         _serve_metrics(args.metrics_port)
         validator = load_validator(args.rules)
         primary = FeedConnection(adapter, bus, symbols, url=args.url, validator=validator, settings=settings)
@@ -174,21 +194,27 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from producers.recordings.replay import ReplayServer, replay_into_bus
 
+    path = recording_path(args, "ticktide replay")
+    try:
+        load_validator(args.rules)  # fail fast on a bad rules file
+    except (OSError, ValueError) as exc:
+        print(f"ticktide replay: bad --rules: {exc} (fix the file)", file=sys.stderr)
+        return 2
+
     async def main(stop: asyncio.Event) -> int:
         if args.serve_only:
-            async with ReplayServer(args.file, args.speed, args.host, args.port) as server:
-                print(f"replaying {args.file} on {server.url}", flush=True)
+            async with ReplayServer(path, args.speed, args.host, args.port) as server:
+                print(f"replaying {path} on {server.url}", flush=True)
                 await _until(stop, args.duration)
             return 0
-        bus = _open_bus(args.bus)
-        await bus.start()
+        bus = await _start_bus(args)
         _serve_metrics(args.metrics_port)
         validator = load_validator(args.rules)
         timer = None
         if args.duration is not None:
             timer = asyncio.get_running_loop().call_later(args.duration, stop.set)
         try:
-            feed = await replay_into_bus(args.file, args.venue, bus, speed=args.speed,
+            feed = await replay_into_bus(path, args.venue, bus, speed=args.speed,
                                          symbols=_symbols(args.symbols), validator=validator,
                                          recv_time=args.recv_time, port=args.port, stop=stop)
         finally:
@@ -204,57 +230,70 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 # -- registration ----------------------------------------------------------------
 def register(sub: argparse._SubParsersAction) -> None:
+    from producers.simulator import DEFAULT_RATE, DEFAULT_SEED, DEFAULT_SYMBOLS
+    from producers.venues import available
+    from streaming.commandline import add_bus_option, add_symbols_option, add_venue_option, input_file
+
+    venues = available()
     p = sub.add_parser("simulator", help="run the market simulator websocket server (Binance stream format)",
                        description="Serve simulated trades and bookTicker quotes in Binance's combined-"
-                                   "stream format: ws://HOST:PORT/stream?streams=btcusdt@trade/...")
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="listen port, 0 = ephemeral (default 8765)")
-    p.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated symbols (default BTCUSDT,ETHUSDT)")
-    p.add_argument("--rate", type=float, default=50.0, help="messages per second per symbol (default 50)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+                                   "stream format: ws://HOST:PORT/stream?streams=btcusdt@trade/... "
+                                   "(the same defaults as `ticktide demo`).")
+    p.add_argument("--host", default="127.0.0.1", help="listen address")
+    p.add_argument("--port", type=int, default=8765, help="listen port, 0 = ephemeral")
+    add_symbols_option(p, DEFAULT_SYMBOLS)
+    p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="messages per second per symbol")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
     p.add_argument("--clock", choices=("wall", "sim"), default="wall",
-                   help="event timestamps: wall clock, or simulated time from the seed (default wall)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+                   help="event timestamps: wall clock, or simulated time from the seed")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run "
+                   "until Ctrl-C)")
     p.set_defaults(func=cmd_simulator)
 
     p = sub.add_parser("produce", help="run a live websocket producer onto ticks.v1 (with optional failover)",
                        description="Connect to a venue feed, normalize and validate ticks, publish them "
                                    "to ticks.v1 (bad frames to dlq.v1, gaps to alerts.v1).")
-    p.add_argument("--venue", required=True, help="venue adapter: binance, binance-usdm, coinbase, kraken")
-    p.add_argument("--symbols", required=True, help="comma-separated symbols as the venue names them")
+    add_venue_option(p, venues)
+    add_symbols_option(p, None, True)
     p.add_argument("--url", default=None, help="websocket base URL (default: the venue's public endpoint)")
-    p.add_argument("--bus", default=None, help="bus URL (default $TICKTIDE_BUS or memory://)")
+    add_bus_option(p)
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--rules", default=None, help="validation rules file (default: built-in rules)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run "
+                   "until SIGTERM/Ctrl-C)")
+    p.add_argument("--rules", default=None, type=input_file, metavar="FILE",
+                   help="validation rules file (default: built-in rules)")
     p.add_argument("--silence-timeout", type=float, default=30.0,
-                   help="reconnect when no frame arrives for this many seconds (default 30)")
-    p.add_argument("--backoff-max", type=float, default=30.0, help="longest reconnect delay in seconds (default 30)")
-    p.add_argument("--seed", type=int, default=None, help="seed for the reconnect jitter")
-    p.add_argument("--fallback-venue", default=None, help="venue of the fallback feed (default: same as --venue)")
+                   help="reconnect when no frame arrives for this many seconds")
+    p.add_argument("--backoff-max", type=float, default=30.0, help="longest reconnect delay in seconds")
+    p.add_argument("--seed", type=int, default=None, help="seed for the reconnect jitter (default: random)")
+    add_venue_option(p, venues, required=False, flag="--fallback-venue")
     p.add_argument("--fallback-url", default=None, help="websocket base URL of the fallback feed")
     p.add_argument("--fallback-symbols", default=None,
                    help="the fallback venue's names for --symbols, same order (default: the same)")
     p.add_argument("--failover-after", type=float, default=5.0,
-                   help="publish the fallback after the primary is silent this many seconds (default 5)")
+                   help="publish the fallback after the primary is silent this many seconds")
     p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser("replay", help="replay a recorded websocket session through a venue adapter onto ticks.v1",
-                       description="Serve FILE (hftbacktest, cryptofeed or JSON lines; gzip ok) over a local "
-                                   "websocket at the recorded pace times --speed, and consume it with the "
-                                   "venue's adapter and the connection manager.")
-    p.add_argument("file", help="recorded session")
-    p.add_argument("--venue", required=True, help="venue adapter that parses the frames (binance, coinbase, ...)")
+                       description="Serve a recording (hftbacktest, cryptofeed or JSON lines; gzip ok) over a "
+                                   "local websocket at the recorded pace times --speed, and consume it with the "
+                                   "venue's adapter and the connection manager. Every tick keeps its recorded "
+                                   "event time (ts_event); --recv-time only decides ts_recv.")
+    add_recording_options(p, "recorded session to replay")
+    add_venue_option(p, venues)
     p.add_argument("--speed", type=_speed, default=1.0,
-                   help="pace multiplier; 0 or 'max' = as fast as possible (default 1)")
-    p.add_argument("--symbols", default=None, help="comma-separated symbols for the subscription (optional)")
-    p.add_argument("--bus", default=None, help="bus URL (default $TICKTIDE_BUS or memory://)")
-    p.add_argument("--rules", default=None, help="validation rules file (default: built-in rules)")
+                   help="pace multiplier; 0 or 'max' = as fast as possible")
+    add_symbols_option(p)
+    add_bus_option(p)
+    p.add_argument("--rules", default=None, type=input_file, metavar="FILE",
+                   help="validation rules file (default: built-in rules)")
     p.add_argument("--recv-time", choices=("wall", "recorded"), default="wall",
-                   help="stamp ts_recv with the wall clock or the recorded receive time (default wall)")
+                   help="ts_recv: the wall clock when this process receives the frame, or the recorded receive "
+                        "time (reproducible output); ts_event is the recorded one either way")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
     p.add_argument("--serve-only", action="store_true", help="only serve the websocket, do not consume it")
-    p.add_argument("--host", default="127.0.0.1", help="listen address with --serve-only (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="listen port, 0 = ephemeral (default 0)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--host", default="127.0.0.1", help="listen address with --serve-only")
+    p.add_argument("--port", type=int, default=0, help="listen port, 0 = ephemeral")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: the "
+                   "end of the recording)")
     p.set_defaults(func=cmd_replay)

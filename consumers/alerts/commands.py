@@ -6,15 +6,22 @@ import argparse
 import sys
 import time
 
+import msgspec
+
 from consumers.alerts.config import AlertsConfig
 from consumers.alerts.processor import AlertsProcessor
 from schemas.events import Alert
+from streaming.commandline import CommandError, add_config_option
 
 
 def cmd_alerts_send(args: argparse.Namespace) -> int:
-    config = AlertsConfig.load(args.config)
+    try:
+        config = AlertsConfig.load(args.config)
+    except (ValueError, TypeError, msgspec.MsgspecError) as exc:
+        raise CommandError(f"bad --config {args.config}: {exc}", "fix the file") from None
     if not config.destinations:
-        print("ticktide alerts-send: the config has no destinations", file=sys.stderr)
+        print("ticktide alerts-send: the config has no destinations (add a [[destinations]] table)",
+              file=sys.stderr)
         return 2
     proc = AlertsProcessor(config)
     now = time.time_ns()
@@ -31,9 +38,12 @@ def cmd_alerts_send(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("alerts-send", help="send a test alert to the destinations of an alerts config")
-    p.add_argument("--config", required=True, help="alerts config (TOML)")
+    p = sub.add_parser("alerts-send", help="send a test alert to the destinations of an alerts config",
+                       description="Send one test alert to every destination of an alerts config (the one "
+                                   "`ticktide consume alerts --config` uses) and report which deliveries worked.")
+    add_config_option(p, "alerts config (TOML)", required=True)
     p.add_argument("--message", default="ticktide test alert", help="alert text")
-    p.add_argument("--severity", default="critical", choices=["info", "warning", "critical"])
+    p.add_argument("--severity", default="critical", choices=["info", "warning", "critical"],
+                   help="severity of the test alert: info, warning or critical")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for delivery")
     p.set_defaults(func=cmd_alerts_send)

@@ -10,6 +10,8 @@ import sys
 import msgspec
 import numpy as np
 
+from streaming.commandline import add_config_option, add_input_option
+
 log = logging.getLogger("ticktide.features")
 
 CHUNK = 65536
@@ -27,8 +29,8 @@ def register(subparsers) -> None:
             "(symbol, ts, price and every feature; null until its window is full) to stdout."
         ),
     )
-    p.add_argument("--input", required=True, metavar="FILE", help="input file (.gz ok, - for stdin)")
-    p.add_argument("--config", metavar="FILE", help="FeatureConfig as TOML or JSON (default: built-in)")
+    add_input_option(p, "ticks JSON lines, bars CSV or wide close CSV (.gz ok, - for stdin)")
+    add_config_option(p, "FeatureConfig as TOML or JSON")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default jsonl)")
     p.add_argument("--output", "-o", metavar="FILE", default="-", help="write here instead of stdout")
     p.set_defaults(func=run)
@@ -48,13 +50,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = FeatureConfig.load(args.config) if args.config else FeatureConfig()
     except (OSError, ValueError, msgspec.MsgspecError) as exc:
-        print(f"ticktide features: bad --config: {exc}", file=sys.stderr)
+        print(f"ticktide features: bad --config {args.config}: {exc} (fix the file)", file=sys.stderr)
         return 2
     try:
         table = read_input(args.input)
     except InputError as exc:
         print(f"ticktide features: {exc}", file=sys.stderr)
         return 2
+    if not len(table):
+        print(f"ticktide features: no usable rows in {args.input} ({'; '.join(table.reasons) or 'empty'})",
+              file=sys.stderr)
+        return 2
+    for note in table.notes:
+        print(f"ticktide features: {note}", file=sys.stderr)
     if table.skipped:
         log.warning("skipped %d unusable input rows, e.g. %s", table.skipped, "; ".join(table.reasons))
     engine = FeatureEngine(config)

@@ -23,6 +23,7 @@ import numpy as np
 
 from schemas.events import Tick
 from streaming.kernels.layout import KIND_PRICE, KIND_QUOTE
+from streaming.tables import TableError, check_unique, parse_dates, sort_order
 
 
 class InputError(Exception):
@@ -39,8 +40,10 @@ class InputTable:
     kinds: list[int] = field(default_factory=list)
     x1: list[float] = field(default_factory=list)  # price / close / bid
     x2: list[float] = field(default_factory=list)  # size / volume / ask
+    lines: list[int] = field(default_factory=list)  # file line of each row
     skipped: int = 0
     reasons: list[str] = field(default_factory=list)  # the first few skip reasons
+    notes: list[str] = field(default_factory=list)  # what was done to the input (e.g. sorted), said once
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -50,7 +53,8 @@ class InputTable:
         if len(self.reasons) < 5:
             self.reasons.append(reason)
 
-    def add(self, symbol: str, ts: object, kind: int, a: float, b: float) -> None:
+    def add(self, symbol: str, ts: object, kind: int, a: float, b: float, line: int = 0) -> None:
+        self.lines.append(line)
         self.symbols.append(symbol)
         self.ts.append(ts)
         self.kinds.append(kind)
@@ -114,7 +118,7 @@ def _read_bars(reader, header: list[str], table: InputTable) -> None:
         if not _positive(close) or not (math.isfinite(vol) and vol >= 0.0):
             table.skip(f"row {no}: close/volume {close!r}/{vol!r}")
             continue
-        table.add(rec[i_sym], rec[i_ts], KIND_PRICE, close, vol)
+        table.add(rec[i_sym], rec[i_ts], KIND_PRICE, close, vol, no)
 
 
 def _read_wide(reader, header: list[str], table: InputTable) -> None:
@@ -135,7 +139,26 @@ def _read_wide(reader, header: list[str], table: InputTable) -> None:
             if not _positive(price):
                 table.skip(f"row {no} {sym}: price {price!r}")
                 continue
-            table.add(sym, ts, KIND_PRICE, price, 0.0)
+            table.add(sym, ts, KIND_PRICE, price, 0.0, no)
+
+
+def in_date_order(table: InputTable) -> InputTable:
+    """Dates parsed (an unparseable one is an error), no (symbol, date) twice, rows sorted by date
+    (stable: a symbol's rows keep their order) with a note when the file was not in order."""
+    if not len(table):
+        return table
+    try:
+        days = parse_dates(table.ts, column="date", lines=table.lines)
+        check_unique(days, table.symbols, lines=table.lines, shown=table.ts)
+    except TableError as exc:
+        raise InputError(str(exc)) from None
+    order = sort_order(days)
+    if order is not None:
+        for name in ("symbols", "ts", "kinds", "x1", "x2", "lines"):
+            column = getattr(table, name)
+            setattr(table, name, [column[i] for i in order])
+        table.notes.append(f"the rows were not in date order: sorted {len(table)} rows by date")
+    return table
 
 
 def read_input(path: str) -> InputTable:
@@ -145,34 +168,42 @@ def read_input(path: str) -> InputTable:
     except OSError as exc:
         raise InputError(f"cannot open {path}: {exc}") from exc
     with f:
-        first = ""
-        for line in f:
-            if line.strip():
-                first = line
-                break
-        if not first:
-            raise InputError(f"{path} is empty")
-        if first.lstrip().startswith("{"):
-            table = InputTable("ticks")
+        try:
+            return _detect(f, path)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}) (give a CSV or "
+                             "JSON-lines file)") from None
 
-            def lines():
-                yield first
-                yield from f
 
-            _read_ticks(lines(), table)
-            return table
-        header = [h.strip() for h in next(csv.reader([first]))]
-        lower = [h.lower() for h in header]
-        reader = csv.reader(f)
-        if {"ts", "symbol", "close"} <= set(lower):
-            table = InputTable("bars")
-            _read_bars(reader, lower, table)
-            return table
-        if lower and lower[0] in ("date", "ts", "time", "timestamp", "datetime") and len(header) > 1:
-            table = InputTable("wide")
-            _read_wide(reader, header, table)
-            return table
-        raise InputError(
-            f"{path}: not canonical tick JSON lines, a bars CSV (ts,symbol,...,close,volume) "
-            f"or a wide close CSV (date,<SYMBOL>...); header was {header[:8]}"
-        )
+def _detect(f, path: str) -> InputTable:
+    first = ""
+    for line in f:
+        if line.strip():
+            first = line
+            break
+    if not first:
+        raise InputError(f"{path} is empty")
+    if first.lstrip().startswith("{"):
+        table = InputTable("ticks")
+
+        def lines():
+            yield first
+            yield from f
+
+        _read_ticks(lines(), table)
+        return table
+    header = [h.strip() for h in next(csv.reader([first]))]
+    lower = [h.lower() for h in header]
+    reader = csv.reader(f)
+    if {"ts", "symbol", "close"} <= set(lower):
+        table = InputTable("bars")
+        _read_bars(reader, lower, table)
+        return in_date_order(table)
+    if lower and lower[0] in ("date", "ts", "time", "timestamp", "datetime") and len(header) > 1:
+        table = InputTable("wide")
+        _read_wide(reader, header, table)
+        return in_date_order(table)
+    raise InputError(
+        f"{path}: not canonical tick JSON lines, a bars CSV (ts,symbol,...,close,volume) "
+        f"or a wide close CSV (date,<SYMBOL>...); header was {header[:8]}"
+    )

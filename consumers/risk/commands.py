@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import csv
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -39,31 +40,80 @@ from consumers.risk.config import RiskConfig
 from consumers.risk.report import build_update, check_limits
 from consumers.risk.stress import run_all
 from schemas.events import RiskUpdate
+from streaming.commandline import (CommandError, add_bus_option, add_config_option, add_input_option,
+                                   input_file, start_cli_bus)
+from streaming.tables import check_finite, check_unique, parse_dates, sort_order, standard_json
 
 
 def read_weights(path: str) -> dict[str, float]:
+    """symbol -> weight; a non-finite or non-numeric weight is an error naming it."""
     text = Path(path).read_text()
     if path.lower().endswith(".json") or text.lstrip().startswith("{"):
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not JSON: {exc} (give {{\"SYMBOL\": weight, ...}})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected an object of symbol -> weight")
         if isinstance(data.get("weights"), dict):
             data = data["weights"]
-        return {str(k): float(v) for k, v in data.items()}
+        out = {}
+        for k, v in data.items():
+            out[str(k)] = _weight(v, f"{path}: {k}")
+        return out
     out: dict[str, float] = {}
-    for row in csv.reader(text.splitlines()):
+    for no, row in enumerate(csv.reader(text.splitlines()), 1):
         if len(row) < 2 or not row[0].strip():
             continue
         try:
-            out[row[0].strip()] = float(row[1])
+            value = float(row[1])
         except ValueError:
-            continue  # header
+            if no == 1:
+                continue  # header
+            raise ValueError(f"{path} line {no}: weight {row[1]!r} of {row[0].strip()} is not a number") from None
+        out[row[0].strip()] = _weight(value, f"{path} line {no}: {row[0].strip()}")
     return out
 
 
+def _weight(value, where: str) -> float:
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: weight {value!r} is not a number") from None
+    if not math.isfinite(w):
+        raise ValueError(f"{where}: weight {value!r} is not finite (give a finite fraction of portfolio value)")
+    return w
+
+
 def read_prices(path: str) -> pd.DataFrame:
+    """A wide close CSV indexed by UTC date: dates parsed and unique, prices finite, sorted by date
+    (saying so once on stderr when the file was not)."""
     df = pd.read_csv(path)
     date_col = "date" if "date" in df.columns else df.columns[0]
-    df[date_col] = pd.to_datetime(df[date_col], utc=True)
-    return df.set_index(date_col).sort_index()
+    if len(df) < 2:
+        raise ValueError(f"{path}: {len(df)} price rows; risk needs at least 2 dates to compute a return")
+    df[date_col] = parse_dates(df[date_col].tolist(), column=date_col)
+    check_unique(df[date_col].tolist(), shown=df[date_col].dt.strftime("%Y-%m-%d").tolist())
+    prices = df.set_index(date_col)
+    for col in prices.columns:
+        if not pd.api.types.is_numeric_dtype(prices[col]):
+            converted = pd.to_numeric(prices[col], errors="coerce")
+            bad = prices[col].notna() & converted.isna()
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise ValueError(f"line {i + 2}: price {prices[col].iloc[i]!r} for {col} is not a number")
+            prices[col] = converted
+    check_finite(prices)
+    nonpositive = np.argwhere(prices.to_numpy(dtype=float) <= 0)
+    if len(nonpositive):
+        r, c = (int(x) for x in nonpositive[0])
+        raise ValueError(f"line {r + 2}: price {prices.iat[r, c]!r} for {prices.columns[c]} is not positive "
+                         "(give a positive price or leave the cell empty)")
+    if sort_order(prices.index) is not None:
+        print(f"ticktide risk: the rows of {path} were not in date order: sorted {len(prices)} rows by date",
+              file=sys.stderr)
+        prices = prices.sort_index(kind="stable")
+    return prices
 
 
 def asset_returns(prices: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
@@ -72,6 +122,9 @@ def asset_returns(prices: pd.DataFrame, weights: dict[str, float]) -> pd.DataFra
         raise ValueError(f"no prices for {', '.join(missing)}")
     held = [s for s in weights if weights[s]]
     px = prices[held].dropna()
+    if len(px) < 2:
+        raise ValueError(f"{len(px)} dates with a price for every held symbol ({', '.join(held)}); "
+                         "risk needs at least 2")
     return px.pct_change().iloc[1:]
 
 
@@ -106,22 +159,31 @@ def assess(prices: pd.DataFrame, weights: dict[str, float], config: RiskConfig |
 
 
 def cmd_risk(args: argparse.Namespace) -> int:
-    config = RiskConfig.load(args.config)
+    try:
+        config = RiskConfig.load(args.config)
+    except (ValueError, msgspec.MsgspecError) as exc:
+        raise CommandError(f"bad --config {args.config}: {exc}", "fix the file") from None
     if args.lookback is not None:
         config.lookback = args.lookback
     if args.benchmark:
         config.benchmark = args.benchmark
-    if args.sectors:
-        config.sectors = {str(k): str(v) for k, v in json.loads(Path(args.sectors).read_text()).items()}
     try:
-        update = assess(read_prices(args.prices), read_weights(args.weights), config,
+        if args.sectors:
+            config.sectors = {str(k): str(v) for k, v in json.loads(Path(args.sectors).read_text()).items()}
+        update = assess(read_prices(args.input), read_weights(args.weights), config,
                         portfolio_id=args.portfolio_id, value=args.value)
-    except (ValueError, KeyError, OSError) as exc:
+    except KeyError as exc:
+        print(f"ticktide risk: no column {exc} in the prices (check the symbols of --weights)", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
         print(f"ticktide risk: {exc}", file=sys.stderr)
         return 2
     out = msgspec.to_builtins(update)
     out["limit_breaches"] = [b.message(update.portfolio_id) for b in check_limits(update, config.limits)]
-    sys.stdout.write(json.dumps(out, indent=2 if args.pretty else None) + "\n")
+    out, missing = standard_json(out)
+    if missing:
+        out["null_reasons"] = missing
+    sys.stdout.write(json.dumps(out, indent=2 if args.pretty else None, allow_nan=False) + "\n")
     return 0
 
 
@@ -132,14 +194,12 @@ async def _request_stress(args: argparse.Namespace) -> int:
     from schemas.events import StressRequest
     from schemas.topics import RISK, RISK_REQUESTS
     from streaming import codec
-    from streaming.bus import open_bus
 
     weights = read_weights(args.weights) if args.weights else None
     now = time.time_ns()
     req = StressRequest(request_id=uuid.uuid4().hex, portfolio_id=args.portfolio, ts_event=now,
                         weights=weights, ts_ingest=now)
-    bus = open_bus(args.bus)
-    await bus.start()
+    bus = await start_cli_bus(args)
     try:
         await bus.ensure_topics([RISK.name, RISK_REQUESTS.name])
         # read risk.v1 from its start, outside any shared group, so the answer cannot be
@@ -174,16 +234,23 @@ async def _request_stress(args: argparse.Namespace) -> int:
 def cmd_stress(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_request_stress(args))
-    except (ValueError, OSError) as exc:
+    except (ValueError, msgspec.MsgspecError) as exc:
         print(f"ticktide stress: {exc}", file=sys.stderr)
         return 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("risk", help="portfolio risk metrics and stress tests from a price CSV and weights")
-    p.add_argument("--prices", required=True, help="wide close CSV: date + one column per symbol")
-    p.add_argument("--weights", required=True, help="JSON or CSV of symbol -> weight")
-    p.add_argument("--config", default=None, help="risk config (TOML)")
+    p = sub.add_parser("risk", help="portfolio risk metrics and stress tests from a price CSV and weights",
+                       description="Risk of a portfolio rebalanced to fixed weights over a wide close CSV: every "
+                                   "metric (volatility, VaR, CVaR, drawdown, Sharpe, ...), exposures and the three "
+                                   "stress tests, as one RiskUpdate JSON object (standard JSON: a value that "
+                                   "cannot be computed is null, with its reason under null_reasons). Rows are "
+                                   "sorted by date; duplicated or unparseable dates and non-finite prices or "
+                                   "weights are errors.")
+    add_input_option(p, "daily prices: wide close CSV, date + one column per symbol", "--prices")
+    p.add_argument("--weights", required=True, type=input_file, metavar="FILE",
+                   help="JSON or CSV of symbol -> weight")
+    add_config_option(p, "risk config (TOML)")
     p.add_argument("--lookback", type=int, default=None, help="returns used (default: config lookback, 0 = all)")
     p.add_argument("--sectors", default=None, help="JSON symbol -> sector (overrides the config's)")
     p.add_argument("--value", type=float, default=None, help="portfolio value (default: config initial_cash)")
@@ -193,10 +260,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
     p.set_defaults(func=cmd_risk)
 
-    p = sub.add_parser("stress", help="run the stress scenarios now in the running risk consumer")
-    p.add_argument("--bus", default=None, help="kafka://host:port (default: $TICKTIDE_BUS)")
+    p = sub.add_parser("stress", help="run the stress scenarios now in the running risk consumer",
+                       description="Ask the running risk consumer (`ticktide consume risk`) to stress a portfolio "
+                                   "now: a StressRequest goes to risk-requests.v1 and the answer, read back from "
+                                   "risk.v1, is printed as JSON.")
+    add_bus_option(p)
     p.add_argument("--portfolio", required=True, help="portfolio_id to stress")
-    p.add_argument("--weights", default=None,
+    p.add_argument("--weights", default=None, type=input_file, metavar="FILE",
                    help="JSON or CSV of symbol -> weight to stress instead of the current book")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")

@@ -33,6 +33,7 @@ from consumers.signals.processor import SignalsProcessor
 from schemas.events import FeatureVector, Signal
 from schemas.topics import FEATURES
 from streaming.bus.memory import partition_for
+from streaming.commandline import CommandError, add_config_option, add_input_option
 from streaming.processor import Envelope
 
 META_KEYS = {"symbol", "ts", "ts_event", "ts_ingest", "ts_proc", "seq", "source", "price", "venue", "kind"}
@@ -68,6 +69,7 @@ def to_ns(ts) -> int:
 def parse_lines(lines: Iterable[str | bytes]) -> Iterator[FeatureVector]:
     """FeatureVectors from JSON lines of either format (see the module docstring)."""
     counters: dict[str, int] = {}
+    last_ts: dict[str, tuple[int, int, bool]] = {}  # symbol -> (ts_event, line, is a bar)
     for n, line in enumerate(lines, 1):
         if isinstance(line, bytes):
             line = line.decode()
@@ -95,9 +97,26 @@ def parse_lines(lines: Iterable[str | bytes]) -> Iterator[FeatureVector]:
                     source=_source(row),
                     price=None if price is None else float(price), values=values)
         except (ValueError, TypeError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ValueError(f"line {n}: {exc}") from None
+            raise ValueError(f"line {n}: {exc} (each line must be a JSON object with symbol, ts and features, "
+                             "as ticktide features writes)") from None
+        _check_order(fv, n, last_ts)
         counters[symbol] = fv.seq
         yield fv
+
+
+def _check_order(fv: FeatureVector, line: int, last_ts: dict[str, tuple[int, int, bool]]) -> None:
+    """A symbol's rows go forward in time (cooldowns and crossings depend on it); a bar's date
+    appears once. Ticks may share a timestamp, so equal times are fine for them."""
+    prev = last_ts.get(fv.symbol)
+    is_bar = fv.source == "bar"
+    if prev is not None:
+        if fv.ts_event < prev[0]:
+            raise ValueError(f"line {line}: {fv.symbol} goes back in time from line {prev[1]} "
+                             "(sort the input by time, e.g. ticktide features sorts a CSV)")
+        if is_bar and prev[2] and fv.ts_event == prev[0]:
+            raise ValueError(f"line {line}: duplicate bar for {fv.symbol} at the time of line {prev[1]} "
+                             "(keep one row per symbol and date)")
+    last_ts[fv.symbol] = (fv.ts_event, line, is_bar)
 
 
 def _source(row: dict) -> str:
@@ -137,8 +156,11 @@ def signals_for_file(path: str, config: SignalsConfig | None = None) -> list[Sig
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
-    config = SignalsConfig.load(args.config)
-    processor = SignalsProcessor(config)
+    try:
+        processor = SignalsProcessor(SignalsConfig.load(args.config))
+    except (ValueError, TypeError, msgspec.MsgspecError) as exc:
+        raise CommandError(f"bad --config {args.config}: {exc}", "fix the file; see "
+                           "consumers/signals/signals.example.toml") from None
     out: IO[bytes] = sys.stdout.buffer if args.output in (None, "-") else open(args.output, "wb")
     enc = msgspec.json.Encoder()
     src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
@@ -151,6 +173,10 @@ def cmd_signals(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ticktide signals: {exc}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError as exc:
+        print(f"ticktide signals: {args.input} is not UTF-8 text (byte {exc.start}) (give the JSON lines of "
+              "ticktide features)", file=sys.stderr)
+        return 2
     finally:
         if src is not sys.stdin.buffer:
             src.close()
@@ -161,8 +187,11 @@ def cmd_signals(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("signals", help="run the signal rules over a features JSON-lines file and print signals")
-    p.add_argument("--input", required=True, help="features JSON lines (ticktide features --format jsonl), - for stdin")
-    p.add_argument("--config", default=None, help="signals config (TOML)")
+    p = sub.add_parser("signals", help="run the signal rules over a features JSON-lines file and print signals",
+                       description="Run the signals consumer's rules and plug-ins over feature vectors (the JSON "
+                                   "lines of `ticktide features`, or a dump of features.v1) and print one Signal "
+                                   "JSON line per signal. Each symbol's rows must go forward in time.")
+    add_input_option(p, "features JSON lines (ticktide features --format jsonl), - for stdin")
+    add_config_option(p, "signals config (TOML), e.g. consumers/signals/signals.example.toml")
     p.add_argument("--output", default=None, help="write signals here instead of stdout")
     p.set_defaults(func=cmd_signals)

@@ -24,6 +24,7 @@ State is a dict per symbol, JSON-able (``snapshot``/``restore``)::
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Iterable
 
 import msgspec
@@ -44,6 +45,31 @@ def comparable(signal: Signal) -> dict[str, Any]:
     return d
 
 
+REWIND_NS = 1_000_000_000  # event time more than this before the last signal: a rewind, not jitter
+
+
+class SuppressionLog:
+    """INFO lines about signals held back by their cooldown, at most one per ``every_s`` (wall clock:
+    only the log is rate-limited, never the signals), so a quiet stream explains itself."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self.count = 0
+        self._next = 0.0
+
+    def note(self, symbol: str, kind: str, left_s: float) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now < self._next or not log.isEnabledFor(logging.INFO):
+            return
+        self._next = now + self.every_s
+        log.info("signals: %s %s suppressed by its cooldown, %.0f s (event time) left; %d suppressed so far",
+                 symbol, kind, left_s, self.count)
+
+    def rewound(self, symbol: str, back_s: float) -> None:
+        log.info("signals: %s event time went back %.0f s (a replay?): its cooldowns restart", symbol, back_s)
+
+
 class SignalEngine:
     def __init__(self, config: SignalsConfig | None = None, plugins: list[Plugin] | None = None,
                  on_plugin_error=None) -> None:
@@ -52,6 +78,7 @@ class SignalEngine:
         self.plugins: list[Plugin] = load_plugins(self.config.plugins) if plugins is None else plugins
         self.state: dict[str, dict] = {}
         self.on_plugin_error = on_plugin_error
+        self._suppressed = SuppressionLog()
 
     def _cooldown_ns(self, override: float | None) -> int:
         seconds = self.config.cooldown_s if override is None else override
@@ -62,6 +89,7 @@ class SignalEngine:
         signal_type = hit.type or kind
         prev = last.get(kind)
         if prev is not None and fv.ts_event - prev < cooldown_ns:
+            self._suppressed.note(fv.symbol, signal_type, (prev + cooldown_ns - fv.ts_event) / 1e9)
             return
         last[kind] = fv.ts_event
         out.append(Signal(
@@ -74,6 +102,13 @@ class SignalEngine:
     def on_features(self, fv: FeatureVector, now_ns: int) -> list[Signal]:
         """Signals for one FeatureVector, in rule order then plug-in order."""
         st = self.state.setdefault(fv.symbol, {"last": {}, "rules": {}, "plugins": {}})
+        seen = st.get("seen")
+        if seen is not None and fv.ts_event < seen - REWIND_NS:
+            # event time went back (the same recording replayed again, an older file): the old
+            # cooldowns would silence this symbol until the new stream caught up, so they restart
+            self._suppressed.rewound(fv.symbol, (seen - fv.ts_event) / 1e9)
+            st["last"].clear()
+        st["seen"] = fv.ts_event
         values = fv.values
         price = fv.price if fv.price is not None else values.get("mid")
         out: list[Signal] = []

@@ -34,12 +34,12 @@ See ``examples/strategies/mean_reversion.py``.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
 from schemas.events import FeatureVector
+from streaming.loader import import_object  # noqa: F401 - re-exported: plug-in paths resolve there
 
 Action = Literal["review", "consider_trade", "buy", "sell"]
 Urgency = Literal["low", "medium", "high"]
@@ -91,20 +91,6 @@ def as_hits(result: Any) -> list[SignalHit]:
             hits.extend(as_hits(item))
         return hits
     raise TypeError(f"a strategy must return SignalHit, a list of them or None, not {type(result).__name__}")
-
-
-def import_object(path: str) -> Any:
-    """``pkg.mod:attr`` or ``pkg.mod.attr``."""
-    if ":" in path:
-        module_name, _, attr = path.partition(":")
-    else:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise ValueError(f"plug-in path {path!r} must look like 'package.module:name'")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _accepts_state(func: Callable) -> bool:

@@ -9,10 +9,13 @@ the server and a ``FeedConnection`` with the venue's real adapter in the same
 process, so the frames go through parse, sequence checks, validation and onto
 ``ticks.v1`` / ``dlq.v1`` / ``alerts.v1`` exactly as a live feed's would.
 
-``recv_time="recorded"`` stamps each tick's ``ts_recv`` with the recorded
-receive time instead of the wall clock (the output is then reproducible,
-byte for byte apart from ``ts_proc`` stamps; end-to-end latency metrics
-downstream become meaningless).
+Every tick keeps its event time from the recording: a frame is parsed at its
+recorded receive time, so a tick without an event time of its own (Binance
+spot bookTicker quotes) gets that, never "now". ``recv_time`` only changes
+``ts_recv``: ``"wall"`` (default) stamps the wall clock as the tick leaves
+the connection (latency metrics downstream measure this process);
+``"recorded"`` keeps the recorded receive time (the output is then
+reproducible, byte for byte apart from ``ts_proc`` stamps).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -145,11 +149,19 @@ async def replay_into_bus(path: str | Path, venue: str, bus: Any, *, speed: floa
         raise ValueError("recv_time must be 'wall' or 'recorded'")
     adapter = get_adapter(venue)
     settings = FeedSettings(reconnect=False, silence_timeout=24 * 3600.0, ping_interval=None)
-    async with ReplayServer(path, speed, port=port, max_frames=max_frames,
-                            record_ts=recv_time == "recorded") as server:
-        clock = _recorded_clock(server) if recv_time == "recorded" else time.time_ns
+    # Frames are always parsed at their recorded receive time, so a tick without an event time of its
+    # own (a spot bookTicker quote) gets the recorded one, like its trades: one clock on the topic.
+    # recv_time only decides ts_recv, restamped with the wall clock on the way out in "wall" mode.
+    async with ReplayServer(path, speed, port=port, max_frames=max_frames, record_ts=True) as server:
         feed = FeedConnection(adapter, bus, symbols or [], url=server.url, validator=validator,
-                              settings=settings, recv_clock=clock)
+                              settings=settings, recv_clock=_recorded_clock(server))
+        if recv_time == "wall":
+            publish = feed.publish_tick
+
+            async def stamp_wall(tick):
+                await publish(msgspec.structs.replace(tick, ts_recv=time.time_ns()))
+
+            feed.on_tick = stamp_wall
         task = asyncio.create_task(feed.run())
         if stop is not None:
             stopper = asyncio.create_task(stop.wait())

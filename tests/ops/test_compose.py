@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -207,3 +210,36 @@ def test_dockerfile_builds_the_ticktide_entrypoint():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
     assert not packages & set(ignored)
+
+
+# -- the compose file as a real compose implementation reads it ----------------------------------
+def _compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``docker-compose config`` (Debian's docker-compose: parses and interpolates, no daemon needed)."""
+    exe = shutil.which("docker-compose")
+    assert exe, "docker-compose is missing: apt-get install docker-compose (scripts/run-tests does)"
+    env_file = tmp_path / "compose.env"  # not the developer's .env
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TICKTIDE_")}
+    return subprocess.run([exe, "--env-file", str(env_file), "-f", str(COMPOSE), "config"], cwd=ROOT, env=clean,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_compose_refuses_to_start_a_gateway_without_tokens(tmp_path):
+    out = _compose_config(tmp_path, {})
+    assert out.returncode != 0
+    assert "TICKTIDE_GATEWAY_TOKENS" in out.stderr and "openssl rand" in out.stderr
+
+
+def test_compose_config_parses_and_the_gateway_has_prices_and_tokens(tmp_path):
+    token = "t" * 32
+    out = _compose_config(tmp_path, {"TICKTIDE_GATEWAY_TOKENS": token})
+    assert out.returncode == 0, out.stderr
+    resolved = yaml.safe_load(out.stdout)["services"]
+    gateway = resolved["gateway"]
+    assert gateway["environment"]["TICKTIDE_GATEWAY_TOKENS"] == token
+    prices = _option([str(c) for c in gateway["command"]], "--prices")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # the prices file the gateway is given is the one the image bakes in, copied from the repo
+    copied = re.search(rf"^COPY (\S+) {re.escape(prices)}$", dockerfile, re.M)
+    assert copied and (ROOT / copied.group(1)).is_file(), prices
+    assert re.search(r"^COPY examples ", dockerfile, re.M)

@@ -294,7 +294,7 @@ def test_cli_replay_and_registration(capsys):
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command", required=True))
     for argv in (["simulator"], ["produce", "--venue", "binance", "--symbols", "BTCUSDT"],
-                 ["replay", "f", "--venue", "binance", "--speed", "max"]):
+                 ["replay", str(DATA / "BINANCE.ws.1.0"), "--venue", "binance", "--speed", "max"]):
         assert callable(parser.parse_args(argv).func)
     reset_memory_buses()
     args = parser.parse_args(["replay", str(DATA / "BINANCE.ws.1.0"), "--venue", "binance",

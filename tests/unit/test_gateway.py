@@ -246,3 +246,35 @@ async def test_tokens_never_reach_the_logs(serve, caplog):
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "connection" in text and token_id(TOKEN) in text
     assert TOKEN not in text and OTHER_TOKEN not in text
+
+
+async def test_a_websocket_upgrade_on_the_page_path_is_told_the_endpoint(serve):
+    server, _ = await serve()
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await session.ws_connect(server.make_url("/"))
+        assert info.value.status == 400
+        async with session.get(server.make_url("/"), headers={"Upgrade": "websocket", "Connection": "Upgrade"}) \
+                as resp:
+            assert resp.status == 400 and "/ws" in (await resp.json())["error"]
+        async with session.get(server.make_url("/")) as resp:  # the live page itself
+            assert resp.status == 200 and "BTCUSDT" in await resp.text()
+
+
+async def test_the_documented_client_example_follows_signals(serve, capsys):
+    """examples/clients/gateway_client.py (docs/gateway.md) against a gateway."""
+    from examples.clients.gateway_client import follow
+    from schemas.events import Signal
+
+    server, hub = await serve()
+    client = asyncio.create_task(follow(str(server.make_url("/ws")), TOKEN, ["BTCUSDT"], limit=1))
+    for _ in range(200):  # until the client has subscribed
+        if any(hub.routes.values()):
+            break
+        await asyncio.sleep(0.02)
+    now = time.time_ns()
+    sig = Signal(signal_id="BTCUSDT:rsi:1", symbol="BTCUSDT", type="rsi", action="buy", urgency="medium",
+                 strength=1.2, reason="rsi_14 crossed below 30", ts_event=now, ts_ingest=now, ts_proc=now, seq=1)
+    assert hub.dispatch("signals", sig) == 1
+    await asyncio.wait_for(client, 10)
+    assert capsys.readouterr().out.split() == ["BTCUSDT", "rsi", "buy", "rsi_14", "crossed", "below", "30"]

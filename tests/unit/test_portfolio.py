@@ -174,6 +174,8 @@ def test_create_processor_and_cli_registration(tmp_path):
     cfg.write_text('[portfolio]\nportfolio_id = "x"\nrisk_model = "ledoit_wolf"\n[portfolio.schedule]\nfrequency = "weekly"\n')
     proc = create_processor(str(cfg))
     assert proc.config.portfolio_id == "x" and proc.config.schedule.frequency == "weekly"
-    args = build_parser().parse_args(["workflow", "run", "--prices", "p.csv", "--symbols", "A,B", "--start",
+    prices = tmp_path / "p.csv"
+    prices.write_text("date,A,B\n")
+    args = build_parser().parse_args(["workflow", "run", "--prices", str(prices), "--symbols", "A,B", "--start",
                                       "2020-01-01", "--end", "2020-12-31", "--out", "o"])
     assert callable(args.func)

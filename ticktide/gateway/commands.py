@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 
-from streaming.commandline import add_bus_option, install_stop_handlers
+from streaming.commandline import (add_bus_option, cli_bus_url, ensure_reachable,
+                                   install_stop_handlers)
 
 log = logging.getLogger("ticktide.gateway")
 
@@ -27,7 +28,8 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"ticktide gateway: {exc}", file=sys.stderr)
         return 2
     if not len(tokens):
-        print(f"ticktide gateway: no tokens: give --tokens-file FILE or set {ENV_VAR}", file=sys.stderr)
+        print(f"ticktide gateway: no tokens (give --tokens-file FILE or set {ENV_VAR}, e.g. "
+              f"{ENV_VAR}=$(openssl rand -hex 16))", file=sys.stderr)
         return 2
     if args.queue_size < 64:
         print("ticktide gateway: --queue-size must be at least 64 (the bus is dispatched in bursts of 32)",
@@ -35,7 +37,8 @@ async def _serve(args: argparse.Namespace) -> int:
         return 2
     prices = args.prices or os.environ.get("TICKTIDE_GATEWAY_PRICES")
     if prices and not os.path.isfile(prices):
-        print(f"ticktide gateway: --prices {prices}: no such file", file=sys.stderr)
+        print(f"ticktide gateway: --prices {prices}: no such file (give a wide close CSV or long OHLCV file)",
+              file=sys.stderr)
         return 2
     history = None
     if args.history_sources or args.history_config:
@@ -55,7 +58,9 @@ async def _serve(args: argparse.Namespace) -> int:
     limits = Limits(queue_size=args.queue_size, max_frame_bytes=args.max_frame_bytes,
                     max_subscriptions=args.max_subscriptions,
                     max_connections_per_token=args.max_connections_per_token)
-    bus = open_bus(args.bus)
+    url = cli_bus_url(args, "ticktide gateway")
+    await ensure_reachable(url)
+    bus = open_bus(url)
     app = create_app(tokens, bus=bus, prices=prices, limits=limits, max_running_jobs=args.max_running_jobs,
                      max_queued_jobs=args.max_queued_jobs, group=args.group, jobs_dir=args.jobs_dir,
                      history=history)
@@ -65,16 +70,17 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         await site.start()
     except OSError as exc:
-        print(f"ticktide gateway: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        print(f"ticktide gateway: cannot listen on {args.host}:{args.port}: {exc.strerror} "
+              "(choose another --port, or stop what uses it)", file=sys.stderr)
         await runner.cleanup()
         return 2
     port = runner.addresses[0][1] if runner.addresses else args.port
-    log.warning("gateway listening on http://%s:%d (%d tokens, bus %s)", args.host, port, len(tokens),
+    log.info("gateway listening on http://%s:%d (%d tokens, bus %s)", args.host, port, len(tokens),
                 bus.url.split("?")[0])
     stop = asyncio.Event()
     install_stop_handlers(stop)
     await stop.wait()
-    log.warning("gateway stopping")
+    log.info("gateway stopping")
     await runner.cleanup()
     return 0
 
@@ -84,7 +90,11 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gateway", help="serve live events over WebSocket, workflow jobs over REST and a live page")
+    p = sub.add_parser("gateway", help="serve live events over WebSocket, workflow jobs over REST and a live page",
+                       description="One HTTP port: WebSocket /ws (authenticate, subscribe to topics and symbols; "
+                                   "docs/gateway.md), REST /workflows (historical workflow jobs), /metrics and "
+                                   "the live page at /. Clients authenticate with a bearer token of 16+ "
+                                   "characters from --tokens-file or $TICKTIDE_GATEWAY_TOKENS.")
     add_bus_option(p)
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="listen port (default 8080; 0 picks a free one)")
@@ -117,12 +127,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ticktide.gateway.commands ...`` (the same as ``ticktide gateway ...``)."""
-    parser = argparse.ArgumentParser(prog="ticktide")
-    parser.add_argument("--log-level", default="INFO")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["gateway", *(argv if argv is not None else sys.argv[1:])])
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    from ticktide.cli import main as cli_main
+
+    return cli_main(["gateway", *(argv if argv is not None else sys.argv[1:])])
 
 
 if __name__ == "__main__":

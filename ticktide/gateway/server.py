@@ -98,7 +98,9 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[SPEC_KEY])
 
 
-async def index(request: web.Request) -> web.FileResponse:
+async def index(request: web.Request) -> web.StreamResponse:
+    if request.headers.get("Upgrade", "").lower() == "websocket":  # a client that missed the path
+        return error(400, "the WebSocket endpoint is /ws (e.g. ws://HOST:8080/ws); see docs/gateway.md")
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
+from streaming.commandline import (EMBEDDED_DEFAULT, add_bus_option, add_config_option, add_input_option,
+                                   add_symbols_option, cli_bus_url, split_symbols)
+
 
 def cmd_workflow_run(args: argparse.Namespace) -> int:
     import msgspec
 
     from ticktide.workflow.run import run_workflow
 
-    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    symbols = split_symbols(args.symbols)
     if not symbols:
-        print("ticktide workflow run: --symbols is empty", file=sys.stderr)
+        print("ticktide workflow run: --symbols is empty (give e.g. --symbols AAPL,MSFT)", file=sys.stderr)
         return 2
+    bus = cli_bus_url(args)
     fetch = None
-    if not args.prices:
+    if not args.input:
         from producers.history import parse_sources
 
         try:
@@ -25,11 +29,13 @@ def cmd_workflow_run(args: argparse.Namespace) -> int:
             print(f"ticktide workflow run: --sources: {exc}", file=sys.stderr)
             return 2
     try:
-        results = run_workflow(args.prices, symbols, args.start, args.end, args.out, config=args.config,
-                               bus=args.bus or "memory://", progress=not args.no_progress,
+        results = run_workflow(args.input, symbols, args.start, args.end, args.out, config=args.config,
+                               bus=bus, progress=not args.no_progress,
                                report=not args.no_report, benchmark=args.benchmark, fetch=fetch)
     except (OSError, ValueError, msgspec.MsgspecError) as exc:
-        print(f"ticktide workflow run: {exc}", file=sys.stderr)
+        text = str(exc)
+        hint = "" if text.endswith(")") else " (check --input, --symbols, --start/--end and --config)"
+        print(f"ticktide workflow run: {text}{hint}", file=sys.stderr)
         return 2
     m = results["risk_metrics"]
     print(f"{len(results['symbols'])} symbols, {results['days']} days, {len(results['rebalances'])} rebalances, "
@@ -51,34 +57,35 @@ def cmd_workflow_run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("workflow", help="historical workflow: replay prices through the live consumers")
+    p = subparsers.add_parser("workflow", help="historical workflow: replay prices through the live consumers",
+                              description="The historical workflow: `ticktide workflow run` replays daily bars "
+                                          "through the live consumers and writes results.json and report.md.")
     sub = p.add_subparsers(dest="workflow_command", metavar="ACTION", required=True)
     r = sub.add_parser(
         "run", help="replay daily bars through features, portfolio, execution and risk; write results and a report",
         description="Replay daily bars from a wide close CSV (date + one column per symbol) or a long OHLCV "
                     "CSV/Parquet through the same consumers as the live pipeline, on the embedded bus "
-                    "(default) or Kafka (--bus). Without --prices the bars are fetched by symbol and dates "
+                    "(default) or Kafka (--bus). Without --input the bars are fetched by symbol and dates "
                     "(Yahoo, then Alpha Vantage with a key, then Stooq; Binance for crypto pairs), warm-up "
                     "included, through the local cache. Writes DIR/results.json and DIR/report.md with PNG charts.")
-    r.add_argument("--prices", default=None, metavar="FILE",
-                   help="wide close CSV or long OHLCV CSV/Parquet (default: fetch the history)")
-    r.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. AAPL,MSFT")
+    add_input_option(r, "daily prices: wide close CSV or long OHLCV CSV/Parquet (default: fetch the history)",
+                     "--prices", required=False)
+    add_symbols_option(r, None, True)
     r.add_argument("--start", required=True, metavar="DATE", help="first day to trade (YYYY-MM-DD)")
     r.add_argument("--end", required=True, metavar="DATE", help="last day (YYYY-MM-DD)")
-    r.add_argument("--config", default=None, metavar="FILE",
-                   help="TOML with [workflow], [portfolio], [execution], [risk], [features], [alerts] tables "
-                        "and/or the API document's keys (risk_profile, rebalancing_frequency, ...; see README)")
+    add_config_option(r, "TOML with [workflow], [portfolio], [execution], [risk], [features], [alerts], [history] "
+                         "tables and/or the API document's keys (risk_profile, rebalancing_frequency, ...; see README)")
     r.add_argument("--benchmark", default=None, metavar="SYMBOL",
                    help="price-file column to compare with, e.g. SPY: beta, alpha, tracking error, information "
                         "ratio, a beta-scaled crash, drawn on the equity chart (default: config benchmark)")
     r.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    r.add_argument("--bus", default=None, help="memory:// (default, deterministic) or kafka://host:port")
+    add_bus_option(r, EMBEDDED_DEFAULT)
     r.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     r.add_argument("--no-report", action="store_true", help="write results.json only")
-    r.add_argument("--sources", default=None, help="without --prices: the source chain for every symbol, "
+    r.add_argument("--sources", default=None, help="without --input: the source chain for every symbol, "
                    "e.g. yahoo,stooq (default: per symbol)")
     r.add_argument("--cache-dir", default=None, metavar="DIR",
-                   help="without --prices: the history cache (default ~/.cache/ticktide/history)")
+                   help="without --input: the history cache (default ~/.cache/ticktide/history)")
     r.add_argument("--strict", action="store_true",
-                   help="without --prices: fail when any symbol cannot be fetched or falls below a quality threshold")
+                   help="without --input: fail when any symbol cannot be fetched or falls below a quality threshold")
     r.set_defaults(func=cmd_workflow_run)

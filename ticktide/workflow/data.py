@@ -14,12 +14,14 @@ A day's bar closes at ``close_time`` UTC (21:00, the New York close); its
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from schemas.events import Bar
+from streaming.tables import check_finite, check_unique, parse_dates, sort_order
 
 _DATE_COLUMNS = ("date", "ts", "timestamp", "time", "datetime")
 
@@ -40,9 +42,15 @@ def _read_table(path: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def _days(values) -> pd.DatetimeIndex:
-    idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
-    return idx.normalize()
+def _days(values, column: str = "date") -> pd.DatetimeIndex:
+    """UTC days; an unparseable date is an error naming its line (header = line 1)."""
+    return parse_dates(list(values), column=column).normalize()
+
+
+def _say_sorted(path: str, days) -> None:
+    if sort_order(days) is not None:
+        print(f"ticktide workflow run: the rows of {path} were not in date order: sorted them by date",
+              file=sys.stderr)
 
 
 def _adjusted(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -74,7 +82,10 @@ def prices_from_frame(df: pd.DataFrame) -> PriceData:
     if "symbol" in cols and "close" in cols:
         df = df.rename(columns={v: k for k, v in cols.items()})
         date_col = date_col.lower()
-        df["day"] = _days(df[date_col])
+        df["day"] = _days(df[date_col], date_col)
+        check_unique(df["day"].dt.strftime("%Y-%m-%d").tolist(), df["symbol"].astype(str).tolist())
+        check_finite(df[["close"]].apply(pd.to_numeric, errors="coerce"))
+        _say_sorted(path, df["day"])
         df = df.dropna(subset=["close"]).sort_values(["day", "symbol"])
         df, fields = _adjusted(df)
         close = df.pivot_table(index="day", columns="symbol", values="close", aggfunc="last").sort_index()
@@ -87,8 +98,12 @@ def prices_from_frame(df: pd.DataFrame) -> PriceData:
         close.columns = [str(c) for c in close.columns]
         return PriceData(close, ohlcv, fields)
     close = df.set_index(date_col)
-    close.index = _days(close.index)
-    close = close.sort_index().apply(pd.to_numeric, errors="coerce")
+    close.index = _days(close.index, str(date_col))
+    check_unique(close.index.strftime("%Y-%m-%d").tolist())
+    close = close.apply(pd.to_numeric, errors="coerce")
+    check_finite(close)
+    _say_sorted(path, close.index)
+    close = close.sort_index(kind="stable")
     close.columns = [str(c).strip() for c in close.columns]
     return PriceData(close, price_field={str(c): "close" for c in close.columns})
 

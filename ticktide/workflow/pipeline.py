@@ -12,7 +12,6 @@ the run is deterministic and two runs give the same results.
 from __future__ import annotations
 
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
@@ -69,28 +68,26 @@ def _open(url: str):
 
 
 class Progress:
-    """A one-line progress bar on stderr."""
+    """The day-by-day progress bar (tqdm) on stderr, drawn only on a terminal: pipes and logs stay clean."""
 
-    def __init__(self, total: int, enabled: bool = True, width: int = 30, stream=None):
-        self.total, self.enabled, self.width = max(total, 1), enabled, width
+    def __init__(self, total: int, enabled: bool = True, stream=None):
+        from tqdm import tqdm
+
         self.stream = stream or sys.stderr
-        self.t0 = time.monotonic()
-        self._last = -1
+        is_tty = getattr(self.stream, "isatty", lambda: False)()
+        self.bar = tqdm(total=total, unit="day", file=self.stream, disable=not (enabled and is_tty),
+                        leave=True, dynamic_ncols=True)
+        self._done = 0
 
     def update(self, done: int, label: str = "") -> None:
-        if not self.enabled:
+        if self.bar.disable:
             return
-        pct = int(100 * done / self.total)
-        if pct == self._last and done != self.total:
-            return
-        self._last = pct
-        filled = int(self.width * done / self.total)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {pct:3d}% {done}/{self.total} days {label} "
-                          f"{time.monotonic() - self.t0:5.1f}s")
-        if done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+        self.bar.set_postfix_str(label, refresh=False)
+        self.bar.update(done - self._done)
+        self._done = done
+        if done >= self.bar.total:
+            self.bar.close()
+
 
 
 async def replay(data: PriceData, close: pd.DataFrame, processors: list, bus_url: str = "memory://",

@@ -57,6 +57,7 @@ from producers.history.config import HistoryConfig
 from streaming.config import read_toml
 from ticktide.workflow.analytics import (ROLLING_WINDOW, attribution, failed_rebalances, realized_costs,
                                          rolling_stats)
+from streaming.tables import standard_json
 from ticktide.workflow.data import load_prices, select
 from ticktide.workflow.pipeline import Collected, Progress, replay
 from ticktide.workflow.profiles import DOCUMENT_KEYS, resolve
@@ -365,7 +366,10 @@ def run_workflow(prices: str | None, symbols: list[str], start: str, end: str, o
     results["data"] = data_info
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    safe, missing = standard_json(results)  # standard JSON: NaN/Infinity become null, with the reason
+    if missing:
+        safe["null_reasons"] = missing
+    (dest / "results.json").write_text(json.dumps(safe, indent=2, allow_nan=False) + "\n")
     if report:
         from ticktide.workflow.report import write_report
 
