@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import json
+import threading
+from wsgiref.simple_server import make_server
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +39,36 @@ SNAPSHOTS = Counter("ticktide_snapshots_total", "State snapshots written to the 
 LAST_EVENT_TS = Gauge("ticktide_last_event_timestamp_seconds",
                       "Market time (ts_event) of the latest input, per consumer", ["consumer"])
 UP = Gauge("ticktide_up", "1 while the component runs", ["consumer"])
+BUS_UP = Gauge("ticktide_bus_up", "1 while the message broker answers this process, 0 while it cannot be reached",
+               ["role"])
+BUS_LAST_CONTACT = Gauge("ticktide_bus_last_contact_timestamp_seconds",
+                         "Wall-clock time the broker last answered this process", ["role"])
+
+
+def health_report() -> dict:
+    """The process's own health answer: ``degraded`` with the reason while its broker is away."""
+    from streaming.connectivity import degraded_reasons, role
+
+    reasons = degraded_reasons()
+    body = {"status": "degraded" if reasons else "ok", "role": role()}
+    if reasons:
+        body["reason"] = "; ".join(reasons)
+    return body
 
 
 def serve_metrics(port: int | None, addr: str = "0.0.0.0") -> None:
-    """Serve /metrics on ``port`` in a background thread; None or negative disables it."""
+    """Serve /metrics and /health on ``port`` in a background thread; None or negative disables it."""
     if port is None or port < 0:
         return
-    start_http_server(port, addr=addr)
-    log.info("metrics on http://%s:%d/metrics", addr, port)
+    metrics_app = make_wsgi_app(REGISTRY)
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") == "/health":
+            body = json.dumps(health_report()).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return metrics_app(environ, start_response)
+
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    log.info("metrics on http://%s:%d/metrics, health on /health", addr, port)

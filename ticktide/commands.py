@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import uuid
 
 from schemas.topics import CATALOGUE
+from streaming import connectivity
 from streaming.bus import open_bus
-from streaming.commandline import add_bus_option, install_stop_handlers
+from streaming.commandline import add_bus_option, add_shutdown_option, install_stop_handlers
 from streaming.metrics import serve_metrics
+from streaming.deadline import bounded
 from ticktide.processors import CONSUMERS, create_processor
+
+log = logging.getLogger("ticktide")
 
 
 # -- consume --------------------------------------------------------------------
@@ -19,20 +24,29 @@ async def _consume(args: argparse.Namespace) -> int:
     from streaming.runner import Runner, RunnerSettings
 
     processor = create_processor(args.name, args.config)
+    connectivity.set_role(args.name)
     bus = open_bus(args.bus)
     serve_metrics(args.metrics_port)
     stop = asyncio.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, args.shutdown_timeout)
     settings = RunnerSettings(group=args.group, max_records=args.max_records, duration_s=args.duration,
-                              exactly_once=args.exactly_once, instance=args.instance_id or "")
+                              exactly_once=args.exactly_once, instance=args.instance_id or "",
+                              shutdown_timeout_s=args.shutdown_timeout)
+    runner = Runner(processor, bus, settings, stop)
     try:
-        await Runner(processor, bus, settings, stop).run()
+        await runner.run()
     finally:
-        try:
-            await asyncio.wait_for(bus.close(), settings.shutdown_timeout_s)
-        except asyncio.TimeoutError:
-            print(f"ticktide consume {args.name}: the bus did not close in time", file=sys.stderr)
+        pending = _pending(bus)
+        failed = await bounded(bus.close(), max(0.5, runner.remaining_shutdown_s()))
+        if failed:
+            log.warning("consume %s: the bus did not close (%s); %s unacknowledged messages dropped",
+                        args.name, failed, pending)
     return 0
+
+
+def _pending(bus) -> str:
+    pending = getattr(bus, "pending", None)
+    return f"{pending():,}" if pending else "no"
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
@@ -41,10 +55,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 # -- subscribe ------------------------------------------------------------------
 async def _subscribe(args: argparse.Namespace) -> int:
+    connectivity.set_role("subscribe")
     bus = open_bus(args.bus)
-    await bus.start()
     stop = asyncio.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, args.shutdown_timeout)
+    await bus.start()
     group = args.group or f"ticktide-subscribe-{uuid.uuid4().hex[:8]}"
     sub = bus.subscribe([args.topic], group, from_beginning=args.from_beginning)
     symbols = set(args.symbol or ())
@@ -52,7 +67,9 @@ async def _subscribe(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.duration if args.duration else None
     out = sys.stdout.buffer
-    try:
+
+    async def tail() -> None:
+        nonlocal printed
         async for records in sub.batches(max_records=500, timeout_ms=200):
             for r in records:
                 if symbols and (r.key or b"").decode() not in symbols:
@@ -65,9 +82,20 @@ async def _subscribe(args: argparse.Namespace) -> int:
             out.flush()
             if stop.is_set() or (deadline and loop.time() >= deadline):
                 break
+
+    reader = loop.create_task(tail())
+    stopper = loop.create_task(stop.wait())
+    try:
+        await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if reader.done():
+            reader.result()
     finally:
-        await sub.close()
-        await bus.close()
+        stopper.cancel()
+        reader.cancel()
+        # nothing to commit (a subscriber only reads): closing is best effort within the bound
+        end = loop.time() + args.shutdown_timeout
+        for close in (sub.close, bus.close):
+            await bounded(close(), max(0.5, end - loop.time()))
     return 0
 
 
@@ -114,6 +142,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stable id of this replica (default: the host name); names its Kafka transactional id")
     p.add_argument("--exactly-once", action="store_true",
                    help="Kafka transactions: outputs and input offsets commit atomically (default: at-least-once)")
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_consume)
 
     p = sub.add_parser("subscribe", help="tail a topic as JSON lines (e.g. signals.v1)")
@@ -124,6 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0, help="stop after N messages")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--group", default=None, help="consumer group (default: a fresh one)")
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_subscribe)
 
     p = sub.add_parser("topics", help="list the topic catalogue or create its topics on a bus")
@@ -138,4 +168,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7, help="simulator seed")
     add_bus_option(p)
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_demo)

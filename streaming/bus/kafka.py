@@ -24,6 +24,7 @@ from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import TopicPartition as KafkaTP
 
 from schemas.topics import CATALOGUE
+from streaming import connectivity
 from streaming.bus.base import Record, RebalanceHook, TopicPartition
 from streaming.bus.memory import _call
 
@@ -95,6 +96,17 @@ class KafkaBus:
         self._producer: AIOKafkaProducer | None = None
         self._pending: list[asyncio.Future] = []
         self._transactional_id: str | None = None
+        self.watch = connectivity.watch_for(self.settings.bootstrap, self.settings.security.get("ssl_context"))
+        self._watching = False
+        self._unacked = 0  # sent, not acknowledged (flush() may have taken them off _pending)
+
+    def _describe_pending(self) -> str:
+        return f"{self._unacked:,} published messages waiting for the broker" if self._unacked else ""
+
+    def _acked(self, fut: asyncio.Future) -> None:
+        self._unacked -= 1
+        if not fut.cancelled():
+            fut.exception()  # a failure is raised by flush(), never left unretrieved
 
     def enable_transactions(self, transactional_id: str) -> None:
         """Exactly-once mode: a transactional producer (call before ``start``)."""
@@ -105,6 +117,11 @@ class KafkaBus:
     async def start(self) -> None:
         if self._producer is not None:
             return
+        connectivity.limit_client_logs()
+        if not self._watching:
+            self._watching = True
+            self.watch.describe_waiting(self._describe_pending)
+            self.watch.start()
         s = self.settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap,
@@ -142,6 +159,8 @@ class KafkaBus:
             await self.start()
         assert self._producer is not None
         fut = await self._producer.send(self.settings.physical(topic), value=value, key=key, headers=list(headers) or None)
+        self._unacked += 1
+        fut.add_done_callback(self._acked)
         self._pending.append(fut)
 
     async def flush(self) -> None:
@@ -215,7 +234,15 @@ class KafkaBus:
         finally:
             await consumer.stop()
 
+    def pending(self) -> int:
+        """Published messages not acknowledged yet."""
+        return self._unacked
+
     async def close(self) -> None:
+        if self._watching:
+            self._watching = False
+            self.watch.forget_waiting(self._describe_pending)
+            self.watch.stop()
         if self._producer is not None:
             try:
                 await self.flush()

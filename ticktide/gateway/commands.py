@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 
-from streaming.commandline import add_bus_option, install_stop_handlers
+from streaming import connectivity
+from streaming.commandline import add_bus_option, add_shutdown_option, install_stop_handlers
 
 log = logging.getLogger("ticktide.gateway")
 
@@ -42,6 +43,7 @@ async def _serve(args: argparse.Namespace) -> int:
     limits = Limits(queue_size=args.queue_size, max_frame_bytes=args.max_frame_bytes,
                     max_subscriptions=args.max_subscriptions,
                     max_connections_per_token=args.max_connections_per_token)
+    connectivity.set_role("gateway")
     bus = open_bus(args.bus)
     app = create_app(tokens, bus=bus, prices=prices, limits=limits, max_running_jobs=args.max_running_jobs,
                      max_queued_jobs=args.max_queued_jobs, group=args.group, jobs_dir=args.jobs_dir)
@@ -58,10 +60,13 @@ async def _serve(args: argparse.Namespace) -> int:
     log.warning("gateway listening on http://%s:%d (%d tokens, bus %s)", args.host, port, len(tokens),
                 bus.url.split("?")[0])
     stop = asyncio.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, args.shutdown_timeout)
     await stop.wait()
     log.warning("gateway stopping")
-    await runner.cleanup()
+    try:
+        await asyncio.wait_for(runner.cleanup(), args.shutdown_timeout)
+    except asyncio.TimeoutError:
+        log.warning("gateway: cleanup did not finish within %.0f s; exiting anyway", args.shutdown_timeout)
     return 0
 
 
@@ -91,6 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: in memory only)")
     p.add_argument("--group", default=None, help="consumer group (default: a fresh one per instance)")
     p.add_argument("--access-log", action="store_true", help="log every HTTP request (never tokens)")
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_gateway)
 
 
