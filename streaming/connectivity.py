@@ -134,7 +134,7 @@ class BrokerWatch:
                 continue
             if text:
                 parts.append(text)
-        return "; ".join(parts) or "nothing waiting yet"
+        return "; ".join(parts) or "nothing waiting"
 
     def reason(self) -> str:
         """Why the process is degraded; "" while the broker answers."""
@@ -149,7 +149,9 @@ class BrokerWatch:
         metrics.BUS_LAST_CONTACT.labels(_role).set(self.last_contact)
         if self.up is False:
             duration = now - (self.down_since or now)
-            log.info("broker %s reachable again after an outage of %.0f s", self.bootstrap, duration)
+            # INFO, or WARNING where only warnings are shown: whoever saw the outage sees its end
+            level = logging.INFO if log.isEnabledFor(logging.INFO) else logging.WARNING
+            log.log(level, "broker %s reachable again after an outage of %.0f s", self.bootstrap, duration)
         if self.up is not True:
             self.up, self.down_since = True, None
             metrics.BUS_UP.labels(_role).set(1)

@@ -57,6 +57,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 async def _subscribe(args: argparse.Namespace) -> int:
     connectivity.set_role("subscribe")
     bus = open_bus(args.bus)
+    serve_metrics(args.metrics_port)
     stop = asyncio.Event()
     install_stop_handlers(stop, args.shutdown_timeout)
     await bus.start()
@@ -153,6 +154,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0, help="stop after N messages")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--group", default=None, help="consumer group (default: a fresh one)")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics and /health on this port")
     add_shutdown_option(p)
     p.set_defaults(func=cmd_subscribe)
 

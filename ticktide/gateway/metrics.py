@@ -12,6 +12,9 @@ REJECTED = Counter("ticktide_gateway_rejected_connections_total",
                    "WebSocket connections refused or closed before subscribing, per reason", ["reason"])
 AUTH_FAILURES = Counter("ticktide_gateway_auth_failures_total", "Requests with a missing or invalid token",
                         ["transport"])
+TIMED_OUT = Counter("ticktide_gateway_timed_out_connections_total",
+                    "Connections closed for missing a deadline: the HTTP request line and headers (http_request) "
+                    "or the WebSocket auth frame (ws_auth)", ["stage"])
 SLOW_DISCONNECTS = Counter("ticktide_gateway_slow_disconnects_total",
                            "Connections closed because their bounded queue overflowed (code 4008)")
 MESSAGES_SENT = Counter("ticktide_gateway_messages_sent_total", "WebSocket frames written to clients")
