@@ -221,8 +221,10 @@ class Runner:
                     self._interrupted = True
                     loop_task.cancel()
                     await asyncio.wait({loop_task}, timeout=max(0.1, self._remaining() / 4))
-            if loop_task.done() and not loop_task.cancelled():
-                loop_task.result()  # the loop's own failure
+            if not loop_task.done():
+                loop_task.add_done_callback(_retrieve)  # still unwinding inside the client: let it go
+            elif not loop_task.cancelled() and loop_task.exception() is not None and not self._interrupted:
+                raise loop_task.exception()  # the loop's own failure (not one the stop caused)
         finally:
             stopper.cancel()
             if watch is not None:
@@ -492,3 +494,8 @@ class Runner:
 async def run(processor: Processor, bus: Bus, settings: RunnerSettings | None = None,
               stop: asyncio.Event | None = None) -> None:
     await Runner(processor, bus, settings, stop).run()
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -11,6 +11,7 @@ gateway stops.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -48,6 +49,7 @@ class WorkflowRequest:
     end_date: dt.date
     config: dict[str, Any]
     prices: str
+    job_id: str = ""  # set when the job runs: its portfolio id is job:<id>
 
 
 RunWorkflow = Callable[[WorkflowRequest, Callable[[float], None]], dict]
@@ -180,7 +182,7 @@ class JobManager:
         def progress(fraction: float) -> None:
             job.progress = min(1.0, max(job.progress, float(fraction)))
 
-        return self.run_workflow(job.request, progress)
+        return self.run_workflow(dataclasses.replace(job.request, job_id=job.id), progress)
 
     def _prune(self) -> None:
         finished = [j for j in self.jobs.values() if j.status in ("completed", "failed")]

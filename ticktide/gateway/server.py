@@ -30,6 +30,7 @@ from ticktide.gateway.rest import (
 )
 from ticktide.gateway.ws import HUB_KEY, TOKENS_KEY, handle_ws
 from streaming import connectivity
+from streaming.metrics import register as register_metrics
 from streaming.bus.base import Bus
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ def create_app(tokens: TokenStore, *, bus: Bus | None = None, prices: str | None
             from ticktide.gateway.workflow import known_symbols
 
             symbols = known_symbols(prices)
+    register_metrics(*m.ALL)  # the gateway's families, on /metrics from the start
     app = web.Application(middlewares=[errors_as_json, require_token], client_max_size=MAX_BODY)
     hub = Hub(limits)
     app[HUB_KEY] = hub

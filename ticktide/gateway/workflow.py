@@ -92,7 +92,7 @@ def run_historical_workflow(request: WorkflowRequest, progress_cb: Callable[[flo
     start, end = request.start_date.isoformat(), request.end_date.isoformat()
     warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
     close, first_day = wf.select(data, symbols, start, end, warmup)
-    processors = wf.build_processors(cfg, symbols, first_day)
+    processors = wf.build_processors(cfg, symbols, first_day, job_id=request.job_id or None)
     progress_cb(0.0)
     out = asyncio.run(wf.replay(data, close, processors, "memory://", _ProgressAdapter(len(close), progress_cb)))
     results, _series = wf.build_results(out, close, symbols, first_day, start, end, cfg)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,11 +79,17 @@ class WorkflowConfig:
                    RiskConfig.from_mapping(data.get("risk", {})), features)
 
 
-def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Timestamp) -> list:
-    """The four live processors, configured for this run (same classes as ``ticktide consume``)."""
+def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Timestamp,
+                     job_id: str | None = None) -> list:
+    """The four live processors, configured for this run (same classes as ``ticktide consume``).
+
+    The portfolio id is ``job:<id>`` (``job:local`` when none is given): a backtest's orders,
+    fills and risk updates never carry a live portfolio's id.
+    """
     from consumers.features import FeaturesProcessor
 
-    pcfg = msgspec.structs.replace(cfg.portfolio, symbols=list(symbols), active_from=first_day.isoformat())
+    pcfg = msgspec.structs.replace(cfg.portfolio, symbols=list(symbols), active_from=first_day.isoformat(),
+                                   portfolio_id=f"job:{job_id or 'local'}")
     rcfg = msgspec.structs.replace(cfg.risk, initial_cash=cfg.execution.initial_cash,
                                    sectors=cfg.risk.sectors or dict(cfg.portfolio.sectors))
     features = FeaturesProcessor(cfg.features) if cfg.features is not None else FeaturesProcessor()
@@ -186,7 +193,10 @@ def run_workflow(prices: str, symbols: list[str], start: str, end: str, out_dir:
     data = load_prices(prices)
     warmup = cfg.workflow.warmup if cfg.workflow.warmup is not None else cfg.portfolio.lookback
     close, first_day = select(data, symbols, start, end, warmup)
-    processors = build_processors(cfg, symbols, first_day)
+    # the same inputs make the same job id (two runs give identical results)
+    job_id = hashlib.sha256(json.dumps([symbols, start, end, Path(config).read_text() if config else ""])
+                            .encode()).hexdigest()[:12]
+    processors = build_processors(cfg, symbols, first_day, job_id=job_id)
     bar = Progress(len(close), enabled=progress)
     out = asyncio.run(replay(data, close, processors, bus, bar))
     results, series = build_results(out, close, symbols, first_day, start, end, cfg)
