@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from producers.kraken import KrakenAdapter, kraken_pair
-from producers.recordings import read_frames
+from producers.venues.kraken import KrakenAdapter, kraken_pair
+from producers.recordings.readers import read_frames
 from producers.venues import get_adapter
 from schemas.events import Tick
 

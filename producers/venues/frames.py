@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from producers.base import ParseResult
+from producers.venues.base import ParseResult
 
 MAX_NS = 2**63 - 1
 _SEPARATORS = re.compile(r"[-/_:. ]")
