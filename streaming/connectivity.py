@@ -34,17 +34,7 @@ PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 2.0
 SUMMARY_INTERVAL_S = 30.0
 
-_role = "ticktide"
-
-
-def set_role(role: str) -> None:
-    """Name this process's role (``features``, ``producer``, ``gateway``...) for the bus gauges."""
-    global _role
-    _role = role
-
-
-def role() -> str:
-    return _role
+set_role = metrics.set_role
 
 
 def parse_servers(bootstrap: str) -> list[tuple[str, int]]:
@@ -146,7 +136,7 @@ class BrokerWatch:
     def contact(self) -> None:
         now = self.clock()
         self.last_contact = time.time()
-        metrics.BUS_LAST_CONTACT.labels(_role).set(self.last_contact)
+        metrics.BUS_LAST_CONTACT.labels(metrics.role()).set(self.last_contact)
         if self.up is False:
             duration = now - (self.down_since or now)
             # INFO, or WARNING where only warnings are shown: whoever saw the outage sees its end
@@ -154,7 +144,7 @@ class BrokerWatch:
             log.log(level, "broker %s reachable again after an outage of %.0f s", self.bootstrap, duration)
         if self.up is not True:
             self.up, self.down_since = True, None
-            metrics.BUS_UP.labels(_role).set(1)
+            metrics.BUS_UP.labels(metrics.role()).set(1)
             self._notify(True)
 
     def failure(self, error: str) -> None:
@@ -163,7 +153,7 @@ class BrokerWatch:
         if self.up is not False:
             self.up, self.down_since, self._last_summary = False, now, now
             self.outages += 1
-            metrics.BUS_UP.labels(_role).set(0)
+            metrics.BUS_UP.labels(metrics.role()).set(0)
             log.warning("broker %s unreachable (%s); waiting: %s; retrying every %.0f s",
                         self.bootstrap, error, self.waiting(), self.interval_s)
             self._notify(False)
@@ -204,7 +194,7 @@ class BrokerWatch:
         """Start probing (idempotent; counts users so the last ``stop`` ends the probe)."""
         self._users += 1
         if self._task is None or self._task.done():
-            metrics.BUS_UP.labels(_role)  # the families appear as soon as the process uses a bus
+            metrics.BUS_UP.labels(metrics.role())  # the families appear as soon as the process uses a bus
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"broker-watch {self.bootstrap}")
 
     def stop(self) -> None:
@@ -228,6 +218,9 @@ def watch_for(bootstrap: str, ssl: ssl_module.SSLContext | None = None) -> Broke
 def degraded_reasons() -> list[str]:
     """Health reasons of every watched broker list that cannot be reached right now."""
     return [r for r in (w.reason() for w in _watches.values()) if r]
+
+
+metrics.HEALTH_SOURCES.append(degraded_reasons)
 
 
 def forget_watches() -> None:

@@ -134,12 +134,25 @@ BUS_LAST_CONTACT = gauge("ticktide_bus_last_contact_timestamp_seconds",
                          "Wall-clock time the broker last answered this process", ["role"])
 
 
-def health_report() -> dict:
-    """The process's own health answer: ``degraded`` with the reason while its broker is away."""
-    from streaming.connectivity import degraded_reasons, role
+_role = "ticktide"
+# callables that return why the process is degraded (streaming.connectivity adds the broker's)
+HEALTH_SOURCES: list = []
 
-    reasons = degraded_reasons()
-    body = {"status": "degraded" if reasons else "ok", "role": role()}
+
+def set_role(role: str) -> None:
+    """Name this process's role (``features``, ``producer``, ``gateway``...) for its health and bus gauges."""
+    global _role
+    _role = role
+
+
+def role() -> str:
+    return _role
+
+
+def health_report() -> dict:
+    """The process's own health answer: ``degraded`` with the reasons (e.g. its broker is away)."""
+    reasons = [r for source in HEALTH_SOURCES for r in source()]
+    body = {"status": "degraded" if reasons else "ok", "role": _role}
     if reasons:
         body["reason"] = "; ".join(reasons)
     return body

@@ -41,6 +41,8 @@ class KafkaSettings:
     replication_factor: int = 1
     linger_ms: int = 5
     max_batch_size: int = 256 * 1024
+    # how long a queued message may wait for its partition's leader (a broker outage) before it fails
+    request_timeout_ms: int = 40_000
     isolation_level: str = "read_committed"
     topic_prefix: str = ""  # namespaces every topic, e.g. "staging." or one per test
 
@@ -130,6 +132,7 @@ class KafkaBus:
             acks="all",
             linger_ms=s.linger_ms,
             max_batch_size=s.max_batch_size,
+            request_timeout_ms=s.request_timeout_ms,
             transactional_id=self._transactional_id,
             **s.security,
         )
@@ -197,6 +200,17 @@ class KafkaBus:
                 await self._wait_for_metadata(admin, [t.name for t in new])
         finally:
             await admin.close()
+
+    async def missing_topics(self, names: Sequence[str]) -> list[str]:
+        """The topics of ``names`` that do not exist on the broker."""
+        s = self.settings
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, client_id=s.client_id, **s.security)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+        finally:
+            await admin.close()
+        return [n for n in names if s.physical(n) not in existing]
 
     @staticmethod
     async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str]) -> None:

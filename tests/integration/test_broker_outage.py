@@ -8,22 +8,32 @@ restart, health ``degraded`` with a reason then ``ok``, no consumer lag
 number while the broker is away, fewer than 20 log lines per process over a
 60 s outage (no traceback, no unretrieved future), and SIGTERM during an
 outage exits 0 within ``--shutdown-timeout``.
+
+A replay runs into the same outage with a small ``--buffer``: it never
+exits, its websocket read waits while the buffer is full, and when the
+broker is back every recorded tick is on ``ticks.v1`` exactly once, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
+from collections import defaultdict
 import time
 import urllib.request
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from schemas.events import Tick
 from streaming.bus.kafka import KafkaBus
 from tests.integration.brokers import PrivateBroker
-from tests.integration.conftest import Processes
+from tests.integration.conftest import ROOT, Processes
 from tests.ops.promtest import free_port
 
 pytestmark = pytest.mark.kafka
@@ -107,6 +117,13 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
     }
     _replay(processes, url)
     _eventually(lambda: _samples(ports["features"], "ticktide_events_in_total"), 90, "features reading ticks")
+    # a replay of its own (topics under another prefix) that the outage will hit mid-stream
+    replay_url = f"{url}?prefix=outage."
+    asyncio.run(_create_topics(replay_url))
+    ports["replay"] = free_port()
+    replay = processes.start("replay", str(RECORDING), "--venue", "binance", "--speed", "max", "--bus", replay_url,
+                             "--recv-time", "recorded", "--buffer", "5000", "--metrics-port", str(ports["replay"]),
+                             name="replay-outage")
     _eventually(lambda: _samples(ports["features"], "ticktide_consumer_lag"), 30, "features reporting its lag")
 
     def bus_up(name: str) -> float | None:
@@ -119,6 +136,8 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
         assert _health(ports[name])["status"] == "ok", name
         assert _samples(ports[name], "ticktide_bus_last_contact_timestamp_seconds")
     before = {name: len(_log_lines(processes, p)) for name, p in procs.items()}
+    _eventually(lambda: sum(_samples(ports["replay"], "ticktide_producer_ticks_total").values()) >= 500, 60,
+                "the replay publishing")
 
     # -- the broker crashes: every process says so within 30 s ---------------------------
     broker.kill()
@@ -133,6 +152,8 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
         assert _samples(ports[name], "ticktide_consumer_lag") == {}, f"{name}: a stale lag while the broker is away"
 
     time.sleep(max(0.0, killed + OUTAGE_S - time.monotonic()))
+    assert replay.poll() is None, f"the replay exited during the outage:\n{processes.log(replay)[-3000:]}"
+    assert _samples(ports["replay"], "ticktide_bus_up") == {"{role=\"replay\"}": 0.0}
     for name, proc in procs.items():
         assert proc.poll() is None, f"{name} exited during the outage:\n{processes.log(proc)[-3000:]}"
         during = _log_lines(processes, proc)[before[name]:]
@@ -147,6 +168,9 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
         _eventually(lambda: bus_up(name) == 1.0, 60, f"{name}: ticktide_bus_up 1 again")
         _eventually(lambda: _health(ports[name])["status"] == "ok", 30, f"{name}: health ok again")
         assert any("reachable again after an outage of" in line for line in _log_lines(processes, procs[name]))
+    assert replay.wait(120) == 0, processes.log(replay)[-3000:]
+    assert "Traceback" not in processes.log(replay) and "never retrieved" not in processes.log(replay)
+    _assert_every_tick_once_in_order(asyncio.run(_read(replay_url, "ticks.v1")))
     read_before = sum(_samples(ports["features"], "ticktide_events_in_total").values())
     _replay(processes, url)
     _eventually(lambda: sum(_samples(ports["features"], "ticktide_events_in_total").values()) > read_before, 60,
@@ -175,3 +199,33 @@ async def _create_topics(url: str) -> None:
                                  "changelog.features.v1", "changelog.signals.v1", "alerts.v1", "risk.v1"])
     finally:
         await bus.close()
+
+
+async def _read(url: str, topic: str) -> list:
+    bus = KafkaBus(url)
+    try:
+        return await bus.read_all(topic, timeout_s=60)
+    finally:
+        await bus.close()
+
+
+def _assert_every_tick_once_in_order(records: list) -> None:
+    """Per symbol and kind, the ticks on the topic are the offline normalizer's, in the same order."""
+    out = subprocess.run([sys.executable, "-m", "ticktide.cli", "normalize", "--venue", "binance", str(RECORDING)],
+                         cwd=ROOT, capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr.decode()[-3000:]
+
+    def streams(ticks) -> dict:
+        by = defaultdict(list)
+        for t in ticks:  # the receive stamp is the one field a replay may set differently
+            by[(t.symbol, t.kind)].append(msgspec.json.encode(msgspec.structs.replace(t, ts_recv=0)))
+        return by
+
+    expected = streams(msgspec.json.decode(line, type=Tick) for line in out.stdout.splitlines() if line.strip())
+    ordered = sorted(records, key=lambda r: (r.partition, r.offset))
+    live = streams(msgspec.json.decode(r.value, type=Tick) for r in ordered)
+    assert sum(map(len, live.values())) == sum(map(len, expected.values())), "ticks lost or duplicated"
+    assert live.keys() == expected.keys()
+    for key in expected:
+        assert live[key] == expected[key], f"{key}: not every tick exactly once in order"
+
