@@ -112,12 +112,23 @@ async def _topics(args: argparse.Namespace) -> int:
             print(f"{t.name}\tkey={t.key}\tpartitions={t.partitions}\t{kind}")
         return 0
     bus = open_bus(args.bus)
+    settings = getattr(bus, "settings", None)
+    if settings is not None:  # flags win over the URL, the catalogue and the cluster-size default
+        settings.replication_factor = args.replication_factor or settings.replication_factor
+        settings.min_insync_replicas = args.min_insync_replicas or settings.min_insync_replicas
     try:
         await bus.ensure_topics(list(CATALOGUE))
     finally:
         await bus.close()
     print(f"ensured {len(CATALOGUE)} topics on {bus.url}", file=sys.stderr)
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
@@ -161,6 +172,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("topics", help="list the topic catalogue or create its topics on a bus")
     p.add_argument("action", choices=["list", "create"])
     add_bus_option(p)
+    p.add_argument("--replication-factor", type=_positive, default=None, metavar="N",
+                   help="copies of each new topic (default: the catalogue's, else 1 on one broker, 3 on three+)")
+    p.add_argument("--min-insync-replicas", type=_positive, default=None, metavar="N",
+                   help="copies an acks=all write waits for (default: the catalogue's, else 1, or 2 on three+)")
     p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("demo", help="run the whole pipeline in one process on the embedded bus and print signals")

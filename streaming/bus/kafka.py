@@ -23,7 +23,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import TopicPartition as KafkaTP
 
-from schemas.topics import CATALOGUE
+from schemas.topics import CATALOGUE, replication_for
 from streaming import connectivity
 from streaming.bus.base import Record, RebalanceHook, TopicPartition
 from streaming.bus.memory import _call
@@ -38,7 +38,8 @@ class KafkaSettings:
     bootstrap: str
     client_id: str = "ticktide"
     security: dict[str, Any] = field(default_factory=dict)
-    replication_factor: int = 1
+    replication_factor: int | None = None  # None: the topic's, else from the cluster size
+    min_insync_replicas: int | None = None
     linger_ms: int = 5
     max_batch_size: int = 256 * 1024
     # how long a queued message may wait for its partition's leader (a broker outage) before it fails
@@ -57,7 +58,9 @@ class KafkaSettings:
         """``kafka://h1:9092,h2:9092?security_protocol=SASL_SSL&sasl_mechanism=SCRAM-SHA-512``.
 
         Query keys: security_protocol, sasl_mechanism, ssl_cafile, client_id,
-        replication_factor, prefix (a topic-name prefix; also TICKTIDE_TOPIC_PREFIX).
+        replication_factor, min_insync_replicas (for ``topics create``; also
+        TICKTIDE_KAFKA_REPLICATION, TICKTIDE_KAFKA_MIN_ISR; default from the catalogue, else 1/1 on
+        one broker and 3/2 on three or more), prefix (a topic-name prefix; also TICKTIDE_TOPIC_PREFIX).
 
         Secrets come from the environment, never the URL in logs:
         TICKTIDE_KAFKA_SASL_USERNAME, TICKTIDE_KAFKA_SASL_PASSWORD,
@@ -86,9 +89,14 @@ class KafkaSettings:
             bootstrap=parts.netloc,
             client_id=query.get("client_id", "ticktide"),
             security=security,
-            replication_factor=int(query.get("replication_factor", env.get("TICKTIDE_KAFKA_REPLICATION", 1))),
+            replication_factor=_int_or_none(query.get("replication_factor", env.get("TICKTIDE_KAFKA_REPLICATION"))),
+            min_insync_replicas=_int_or_none(query.get("min_insync_replicas", env.get("TICKTIDE_KAFKA_MIN_ISR"))),
             topic_prefix=query.get("prefix", env.get("TICKTIDE_TOPIC_PREFIX", "")),
         )
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text not in (None, "") else None
 
 
 class KafkaBus:
@@ -183,14 +191,18 @@ class KafkaBus:
         try:
             existing = set(await admin.list_topics())
             new = []
+            default_rf = default_isr = None
             for name in names:
                 if s.physical(name) in existing:
                     continue
+                if default_rf is None:
+                    default_rf, default_isr = replication_for(len((await admin.describe_cluster())["brokers"]))
                 info = CATALOGUE.get(name)
+                rf = s.replication_factor or (info and info.replication_factor) or default_rf
+                isr = s.min_insync_replicas or (info and info.min_insync_replicas) or min(default_isr, rf)
                 new.append(NewTopic(
-                    s.physical(name), num_partitions=info.partitions if info else 3,
-                    replication_factor=s.replication_factor,
-                    topic_configs=info.config if info else {},
+                    s.physical(name), num_partitions=info.partitions if info else 3, replication_factor=rf,
+                    topic_configs={**(info.config if info else {}), "min.insync.replicas": str(isr)},
                 ))
             if new:
                 try:
