@@ -18,22 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-from collections import defaultdict
 import time
 import urllib.request
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from schemas.events import Tick
 from streaming.bus.kafka import KafkaBus
-from tests.integration.brokers import PrivateBroker
-from tests.integration.conftest import ROOT, Processes
+from tests.integration.brokers import PrivateBroker, assert_every_tick_once_in_order, read_topic
+from tests.integration.conftest import Processes
 from tests.ops.promtest import free_port
 
 pytestmark = pytest.mark.kafka
@@ -170,7 +164,7 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
         assert any("reachable again after an outage of" in line for line in _log_lines(processes, procs[name]))
     assert replay.wait(120) == 0, processes.log(replay)[-3000:]
     assert "Traceback" not in processes.log(replay) and "never retrieved" not in processes.log(replay)
-    _assert_every_tick_once_in_order(asyncio.run(_read(replay_url, "ticks.v1")))
+    assert_every_tick_once_in_order(asyncio.run(read_topic(replay_url, "ticks.v1")), RECORDING)
     read_before = sum(_samples(ports["features"], "ticktide_events_in_total").values())
     _replay(processes, url)
     _eventually(lambda: sum(_samples(ports["features"], "ticktide_events_in_total").values()) > read_before, 60,
@@ -199,33 +193,3 @@ async def _create_topics(url: str) -> None:
                                  "changelog.features.v1", "changelog.signals.v1", "alerts.v1", "risk.v1"])
     finally:
         await bus.close()
-
-
-async def _read(url: str, topic: str) -> list:
-    bus = KafkaBus(url)
-    try:
-        return await bus.read_all(topic, timeout_s=60)
-    finally:
-        await bus.close()
-
-
-def _assert_every_tick_once_in_order(records: list) -> None:
-    """Per symbol and kind, the ticks on the topic are the offline normalizer's, in the same order."""
-    out = subprocess.run([sys.executable, "-m", "ticktide.cli", "normalize", "--venue", "binance", str(RECORDING)],
-                         cwd=ROOT, capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.returncode == 0, out.stderr.decode()[-3000:]
-
-    def streams(ticks) -> dict:
-        by = defaultdict(list)
-        for t in ticks:  # the receive stamp is the one field a replay may set differently
-            by[(t.symbol, t.kind)].append(msgspec.json.encode(msgspec.structs.replace(t, ts_recv=0)))
-        return by
-
-    expected = streams(msgspec.json.decode(line, type=Tick) for line in out.stdout.splitlines() if line.strip())
-    ordered = sorted(records, key=lambda r: (r.partition, r.offset))
-    live = streams(msgspec.json.decode(r.value, type=Tick) for r in ordered)
-    assert sum(map(len, live.values())) == sum(map(len, expected.values())), "ticks lost or duplicated"
-    assert live.keys() == expected.keys()
-    for key in expected:
-        assert live[key] == expected[key], f"{key}: not every tick exactly once in order"
-
