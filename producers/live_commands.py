@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from typing import Any, Awaitable, Callable
+
+from streaming.commandline import add_shutdown_option, install_stop_handlers
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +30,6 @@ def _speed(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError("speed must be >= 0 (0 or 'max' = as fast as possible)")
     return value
-
-
-def _install_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
-            pass
 
 
 def recording_path(args: argparse.Namespace, command: str) -> str:
@@ -60,10 +52,11 @@ def add_recording_options(p: argparse.ArgumentParser, what: str) -> None:
                    help="same as --input (older spelling)")
 
 
-def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+def _run(main: Callable[[asyncio.Event], Awaitable[int]], shutdown_timeout: float) -> int:
     async def runner() -> int:
         stop = asyncio.Event()
-        _install_signals(stop)
+        # bounded: a second signal, or the bound passing, ends the process
+        install_stop_handlers(stop, shutdown_timeout)
         return await main(stop)
 
     try:
@@ -90,13 +83,15 @@ def load_validator(rules: str | None) -> Any:
     return Validator.from_file(rules) if rules else Validator()
 
 
-async def _start_bus(args: argparse.Namespace):
-    """The command's bus by the one rule (--bus, $TICKTIDE_BUS, Kafka), reachable and started."""
-    from streaming.commandline import start_cli_bus
+async def _start_publisher(args: argparse.Namespace, command: str):
+    """The bus by the one rule (--bus, $TICKTIDE_BUS, Kafka), reachable, behind the --buffer
+    (None after one error line when a topic it needs is missing)."""
+    from producers.publishing import open_publisher
+    from streaming.commandline import cli_bus_url, ensure_reachable
 
-    bus = await start_cli_bus(args)
-    log.info("bus %s", bus.url.split("?")[0])
-    return bus
+    url = cli_bus_url(args)
+    await ensure_reachable(url)
+    return await open_publisher(url, args.buffer, command)
 
 
 def _serve_metrics(port: int | None) -> None:
@@ -123,7 +118,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         return await run_simulator(cfg, args.host, args.port, args.duration, stop, clock=args.clock)
 
-    return _run(main)
+    return _run(main, args.shutdown_timeout)
 
 
 # -- produce -------------------------------------------------------------------
@@ -152,7 +147,11 @@ def cmd_produce(args: argparse.Namespace) -> int:
                             seed=args.seed)
 
     async def main(stop: asyncio.Event) -> int:
-        bus = await _start_bus(args)
+        from producers.publishing import finish
+
+        bus = await _start_publisher(args, "produce")
+        if bus is None:
+            return 2
         _serve_metrics(args.metrics_port)
         validator = load_validator(args.rules)
         primary = FeedConnection(adapter, bus, symbols, url=args.url, validator=validator, settings=settings)
@@ -178,16 +177,22 @@ def cmd_produce(args: argparse.Namespace) -> int:
         finally:
             if not task.done():
                 await runner.stop()
-            ok = await task
-            if not ok:
+            # a feed waiting for room in a full buffer (broker away) is not waited for long
+            await asyncio.wait({task}, timeout=args.shutdown_timeout / 4)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1)
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("produce: the feed failed: %s: %s", type(task.exception()).__name__, task.exception())
+                code = 1
+            elif not task.cancelled() and not task.result():
                 code = 1  # reconnects exhausted
-            await bus.flush()
-            await bus.close()
+            await finish(bus, args.shutdown_timeout / 2, "produce")
         for f in feeds:
             print(_summary(f.venue, f), file=sys.stderr)
         return code
 
-    return _run(main)
+    return _run(main, args.shutdown_timeout)
 
 
 # -- replay --------------------------------------------------------------------
@@ -207,7 +212,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 print(f"replaying {path} on {server.url}", flush=True)
                 await _until(stop, args.duration)
             return 0
-        bus = await _start_bus(args)
+        from producers.publishing import finish
+
+        bus = await _start_publisher(args, "replay")
+        if bus is None:
+            return 2
         _serve_metrics(args.metrics_port)
         validator = load_validator(args.rules)
         timer = None
@@ -220,15 +229,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
         finally:
             if timer:
                 timer.cancel()
-            await bus.flush()
-            await bus.close()
+            if stop.is_set():
+                await finish(bus, args.shutdown_timeout * 0.8, "replay")
+            else:  # the recording ended: wait for the broker as long as it takes
+                await bus.flush()
+                await bus.close()
         print(_summary(f"replay {args.venue}", feed), file=sys.stderr)
         return 0
 
-    return _run(main)
+    return _run(main, args.shutdown_timeout)
 
 
 # -- registration ----------------------------------------------------------------
+def _buffer_size(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("--buffer must be at least 1 message")
+    return value
+
+
+def _add_buffer_option(p: argparse.ArgumentParser) -> None:
+    from streaming.bus.buffered import DEFAULT_CAPACITY
+
+    p.add_argument("--buffer", type=_buffer_size, default=DEFAULT_CAPACITY, metavar="MESSAGES",
+                   help="messages held in memory while the broker is away; when full, the websocket is not "
+                        f"read until there is room (default {DEFAULT_CAPACITY:,}, ~1 min of a busy feed)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from producers.simulator import DEFAULT_RATE, DEFAULT_SEED, DEFAULT_SYMBOLS
     from producers.venues import available
@@ -248,6 +275,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="event timestamps: wall clock, or simulated time from the seed")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run "
                    "until Ctrl-C)")
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_simulator)
 
     p = sub.add_parser("produce", help="run a live websocket producer onto ticks.v1 (with optional failover)",
@@ -272,6 +300,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the fallback venue's names for --symbols, same order (default: the same)")
     p.add_argument("--failover-after", type=float, default=5.0,
                    help="publish the fallback after the primary is silent this many seconds")
+    _add_buffer_option(p)
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser("replay", help="replay a recorded websocket session through a venue adapter onto ticks.v1",
@@ -296,4 +326,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=0, help="listen port, 0 = ephemeral")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: the "
                    "end of the recording)")
+    _add_buffer_option(p)
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_replay)

@@ -259,6 +259,7 @@ class Health(msgspec.Struct, kw_only=True):
     error_rate: float = 0.0
     queue_size: int = 0
     throughput: float = 0.0  # events per second since the last report
+    reason: str = ""  # why the status is not ok, e.g. "broker 127.0.0.1:9092 unreachable for 42 s"
 
 
 EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (

@@ -26,6 +26,9 @@ class Topic:
     partitions: int = 3
     retention_ms: int = 7 * DAY_MS  # -1 keeps forever
     compacted: bool = False
+    # None: from the cluster (1 and 1 on a single broker, 3 and 2 on three or more)
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
 
     @property
     def config(self) -> dict[str, str]:
@@ -33,6 +36,12 @@ class Topic:
         if self.compacted:
             return {"cleanup.policy": "compact"}
         return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+
+def replication_for(brokers: int) -> tuple[int, int]:
+    """Default (replication factor, min.insync.replicas) on a cluster of ``brokers``: 3/2 from three
+    brokers on (a write survives one broker down; acks=all waits for 2), else 1/1."""
+    return (3, 2) if brokers >= 3 else (1, 1)
 
 
 TICKS = Topic("ticks.v1", Tick, "symbol", partitions=6, retention_ms=2 * DAY_MS)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import socket
 import sys
+import threading
 from typing import Sequence
 from urllib.parse import urlsplit
 
@@ -26,6 +28,12 @@ KAFKA_DEFAULT = "kafka://localhost:9092"
 EMBEDDED_DEFAULT = "memory://"
 BUS_SCHEMES = ("kafka://", "memory://")
 REACH_TIMEOUT_S = 8.0
+
+log = logging.getLogger("ticktide")
+
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
+# after the bound, a process still running is ended from a thread (the event loop may be stuck)
+HARD_EXIT_GRACE_S = 2.0
 
 
 class CommandError(Exception):
@@ -207,6 +215,13 @@ def check_topic(name: str) -> str:
 
 
 # -- signals ---------------------------------------------------------------------
+def add_shutdown_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
+                        help="on SIGTERM/SIGINT, flush and commit for at most this long, then exit 0 "
+                             f"whatever the broker does (default {DEFAULT_SHUTDOWN_TIMEOUT_S:.0f}); "
+                             "a second signal exits at once")
+
+
 def _dump_tasks() -> None:
     """SIGUSR1: print every asyncio task's stack to stderr (where is a process waiting?)."""
     for task in asyncio.all_tasks():
@@ -220,8 +235,43 @@ def _dump_tasks() -> None:
     sys.stderr.flush()
 
 
-def install_stop_handlers(stop: asyncio.Event) -> None:
-    """SIGTERM/SIGINT set ``stop``: the loop finishes its batch, publishes, commits and exits 0."""
+def _exit_now(why: str, code: int = 0) -> None:
+    log.warning("%s", why)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class StopSignals:
+    """First SIGTERM/SIGINT: set ``stop`` and arm a watchdog that ends the process
+    ``timeout_s`` (+ a short grace) later if the orderly stop is still stuck. Second: exit at once."""
+
+    def __init__(self, stop: asyncio.Event, timeout_s: float | None) -> None:
+        self.stop = stop
+        self.timeout_s = timeout_s
+        self.count = 0
+        self.watchdog: threading.Timer | None = None
+
+    def __call__(self, signum: int = signal.SIGTERM) -> None:
+        self.count += 1
+        name = signal.Signals(signum).name
+        if self.count > 1:
+            _exit_now(f"second {name}: exiting now without flushing or committing")
+        self.stop.set()
+        if self.timeout_s is not None and self.timeout_s >= 0:
+            log.info("%s: stopping within %.0f s", name, self.timeout_s)
+            self.watchdog = threading.Timer(self.timeout_s + HARD_EXIT_GRACE_S, _exit_now, args=(
+                f"still stopping {self.timeout_s + HARD_EXIT_GRACE_S:.0f} s after {name}: exiting without "
+                "finishing the flush or commit (uncommitted inputs are processed again on restart)",))
+            self.watchdog.daemon = True
+            self.watchdog.start()
+
+
+def install_stop_handlers(stop: asyncio.Event, timeout_s: float | None = DEFAULT_SHUTDOWN_TIMEOUT_S) -> StopSignals:
+    """SIGTERM/SIGINT set ``stop``: the loop finishes its batch, publishes, commits and exits 0,
+    within ``timeout_s`` (None: no bound); a second signal exits at once."""
+    handler = StopSignals(stop, timeout_s)
     loop = asyncio.get_running_loop()
     try:
         loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
@@ -229,6 +279,7 @@ def install_stop_handlers(stop: asyncio.Event) -> None:
         pass
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handler, sig)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
+    return handler

@@ -27,6 +27,7 @@ from streaming import changelog, metrics
 from streaming.batch import Columns
 from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPartition
 from streaming.codec import decode, encode
+from streaming.deadline import bounded
 from streaming.processor import Envelope, Processor, ProcessResult
 from streaming.runner_columns import BatchPaths
 
@@ -43,7 +44,7 @@ class RunnerSettings:
     health_interval_s: float = 10.0
     lag_interval_s: float = 2.0
     duration_s: float | None = None  # stop after this long (demo, tests)
-    shutdown_timeout_s: float = 15.0
+    shutdown_timeout_s: float = 10.0  # a stop ends within this, whatever the broker does
     exactly_once: bool = False  # Kafka transactions: outputs and input offsets commit atomically
     instance: str = ""
 
@@ -78,6 +79,12 @@ class Runner(BatchPaths):
         self._mute: dict[TopicPartition, int] = {}
         self._eos = self.settings.exactly_once
         self._fatal: BaseException | None = None  # raised by the loop (a hook cannot stop it)
+        self._deadline: float | None = None  # monotonic end of the shutdown bound, once stopping
+        self._interrupted = False  # the bound cut the loop or the final flush short
+        self._seen: dict[TopicPartition, tuple[int, int]] = {}  # first offset read, next offset to read
+        self._committed: dict[TopicPartition, int] = {}  # next offset, as committed
+        self._reported_lag: set[TopicPartition] = set()
+        self._outage_seen = False  # the broker went away since the last health report
 
     # -- rebalance hooks ----------------------------------------------------
     async def _on_assign(self, gained: list[TopicPartition]) -> None:
@@ -173,8 +180,9 @@ class Runner(BatchPaths):
                 await self.bus.abort_transaction()
                 self._forget_uncommitted_state(exc)
             except BaseException:
-                await self.bus.abort_transaction()
+                await asyncio.wait_for(self.bus.abort_transaction(), self._remaining())
                 raise
+            self._committed.update(offsets)
             return
         offsets = await work(*args)
         await self.bus.flush()
@@ -185,6 +193,8 @@ class Runner(BatchPaths):
                 # the outputs are out; the partitions' new owner reads these inputs again
                 # (at-least-once), and this member rejoins the group on its next poll
                 log.warning("%s: offsets not committed, the group rebalanced (%s); rejoining", self.name, exc)
+                return
+            self._committed.update(offsets)
 
     def _forget_uncommitted_state(self, exc: BaseException) -> None:
         """Exactly-once, the transaction was aborted after a rebalance: the in-memory state has
@@ -219,62 +229,112 @@ class Runner(BatchPaths):
         await self._shutdown()
 
     async def run(self) -> None:
-        s = self.settings
         await self.open()
         metrics.UP.labels(self.name).set(1)
+        watch = getattr(self.bus, "watch", None)
+        if watch is not None:
+            watch.on_change(self._on_connectivity)
+            watch.describe_waiting(self._describe_uncommitted)
+        loop_task = asyncio.get_running_loop().create_task(self._loop(), name=f"{self.name} loop")
+        stopper = asyncio.get_running_loop().create_task(self.stop.wait())
+        try:
+            await asyncio.wait({loop_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not loop_task.done():
+                # a stop: the batch in hand may finish within half the bound (the broker may be gone)
+                self._deadline = time.monotonic() + self.settings.shutdown_timeout_s
+                await asyncio.wait({loop_task}, timeout=self.settings.shutdown_timeout_s / 2)
+                if not loop_task.done():
+                    self._interrupted = True
+                    loop_task.cancel()
+                    await asyncio.wait({loop_task}, timeout=max(0.1, self._remaining() / 4))
+            if not loop_task.done():
+                loop_task.add_done_callback(_retrieve)  # still unwinding inside the client: let it go
+            elif not loop_task.cancelled() and loop_task.exception() is not None and not self._interrupted:
+                raise loop_task.exception()  # the loop's own failure (not one the stop caused)
+        finally:
+            stopper.cancel()
+            if watch is not None:
+                watch.forget_listener(self._on_connectivity)
+                watch.forget_waiting(self._describe_uncommitted)
+            await self.close()
+
+    def _remaining(self) -> float:
+        """Seconds left of the shutdown bound (the whole bound before a stop)."""
+        if self._deadline is None:
+            return self.settings.shutdown_timeout_s
+        return max(0.0, self._deadline - time.monotonic())
+
+    def remaining_shutdown_s(self) -> float:
+        """What is left of ``--shutdown-timeout`` for the caller's own cleanup (closing the bus)."""
+        return self._remaining()
+
+    def _on_connectivity(self, up: bool) -> None:
+        if not up:  # a lag measured before the outage would be a lie now: no number at all
+            for tp in list(self._reported_lag):
+                self._children.forget(metrics.CONSUMER_LAG, self.group, tp.topic, str(tp.partition))
+                try:
+                    metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
+                except KeyError:
+                    pass
+            self._reported_lag.clear()
+            self._outage_seen = True
+
+    async def _loop(self) -> None:
+        s = self.settings
         started = time.monotonic()
         due = {"snapshot": started + s.snapshot_interval_s, "timer": started,
                "health": started + s.health_interval_s, "lag": started}
         columnar = self.processor.columnar and hasattr(self._sub, "column_batches")
         fetch = self._sub.column_batches if columnar else self._sub.batches
-        try:
-            async for records in fetch(s.max_records, s.poll_timeout_ms):
-                seeks = dict(self._seeks)  # as they were when this batch was fetched
-                async with self._lock:
-                    if self._fatal is not None:
-                        raise RuntimeError(f"{self.name}: cannot continue") from self._fatal
-                    if seeks != self._seeks:  # a hook sought partitions after this batch was fetched
-                        def unmoved(topic: str, partition: int) -> bool:
-                            tp = TopicPartition(topic, partition)
-                            return self._seeks.get(tp) == seeks.get(tp)
+        async for records in fetch(s.max_records, s.poll_timeout_ms):
+            seeks = dict(self._seeks)  # as they were when this batch was fetched
+            async with self._lock:
+                if self._fatal is not None:
+                    raise RuntimeError(f"{self.name}: cannot continue") from self._fatal
+                if seeks != self._seeks:  # a hook sought partitions after this batch was fetched
+                    def unmoved(topic: str, partition: int) -> bool:
+                        tp = TopicPartition(topic, partition)
+                        return self._seeks.get(tp) == seeks.get(tp)
 
-                        records = (records.keep(unmoved) if isinstance(records, Columns)
-                                   else [r for r in records if unmoved(r.topic, r.partition)])
-                    if len(records):
-                        await self.handle(records)
-                    # timers and snapshots under the lock too: a rebalance hook never lands
-                    # in the middle of one (in exactly-once mode, inside its transaction)
-                    now = time.monotonic()
-                    if now >= due["timer"]:
-                        due["timer"] = now + s.timer_interval_s
-                        await self._in_transaction(self._emit_timer)
-                    if now >= due["lag"]:
-                        due["lag"] = now + s.lag_interval_s
-                        await self._report_lag()
-                    if now >= due["health"]:
-                        due["health"] = now + s.health_interval_s
-                        await self._in_transaction(self._publish_health)
-                    if self.processor.stateful and now >= due["snapshot"]:
-                        due["snapshot"] = now + s.snapshot_interval_s
-                        await self._snapshot()
-                if self.stop.is_set() or (s.duration_s is not None and now - started >= s.duration_s):
-                    break
-        finally:
-            await self.close()
+                    records = (records.keep(unmoved) if isinstance(records, Columns)
+                               else [r for r in records if unmoved(r.topic, r.partition)])
+                if len(records):
+                    await self.handle(records)
+                # timers and snapshots under the lock too: a rebalance hook never lands
+                # in the middle of one (in exactly-once mode, inside its transaction)
+                now = time.monotonic()
+                if now >= due["timer"]:
+                    due["timer"] = now + s.timer_interval_s
+                    await self._in_transaction(self._emit_timer)
+                if now >= due["lag"]:
+                    due["lag"] = now + s.lag_interval_s
+                    await self._report_lag()
+                if now >= due["health"]:
+                    due["health"] = now + s.health_interval_s
+                    await self._in_transaction(self._publish_health)
+                if self.processor.stateful and now >= due["snapshot"]:
+                    due["snapshot"] = now + s.snapshot_interval_s
+                    await self._snapshot()
+            if self.stop.is_set() or (s.duration_s is not None and now - started >= s.duration_s):
+                break
 
     async def _shutdown(self) -> None:
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.settings.shutdown_timeout_s
         try:
+            if self._interrupted:
+                raise asyncio.TimeoutError  # the broker held the last batch: do not wait again
             # bounded: with the broker gone, a stop must still stop (the inputs stay uncommitted)
-            await asyncio.wait_for(self._final_flush(), self.settings.shutdown_timeout_s)
+            await asyncio.wait_for(self._final_flush(), self._remaining() * 0.6)
         except asyncio.TimeoutError:
-            log.error("%s: could not flush and snapshot within %.0fs; the uncommitted inputs will be "
-                      "processed again on restart", self.name, self.settings.shutdown_timeout_s)
+            self._interrupted = True
         finally:
             if self._sub is not None:
-                try:
-                    await asyncio.wait_for(self._sub.close(), self.settings.shutdown_timeout_s)
-                except asyncio.TimeoutError:
-                    log.error("%s: leaving the group timed out", self.name)
+                failed = await bounded(self._sub.close(), max(0.5, self._remaining() * 0.5))
+                if failed:
+                    log.warning("%s: leaving the group did not finish (%s); the broker will expire "
+                                "the membership", self.name, failed)
+            self._log_uncommitted()
             self.processor.close()
             metrics.UP.labels(self.name).set(0)
 
@@ -283,6 +343,33 @@ class Runner(BatchPaths):
             await self.bus.flush()
             if self.processor.stateful:
                 await self._snapshot()
+
+    def _uncommitted(self) -> dict[TopicPartition, tuple[int, int]]:
+        """Per input partition: (next offset committed, next offset processed), where they differ."""
+        return {tp: (self._committed.get(tp, start), nxt) for tp, (start, nxt) in self._seen.items()
+                if nxt > self._committed.get(tp, start)}
+
+    def _describe_uncommitted(self) -> str:
+        n = sum(nxt - done for done, nxt in self._uncommitted().values())
+        return f"{self.name}: {n:,} processed inputs not committed" if n else ""
+
+    def _log_uncommitted(self) -> None:
+        left = self._uncommitted()
+        if not left:
+            if self._interrupted:
+                log.warning("%s: the final flush did not finish within the %.0f s shutdown bound; no processed "
+                            "input was left uncommitted", self.name, self.settings.shutdown_timeout_s)
+            return
+        total = sum(nxt - done for done, nxt in left.values())
+        where = ", ".join(f"{tp.topic}:{tp.partition} offsets {done}-{nxt - 1}"
+                          for tp, (done, nxt) in sorted(left.items()))
+        if self._eos:
+            what = "exactly-once: the open transaction is aborted, none of their outputs were committed"
+        else:
+            what = "at-least-once: some of their outputs may be published twice"
+        log.warning("%s: stopped within the %.0f s shutdown bound leaving %d processed inputs uncommitted "
+                    "(%s); they will be processed again on restart (%s)", self.name,
+                    self.settings.shutdown_timeout_s, total, where, what)
 
     async def handle(self, records: Sequence[Record] | Columns) -> None:
         """Process one batch end to end; public so tests can drive it without polling."""
@@ -333,6 +420,11 @@ class Runner(BatchPaths):
             offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
             self._dirty.add(r.partition)
         self._next_offsets.update(offsets)
+        for tp, nxt in offsets.items():
+            seen = self._seen.get(tp)
+            if seen is None:
+                seen = (min(r.offset for r in records if r.partition == tp.partition and r.topic == tp.topic), 0)
+            self._seen[tp] = (seen[0], nxt)
         return offsets
 
     def _muted(self, r: Record | Envelope) -> bool:
@@ -392,11 +484,18 @@ class Runner(BatchPaths):
         log.warning("%s: dead letter from %s:%s@%s: %s", self.name, source.topic, source.partition,
                     source.offset, reason[:200])
 
+    def _broker_reason(self) -> str:
+        watch = getattr(self.bus, "watch", None)
+        return watch.reason() if watch is not None else ""
+
     async def _report_lag(self) -> None:
         if self._sub is None:
             return
+        if self._broker_reason():
+            return  # no number while the broker is away (the listener removed the old ones)
         for tp, lag in (await self._sub.lag()).items():
             self._children(metrics.CONSUMER_LAG, self.group, tp.topic, str(tp.partition)).set(lag)
+            self._reported_lag.add(tp)
 
     async def _publish_health(self) -> dict:
         now = time.monotonic()
@@ -404,9 +503,13 @@ class Runner(BatchPaths):
         self._last_health = (now, self._counts["out"])
         n_in, errors = self._counts["in"], self._counts["errors"]
         error_rate = errors / n_in if n_in else 0.0
+        reason = self._broker_reason()
+        if not reason and self._outage_seen:
+            reason = "broker was unreachable since the last report"
+        self._outage_seen = False
+        status = "failing" if error_rate > 0.1 else "degraded" if reason else "ok"
         health = Health(
-            component=self.name, instance=self.instance,
-            status="failing" if error_rate > 0.1 else "ok", ts_proc=time.time_ns(),
+            component=self.name, instance=self.instance, status=status, reason=reason, ts_proc=time.time_ns(),
             events_in=n_in, events_out=self._counts["out"], errors=errors, error_rate=error_rate,
             queue_size=sum((await self._sub.lag()).values()) if self._sub else 0,
             throughput=(self._counts["out"] - out_then) / max(now - then, 1e-9),
@@ -418,3 +521,8 @@ class Runner(BatchPaths):
 async def run(processor: Processor, bus: Bus, settings: RunnerSettings | None = None,
               stop: asyncio.Event | None = None) -> None:
     await Runner(processor, bus, settings, stop).run()
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -55,6 +55,10 @@ class BatchPaths:
         for tp in offsets:
             self._dirty.add(tp.partition)
         self._next_offsets.update(offsets)
+        for s in cols.segments:  # first offset read and next to read, for the shutdown's account
+            tp = TopicPartition(s.topic, s.partition)
+            seen = self._seen.get(tp)
+            self._seen[tp] = (seen[0] if seen is not None else cols.offsets[s.start], offsets[tp])
         return offsets
 
     def _process_columns_isolating(self: "Runner", cols: Columns) -> ColumnResult | ProcessResult:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import uuid
 
 from schemas.topics import CATALOGUE
+from streaming import connectivity
 from streaming.bus import open_bus
 from streaming.commandline import (EMBEDDED_DEFAULT, CommandError, add_bus_option, add_config_option,
-                                   add_symbols_option, check_topic, cli_bus_url, ensure_reachable,
-                                   install_stop_handlers, split_symbols, start_cli_bus)
+                                   add_shutdown_option, add_symbols_option, check_topic, cli_bus_url,
+                                   ensure_reachable, install_stop_handlers, split_symbols, start_cli_bus)
 from streaming.metrics import serve_metrics
+from streaming.deadline import bounded
 from ticktide.processors import CONSUMERS, create_processor
+
+log = logging.getLogger("ticktide")
 
 
 # -- consume --------------------------------------------------------------------
@@ -23,19 +28,23 @@ async def _consume(args: argparse.Namespace) -> int:
     url = cli_bus_url(args)
     processor = load_processor(args)
     await ensure_reachable(url)
+    connectivity.set_role(processor.name)
     bus = open_bus(url)
     serve_metrics(args.metrics_port)
     stop = asyncio.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, args.shutdown_timeout)
     settings = RunnerSettings(group=args.group, max_records=args.max_records, duration_s=args.duration,
-                              exactly_once=args.exactly_once, instance=args.instance_id or "")
+                              exactly_once=args.exactly_once, instance=args.instance_id or "",
+                              shutdown_timeout_s=args.shutdown_timeout)
+    runner = Runner(processor, bus, settings, stop)
     try:
-        await Runner(processor, bus, settings, stop).run()
+        await runner.run()
     finally:
-        try:
-            await asyncio.wait_for(bus.close(), settings.shutdown_timeout_s)
-        except asyncio.TimeoutError:
-            print(f"ticktide consume {processor.name}: the bus did not close in time", file=sys.stderr)
+        pending = _pending(bus)
+        failed = await bounded(bus.close(), max(0.5, runner.remaining_shutdown_s()))
+        if failed:
+            log.warning("consume %s: the bus did not close (%s); %s unacknowledged messages dropped",
+                        processor.name, failed, pending)
     return 0
 
 
@@ -56,6 +65,11 @@ def load_processor(args: argparse.Namespace):
                            "fix the config file") from exc
 
 
+def _pending(bus) -> str:
+    pending = getattr(bus, "pending", None)
+    return f"{pending():,}" if pending else "no"
+
+
 def cmd_consume(args: argparse.Namespace) -> int:
     return asyncio.run(_consume(args))
 
@@ -63,9 +77,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
 # -- subscribe ------------------------------------------------------------------
 async def _subscribe(args: argparse.Namespace) -> int:
     check_topic(args.topic)
+    connectivity.set_role("subscribe")
     bus = await start_cli_bus(args)
+    serve_metrics(args.metrics_port)
     stop = asyncio.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, args.shutdown_timeout)
     group = args.group or f"ticktide-subscribe-{uuid.uuid4().hex[:8]}"
     sub = bus.subscribe([args.topic], group, from_beginning=args.from_beginning)
     symbols = set(split_symbols(args.symbols))
@@ -73,7 +89,9 @@ async def _subscribe(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.duration if args.duration else None
     out = sys.stdout.buffer
-    try:
+
+    async def tail() -> None:
+        nonlocal printed
         async for records in sub.batches(max_records=500, timeout_ms=200):
             for r in records:
                 if symbols and (r.key or b"").decode() not in symbols:
@@ -86,9 +104,20 @@ async def _subscribe(args: argparse.Namespace) -> int:
             out.flush()
             if stop.is_set() or (deadline and loop.time() >= deadline):
                 break
+
+    reader = loop.create_task(tail())
+    stopper = loop.create_task(stop.wait())
+    try:
+        await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if reader.done():
+            reader.result()
     finally:
-        await sub.close()
-        await bus.close()
+        stopper.cancel()
+        reader.cancel()
+        # nothing to commit (a subscriber only reads): closing is best effort within the bound
+        end = loop.time() + args.shutdown_timeout
+        for close in (sub.close, bus.close):
+            await bounded(close(), max(0.5, end - loop.time()))
     return 0
 
 
@@ -106,12 +135,23 @@ async def _topics(args: argparse.Namespace) -> int:
     url = cli_bus_url(args)
     await ensure_reachable(url)
     bus = open_bus(url)
+    settings = getattr(bus, "settings", None)
+    if settings is not None:  # flags win over the URL, the catalogue and the cluster-size default
+        settings.replication_factor = args.replication_factor or settings.replication_factor
+        settings.min_insync_replicas = args.min_insync_replicas or settings.min_insync_replicas
     try:
         await bus.ensure_topics(list(CATALOGUE))
     finally:
         await bus.close()
     print(f"ensured {len(CATALOGUE)} topics on {bus.url.split('?')[0]}", file=sys.stderr)
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
@@ -145,6 +185,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stable id of this replica (default: the host name); names its Kafka transactional id")
     p.add_argument("--exactly-once", action="store_true",
                    help="Kafka transactions: outputs and input offsets commit atomically (default: at-least-once)")
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_consume)
 
     p = sub.add_parser("subscribe", help="tail a topic as JSON lines (e.g. signals.v1)",
@@ -158,6 +199,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run "
                    "until Ctrl-C)")
     p.add_argument("--group", default=None, help="consumer group (default: a fresh one)")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics and /health on this port")
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_subscribe)
 
     p = sub.add_parser("topics", help="list the topic catalogue or create its topics on a bus",
@@ -166,6 +209,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=["list", "create"], help="list: print the catalogue; create: create the "
                    "topics on the bus")
     add_bus_option(p)
+    p.add_argument("--replication-factor", type=_positive, default=None, metavar="N",
+                   help="copies of each new topic (default: the catalogue's, else 1 on one broker, 3 on three+)")
+    p.add_argument("--min-insync-replicas", type=_positive, default=None, metavar="N",
+                   help="copies an acks=all write waits for (default: the catalogue's, else 1, or 2 on three+)")
     p.set_defaults(func=cmd_topics)
 
     from ticktide.demo import DEMO_RATE, DEMO_SEED, DEMO_SYMBOLS
@@ -181,4 +228,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_option(p, "signals config (TOML)")
     add_bus_option(p, EMBEDDED_DEFAULT)
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_demo)

@@ -98,13 +98,14 @@ async def run_demo(args: argparse.Namespace) -> int:
     await bus.start()
     serve_metrics(args.metrics_port)
     stop = asyncio.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, args.shutdown_timeout)
 
     sim = SimulatorServer(SimConfig(symbols=symbols, rate=args.rate, seed=args.seed), port=0)
     await sim.start()
     feed = FeedConnection(get_adapter("binance"), bus, symbols, url=sim.url)
     signals_config = args.config or DEMO_SIGNALS_CONFIG
-    runners = [Runner(create_processor(name, config), bus, RunnerSettings(poll_timeout_ms=50), stop)
+    runners = [Runner(create_processor(name, config), bus,
+                      RunnerSettings(poll_timeout_ms=50, shutdown_timeout_s=args.shutdown_timeout), stop)
                for name, config in (("features", None), ("signals", signals_config))]
     counts: Counter = Counter()
     print(f"ticktide demo: simulator {sim.url} -> {', '.join(symbols)} on {bus.url}; "
@@ -120,7 +121,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             pass
         stop.set()
         await feed.stop()
-        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), args.shutdown_timeout)
     finally:
         await sim.close()
         await bus.close()

@@ -23,14 +23,14 @@ from typing import Any, Callable
 
 import aiohttp
 import msgspec
-from prometheus_client import Counter
+from streaming.metrics import counter
 
 from consumers.alerts.config import DestinationConfig, RetryConfig
 from schemas.events import Alert
 
 log = logging.getLogger(__name__)
 
-DELIVERIES = Counter("ticktide_alert_deliveries_total",
+DELIVERIES = counter("ticktide_alert_deliveries_total",
                      "Alert delivery attempts per destination and outcome (sent, retry, failed)",
                      ["destination", "outcome"])
 

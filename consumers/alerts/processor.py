@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Callable, Sequence
 
-from prometheus_client import Counter
+from streaming.metrics import counter
 
 from consumers.alerts.config import SEVERITY_RANK, AlertsConfig
 from consumers.alerts.delivery import Dispatcher, make_destination
@@ -34,7 +34,7 @@ from streaming.processor import Envelope, Output, Processor, ProcessResult
 
 log = logging.getLogger(__name__)
 
-SUPPRESSED = Counter("ticktide_alerts_suppressed_total", "Alerts not sent, per reason and destination",
+SUPPRESSED = counter("ticktide_alerts_suppressed_total", "Alerts not sent, per reason and destination",
                      ["reason", "destination"])
 
 

@@ -39,7 +39,7 @@ from typing import Callable, Sequence
 
 import msgspec
 import numpy as np
-from prometheus_client import Gauge
+from streaming.metrics import gauge
 
 from consumers.risk import limits as risk_limits
 from consumers.risk.config import RiskConfig
@@ -54,10 +54,10 @@ from streaming.state import SingleInstanceState
 
 log = logging.getLogger(__name__)
 
-PORTFOLIO_VALUE = Gauge("ticktide_risk_portfolio_value", "Latest portfolio value", ["portfolio"])
-RISK_LEVEL = Gauge("ticktide_risk_level", "Latest risk level per portfolio: 0 low, 1 medium, 2 high", ["portfolio"])
+PORTFOLIO_VALUE = gauge("ticktide_risk_portfolio_value", "Latest portfolio value", ["portfolio"])
+RISK_LEVEL = gauge("ticktide_risk_level", "Latest risk level per portfolio: 0 low, 1 medium, 2 high", ["portfolio"])
 RISK_LEVEL_CODES = {"low": 0, "medium": 1, "high": 2}
-RISK_BREACHES = Gauge("ticktide_risk_limit_breached", "1 while a risk limit is breached",
+RISK_BREACHES = gauge("ticktide_risk_limit_breached", "1 while a risk limit is breached",
                       ["portfolio", "limit"])
 
 

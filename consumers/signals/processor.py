@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Sequence
 
-from prometheus_client import Counter
+from streaming.metrics import counter
 
 from consumers.signals.config import SignalsConfig
 from consumers.signals.engine import SignalEngine
@@ -21,8 +21,8 @@ from schemas.events import FeatureVector
 from schemas.topics import FEATURES, SIGNALS
 from streaming.processor import Envelope, Output, Processor, ProcessResult
 
-SIGNALS_TOTAL = Counter("ticktide_signals_total", "Signals emitted, per type and action", ["type", "action"])
-PLUGIN_ERRORS = Counter("ticktide_signal_plugin_errors_total", "Strategy plug-in exceptions", ["plugin"])
+SIGNALS_TOTAL = counter("ticktide_signals_total", "Signals emitted, per type and action", ["type", "action"])
+PLUGIN_ERRORS = counter("ticktide_signal_plugin_errors_total", "Strategy plug-in exceptions", ["plugin"])
 
 
 def _count_plugin_error(name: str, exc: BaseException) -> None:

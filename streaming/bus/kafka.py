@@ -24,7 +24,8 @@ from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition as KafkaTP
 
-from schemas.topics import lookup
+from schemas.topics import CATALOGUE, lookup, replication_for
+from streaming import connectivity
 from streaming.batch import Columns
 from streaming.bus.base import CommitFailed, Record, RebalanceHook, TopicPartition
 from streaming.bus.memory import _call
@@ -39,9 +40,12 @@ class KafkaSettings:
     bootstrap: str
     client_id: str = "ticktide"
     security: dict[str, Any] = field(default_factory=dict)
-    replication_factor: int = 1
+    replication_factor: int | None = None  # None: the topic's, else from the cluster size
+    min_insync_replicas: int | None = None
     linger_ms: int = 5
     max_batch_size: int = 256 * 1024
+    # how long a queued message may wait for its partition's leader (a broker outage) before it fails
+    request_timeout_ms: int = 40_000
     isolation_level: str = "read_committed"
     topic_prefix: str = ""  # namespaces every topic, e.g. "staging." or one per test
 
@@ -56,7 +60,9 @@ class KafkaSettings:
         """``kafka://h1:9092,h2:9092?security_protocol=SASL_SSL&sasl_mechanism=SCRAM-SHA-512``.
 
         Query keys: security_protocol, sasl_mechanism, ssl_cafile, client_id,
-        replication_factor, prefix (a topic-name prefix; also TICKTIDE_TOPIC_PREFIX).
+        replication_factor, min_insync_replicas (for ``topics create``; also
+        TICKTIDE_KAFKA_REPLICATION, TICKTIDE_KAFKA_MIN_ISR; default from the catalogue, else 1/1 on
+        one broker and 3/2 on three or more), prefix (a topic-name prefix; also TICKTIDE_TOPIC_PREFIX).
 
         Secrets come from the environment, never the URL in logs:
         TICKTIDE_KAFKA_SASL_USERNAME, TICKTIDE_KAFKA_SASL_PASSWORD,
@@ -85,9 +91,14 @@ class KafkaSettings:
             bootstrap=parts.netloc,
             client_id=query.get("client_id", "ticktide"),
             security=security,
-            replication_factor=int(query.get("replication_factor", env.get("TICKTIDE_KAFKA_REPLICATION", 1))),
+            replication_factor=_int_or_none(query.get("replication_factor", env.get("TICKTIDE_KAFKA_REPLICATION"))),
+            min_insync_replicas=_int_or_none(query.get("min_insync_replicas", env.get("TICKTIDE_KAFKA_MIN_ISR"))),
             topic_prefix=query.get("prefix", env.get("TICKTIDE_TOPIC_PREFIX", "")),
         )
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text not in (None, "") else None
 
 
 class KafkaBus:
@@ -98,6 +109,23 @@ class KafkaBus:
         self._pending: list[asyncio.Future] = []
         self._transactional_id: str | None = None
         self._partitions_by_key: dict[str, _KeyPartitions] = {}  # per physical topic
+        self.watch = connectivity.watch_for(self.settings.bootstrap, self.settings.security.get("ssl_context"))
+        self._watching = False
+        self._unacked = 0  # sent, not acknowledged (flush() may have taken them off _pending)
+
+    def _describe_pending(self) -> str:
+        return f"{self._unacked:,} published messages waiting for the broker" if self._unacked else ""
+
+    def _acked(self, fut: asyncio.Future, count: int = 1) -> None:
+        self._unacked -= count
+        if not fut.cancelled():
+            fut.exception()  # a failure is raised by flush(), never left unretrieved
+
+    def _track(self, fut: asyncio.Future, count: int) -> None:
+        """A batch of ``count`` messages sent: counted until the broker acknowledges it."""
+        self._unacked += count
+        fut.add_done_callback(lambda f, n=count: self._acked(f, n))
+        self._pending.append(fut)
 
     def enable_transactions(self, transactional_id: str) -> None:
         """Exactly-once mode: a transactional producer (call before ``start``)."""
@@ -108,6 +136,11 @@ class KafkaBus:
     async def start(self) -> None:
         if self._producer is not None:
             return
+        connectivity.limit_client_logs()
+        if not self._watching:
+            self._watching = True
+            self.watch.describe_waiting(self._describe_pending)
+            self.watch.start()
         s = self.settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap,
@@ -116,6 +149,7 @@ class KafkaBus:
             acks="all",
             linger_ms=s.linger_ms,
             max_batch_size=s.max_batch_size,
+            request_timeout_ms=s.request_timeout_ms,
             transactional_id=self._transactional_id,
             **s.security,
         )
@@ -145,6 +179,8 @@ class KafkaBus:
             await self.start()
         assert self._producer is not None
         fut = await self._producer.send(self.settings.physical(topic), value=value, key=key, headers=list(headers) or None)
+        self._unacked += 1
+        fut.add_done_callback(self._acked)
         self._pending.append(fut)
 
     async def publish_batch(self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes]) -> None:
@@ -169,12 +205,15 @@ class KafkaBus:
                 rows.append(i)
         for p, rows in by_partition.items():
             batch = producer.create_batch()
+            in_batch = 0
             for i in rows:
                 if batch.append(key=keys[i], value=values[i], timestamp=None) is None:  # full
-                    self._pending.append(await producer.send_batch(batch, physical, partition=p))
+                    self._track(await producer.send_batch(batch, physical, partition=p), in_batch)
                     batch = producer.create_batch()
                     batch.append(key=keys[i], value=values[i], timestamp=None)
-            self._pending.append(await producer.send_batch(batch, physical, partition=p))
+                    in_batch = 0
+                in_batch += 1
+            self._track(await producer.send_batch(batch, physical, partition=p), in_batch)
 
     async def flush(self) -> None:
         """Wait until every published message is acknowledged; raise if one failed."""
@@ -193,14 +232,18 @@ class KafkaBus:
         try:
             existing = set(await admin.list_topics())
             new = []
+            default_rf = default_isr = None
             for name in names:
                 if s.physical(name) in existing:
                     continue
+                if default_rf is None:
+                    default_rf, default_isr = replication_for(len((await admin.describe_cluster())["brokers"]))
                 info = lookup(name)
+                rf = s.replication_factor or (info and info.replication_factor) or default_rf
+                isr = s.min_insync_replicas or (info and info.min_insync_replicas) or min(default_isr, rf)
                 new.append(NewTopic(
-                    s.physical(name), num_partitions=info.partitions if info else 3,
-                    replication_factor=s.replication_factor,
-                    topic_configs=info.config if info else {},
+                    s.physical(name), num_partitions=info.partitions if info else 3, replication_factor=rf,
+                    topic_configs={**(info.config if info else {}), "min.insync.replicas": str(isr)},
                 ))
             if new:
                 try:
@@ -210,6 +253,17 @@ class KafkaBus:
                 await self._wait_for_metadata(admin, [t.name for t in new])
         finally:
             await admin.close()
+
+    async def missing_topics(self, names: Sequence[str]) -> list[str]:
+        """The topics of ``names`` that do not exist on the broker."""
+        s = self.settings
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, client_id=s.client_id, **s.security)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+        finally:
+            await admin.close()
+        return [n for n in names if s.physical(n) not in existing]
 
     @staticmethod
     async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str]) -> None:
@@ -247,7 +301,15 @@ class KafkaBus:
         finally:
             await consumer.stop()
 
+    def pending(self) -> int:
+        """Published messages not acknowledged yet."""
+        return self._unacked
+
     async def close(self) -> None:
+        if self._watching:
+            self._watching = False
+            self.watch.forget_waiting(self._describe_pending)
+            self.watch.stop()
         if self._producer is not None:
             try:
                 await self.flush()

@@ -136,8 +136,14 @@ def exported_metrics() -> dict[str, set[str]]:
                 importlib.import_module(info.name)
             except Exception:  # noqa: BLE001 - a module still being written must not hide the others
                 continue
+    from prometheus_client import CollectorRegistry
+
+    from streaming.metrics import FAMILIES
+
+    # families register on first use: make each one in a scratch registry to read its names
+    declared = [family.metric(CollectorRegistry()) for family in FAMILIES.values()]
     names: dict[str, set[str]] = {}
-    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001
+    for collector in list(REGISTRY._collector_to_names) + declared:  # noqa: SLF001
         try:
             families = collector.describe() or collector.collect()
         except Exception:  # noqa: BLE001

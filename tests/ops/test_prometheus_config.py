@@ -15,7 +15,7 @@ from tests.ops.promtest import (
 HERE = PROM_CONFIG.parents[2] / "tests" / "ops"
 REQUIRED_ALERTS = {
     "TicktideConsumerLagGrowing", "TicktideFeedStale", "TicktideDeadLetters", "TicktideErrorRateHigh",
-    "TicktideEndToEndLatencyHigh", "TicktideProcessDown",
+    "TicktideEndToEndLatencyHigh", "TicktideProcessDown", "TicktideBrokerUnreachable",
 }
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 

@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 
-from streaming.commandline import (add_bus_option, cli_bus_url, ensure_reachable,
+from streaming import connectivity
+from streaming.commandline import (add_bus_option, add_shutdown_option, cli_bus_url, ensure_reachable,
                                    install_stop_handlers)
 
 log = logging.getLogger("ticktide.gateway")
@@ -18,6 +19,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from ticktide.gateway.auth import ENV_VAR, TokenStore
+    from ticktide.gateway.deadline import DeadlineAppRunner
     from ticktide.gateway.hub import Limits
     from ticktide.gateway.server import create_app
     from streaming.bus import open_bus
@@ -55,16 +57,21 @@ async def _serve(args: argparse.Namespace) -> int:
         history = {"sources": sources, "cache_dir": args.history_cache_dir, "config": table}
     if not prices and history is None:
         log.warning("no --prices file and no --history-sources: POST /workflows answers 503")
+    if args.request_timeout <= 0 or args.auth_timeout <= 0:
+        print("ticktide gateway: --request-timeout and --auth-timeout must be positive seconds", file=sys.stderr)
+        return 2
     limits = Limits(queue_size=args.queue_size, max_frame_bytes=args.max_frame_bytes,
                     max_subscriptions=args.max_subscriptions,
-                    max_connections_per_token=args.max_connections_per_token)
+                    max_connections_per_token=args.max_connections_per_token, auth_timeout_s=args.auth_timeout)
     url = cli_bus_url(args, "ticktide gateway")
     await ensure_reachable(url)
+    connectivity.set_role("gateway")
     bus = open_bus(url)
     app = create_app(tokens, bus=bus, prices=prices, limits=limits, max_running_jobs=args.max_running_jobs,
                      max_queued_jobs=args.max_queued_jobs, group=args.group, jobs_dir=args.jobs_dir,
                      history=history)
-    runner = web.AppRunner(app, access_log=logging.getLogger("ticktide.gateway.access") if args.access_log else None)
+    runner = DeadlineAppRunner(app, request_timeout_s=args.request_timeout,
+                               access_log=logging.getLogger("ticktide.gateway.access") if args.access_log else None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=2048)
     try:
@@ -78,10 +85,13 @@ async def _serve(args: argparse.Namespace) -> int:
     log.info("gateway listening on http://%s:%d (%d tokens, bus %s)", args.host, port, len(tokens),
                 bus.url.split("?")[0])
     stop = asyncio.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, args.shutdown_timeout)
     await stop.wait()
     log.info("gateway stopping")
-    await runner.cleanup()
+    try:
+        await asyncio.wait_for(runner.cleanup(), args.shutdown_timeout)
+    except asyncio.TimeoutError:
+        log.warning("gateway: cleanup did not finish within %.0f s; exiting anyway", args.shutdown_timeout)
     return 0
 
 
@@ -122,6 +132,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: in memory only)")
     p.add_argument("--group", default=None, help="consumer group (default: a fresh one per instance)")
     p.add_argument("--access-log", action="store_true", help="log every HTTP request (never tokens)")
+    p.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="close a connection that has not sent a whole request line and headers by then (default 10)")
+    p.add_argument("--auth-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="close a WebSocket that has not sent its auth frame by then (default 5)")
+    add_shutdown_option(p)
     p.set_defaults(func=cmd_gateway)
 
 

@@ -11,6 +11,7 @@ gateway stops.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -51,6 +52,7 @@ class WorkflowRequest:
     config: dict[str, Any]
     prices: str
     history: dict[str, Any] | None = None
+    job_id: str = ""  # set when the job runs: its portfolio id is job:<id>
 
 
 RunWorkflow = Callable[[WorkflowRequest, Callable[[float], None]], dict]
@@ -217,7 +219,7 @@ class JobManager:
         job.status, job.started_at = "running", time.time()
         self._update_gauges()
 
-        return self.run_workflow(job.request, JobProgress(job))
+        return self.run_workflow(dataclasses.replace(job.request, job_id=job.id), JobProgress(job))
 
     def _prune(self) -> None:
         finished = [j for j in self.jobs.values() if j.status in ("completed", "failed")]

@@ -29,6 +29,8 @@ from ticktide.gateway.rest import (
     HISTORY_KEY, JOBS_KEY, PRICES_KEY, JobManager, RunWorkflow, error, get_results, get_status, post_workflow,
 )
 from ticktide.gateway.ws import HUB_KEY, TOKENS_KEY, handle_ws
+from streaming import connectivity
+from streaming.metrics import register as register_metrics
 from streaming.bus.base import Bus
 
 log = logging.getLogger(__name__)
@@ -84,8 +86,13 @@ async def health(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     has_bus = request.app[BUS_KEY] is not None
     ready = hub.ready.is_set() or not has_bus
-    return web.json_response({"status": "ok" if ready else "starting", "bus_ready": hub.ready.is_set(),
-                              "connections": len(hub.connections), "jobs": request.app[JOBS_KEY].counts()})
+    reasons = connectivity.degraded_reasons() if has_bus else []
+    status = "starting" if not ready else "degraded" if reasons else "ok"
+    body = {"status": status, "bus_ready": hub.ready.is_set() and not reasons,
+            "connections": len(hub.connections), "jobs": request.app[JOBS_KEY].counts()}
+    if reasons:
+        body["reason"] = "; ".join(reasons)
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -133,6 +140,7 @@ def create_app(tokens: TokenStore, *, bus: Bus | None = None, prices: str | None
             from ticktide.gateway.workflow import known_symbols
 
             symbols = known_symbols(prices)
+    register_metrics(*m.ALL)  # the gateway's families, on /metrics from the start
     app = web.Application(middlewares=[errors_as_json, require_token], client_max_size=MAX_BODY)
     hub = Hub(limits)
     app[HUB_KEY] = hub

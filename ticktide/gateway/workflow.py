@@ -111,7 +111,7 @@ def run_historical_workflow(request: WorkflowRequest, progress_cb: Callable[[flo
     stage("replaying", data_info.get("sources"))
     close, first_day = wf.select(data, symbols, start, end, warmup)
     close = wf.with_benchmark(data, close, cfg.risk.benchmark)  # a [risk]/[workflow] benchmark is replayed too
-    processors = wf.build_processors(cfg, symbols, first_day)
+    processors = wf.build_processors(cfg, symbols, first_day, job_id=request.job_id or None)
     progress_cb(0.0)
     out = asyncio.run(wf.replay(data, close, processors, "memory://", _ProgressAdapter(len(close), progress_cb)))
     results, _series = wf.build_results(out, close, symbols, first_day, start, end, cfg)

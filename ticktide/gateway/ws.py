@@ -106,6 +106,7 @@ async def _authenticate(ws: web.WebSocketResponse, tokens: TokenStore, timeout: 
         msg = await ws.receive(timeout=timeout)
     except asyncio.TimeoutError:
         m.REJECTED.labels("auth_timeout").inc()
+        m.TIMED_OUT.labels("ws_auth").inc()
         await ws.close(code=CLOSE_AUTH_TIMEOUT,
                        message=f"authentication timeout: send {{\"action\": \"auth\", \"token\": ...}} "
                                f"within {timeout:g}s".encode())

@@ -11,16 +11,19 @@ the run is deterministic and two runs give the same results.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import pandas as pd
 
 from schemas.events import Fill, Order, RebalanceReport, RiskUpdate, TargetPortfolio, Alert, FeatureVector
 from schemas.topics import ALERTS, BARS, DLQ, FEATURES, FILLS, ORDERS, REBALANCES, RISK, TARGETS
+from streaming import metrics
 from streaming.bus import open_bus
 from streaming.codec import decode, encode, key_for
 from streaming.runner import Runner, RunnerSettings
@@ -59,6 +62,17 @@ class Collected:
     dead_letters: int = 0
 
 
+def job_bus_url(url: str, run_id: str) -> str:
+    """On Kafka, a backtest's topics get a prefix of their own (``workflow-<run>.``): it never
+    publishes to the live topics (alerts.v1 is routed to people) nor reads them."""
+    if not url.startswith("kafka://"):
+        return url
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["prefix"] = query.get("prefix", os.environ.get("TICKTIDE_TOPIC_PREFIX", "")) + f"workflow-{run_id}."
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def _open(url: str):
     if url.startswith("memory://"):
         from streaming.bus.memory import MemoryBus
@@ -93,14 +107,24 @@ class Progress:
 async def replay(data: PriceData, close: pd.DataFrame, processors: list, bus_url: str = "memory://",
                  progress: Progress | None = None,
                  on_day: Callable[[pd.Timestamp], None] | None = None) -> Collected:
-    """Publish ``close`` day by day to bars.v1 and drain every stage after each day."""
+    """Publish ``close`` day by day to bars.v1 and drain every stage after each day.
+
+    A backtest never touches live telemetry: its stages record their metrics in a registry of
+    their own (dropped when it ends) and, on Kafka, use topics of their own (:func:`job_bus_url`).
+    """
+    with metrics.private_registry():
+        return await _replay(data, close, processors, bus_url, progress, on_day)
+
+
+async def _replay(data: PriceData, close: pd.DataFrame, processors: list, bus_url: str,
+                  progress: Progress | None, on_day: Callable[[pd.Timestamp], None] | None) -> Collected:
+    run_id = uuid.uuid4().hex[:8]
     if bus_url.startswith("memory://"):
-        bus_url = f"memory://workflow-{uuid.uuid4().hex[:8]}"
-    bus = _open(bus_url)
+        bus_url = f"memory://workflow-{run_id}"
+    bus = _open(job_bus_url(bus_url, run_id))
     await bus.start()
     await bus.ensure_topics([BARS.name, FEATURES.name, TARGETS.name, REBALANCES.name, ORDERS.name,
                              FILLS.name, RISK.name, ALERTS.name, DLQ.name])
-    run_id = uuid.uuid4().hex[:8]
     settings = lambda p: RunnerSettings(group=f"workflow-{run_id}-{p.name}", max_records=5000,  # noqa: E731
                                         poll_timeout_ms=0 if bus_url.startswith("memory://") else 200,
                                         instance=f"workflow-{p.name}")

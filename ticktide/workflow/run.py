@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -131,13 +132,19 @@ def check_universe(cfg: WorkflowConfig, symbols: list[str]) -> None:
                      "conservative 0.2, moderate 0.3, aggressive 0.5)")
 
 
-def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Timestamp) -> list:
+def build_processors(cfg: WorkflowConfig, symbols: list[str], first_day: pd.Timestamp,
+                     job_id: str | None = None) -> list:
     """The live processors, configured for this run (same classes as ``ticktide consume``): features,
-    portfolio, execution, risk, and alerts when the config has alert destinations."""
+    portfolio, execution, risk, and alerts when the config has alert destinations.
+
+    The portfolio id is ``job:<id>`` (``job:local`` when none is given): a backtest's orders,
+    fills and risk updates never carry a live portfolio's id.
+    """
     from consumers.features import FeaturesProcessor
 
     check_universe(cfg, symbols)
-    pcfg = msgspec.structs.replace(cfg.portfolio, symbols=list(symbols), active_from=first_day.isoformat())
+    pcfg = msgspec.structs.replace(cfg.portfolio, symbols=list(symbols), active_from=first_day.isoformat(),
+                                   portfolio_id=f"job:{job_id or 'local'}")
     rcfg = msgspec.structs.replace(cfg.risk, initial_cash=cfg.execution.initial_cash,
                                    sectors=cfg.risk.sectors or dict(cfg.portfolio.sectors),
                                    risk_free_rate=cfg.portfolio.risk_free_rate)
@@ -359,7 +366,10 @@ def run_workflow(prices: str | None, symbols: list[str], start: str, end: str, o
     data, symbols, data_info, warmup = load_data(prices, symbols, start, end, cfg, fetch)
     close, first_day = select(data, symbols, start, end, warmup)
     close = with_benchmark(data, close, cfg.risk.benchmark)
-    processors = build_processors(cfg, symbols, first_day)
+    # the same inputs make the same job id (two runs give identical results)
+    job_id = hashlib.sha256(json.dumps([symbols, start, end, Path(config).read_text() if config else ""])
+                            .encode()).hexdigest()[:12]
+    processors = build_processors(cfg, symbols, first_day, job_id=job_id)
     bar = Progress(len(close), enabled=progress)
     out = asyncio.run(replay(data, close, processors, bus, bar))
     results, series = build_results(out, close, symbols, first_day, start, end, cfg)
