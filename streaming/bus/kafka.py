@@ -41,7 +41,8 @@ class KafkaSettings:
     security: dict[str, Any] = field(default_factory=dict)
     replication_factor: int = 1
     linger_ms: int = 5
-    max_batch_size: int = 256 * 1024
+    fetch_max_wait_ms: int = 500  # aiokafka's default; the runtime profiles set it (streaming.profiles)
+    max_batch_size: int = 1_000_000  # under the broker default message.max.bytes (1 MiB): fewer produce round trips
     isolation_level: str = "read_committed"
     topic_prefix: str = ""  # namespaces every topic, e.g. "staging." or one per test
 
@@ -174,6 +175,7 @@ class KafkaBus:
                     self._pending.append(await producer.send_batch(batch, physical, partition=p))
                     batch = producer.create_batch()
                     batch.append(key=keys[i], value=values[i], timestamp=None)
+            batch.close()  # complete: the sender takes it now, no linger
             self._pending.append(await producer.send_batch(batch, physical, partition=p))
 
     async def flush(self) -> None:
@@ -313,6 +315,7 @@ class KafkaSubscription:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             **settings.security,
         )
         self._started = False
