@@ -12,6 +12,7 @@ values (possibly twice, never differently).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import time
@@ -47,6 +48,10 @@ class RunnerSettings:
     shutdown_timeout_s: float = 10.0  # a stop ends within this, whatever the broker does
     exactly_once: bool = False  # Kafka transactions: outputs and input offsets commit atomically
     instance: str = ""
+    # move everything alive after start-up out of the cyclic GC's way (gc.freeze): a batch
+    # allocates thousands of objects, and each collection would scan the whole heap
+    # (Numba, aiokafka, ...) again; for processes that run one consumer (``ticktide consume``)
+    freeze_heap: bool = False
 
 
 class Runner(BatchPaths):
@@ -212,6 +217,9 @@ class Runner(BatchPaths):
         t0 = time.perf_counter()
         self.processor.warm_up()  # before joining: a slow first batch must not cost the membership
         log.info("%s: warmed up in %.2fs", self.name, time.perf_counter() - t0)
+        if self.settings.freeze_heap:
+            gc.collect()
+            gc.freeze()
         if self._eos:
             # stable across restarts of this instance, so a new producer fences the old one and
             # aborts the transaction a crash left open (else readers wait for it to time out)

@@ -25,16 +25,23 @@ log = logging.getLogger("ticktide")
 async def _consume(args: argparse.Namespace) -> int:
     from streaming.runner import Runner, RunnerSettings
 
+    from streaming.profiles import PROFILES
+
     url = cli_bus_url(args)
     processor = load_processor(args)
     await ensure_reachable(url)
     connectivity.set_role(processor.name)
     bus = open_bus(url)
+    profile = PROFILES[args.profile]
+    if hasattr(bus, "settings"):  # kafka://: the producer's linger and the fetch wait
+        bus.settings.linger_ms = profile.linger_ms
+        bus.settings.fetch_max_wait_ms = profile.fetch_max_wait_ms
     serve_metrics(args.metrics_port)
     stop = asyncio.Event()
     install_stop_handlers(stop, args.shutdown_timeout)
-    settings = RunnerSettings(group=args.group, max_records=args.max_records, duration_s=args.duration,
-                              exactly_once=args.exactly_once, instance=args.instance_id or "",
+    settings = RunnerSettings(group=args.group, max_records=args.max_records or profile.max_records,
+                              poll_timeout_ms=profile.poll_timeout_ms, duration_s=args.duration,
+                              exactly_once=args.exactly_once, instance=args.instance_id or "", freeze_heap=True,
                               shutdown_timeout_s=args.shutdown_timeout)
     runner = Runner(processor, bus, settings, stop)
     try:
@@ -178,7 +185,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_option(p, "consumer config file (TOML; passed to --processor when given)")
     p.add_argument("--group", default=None, help="consumer group (default: the consumer's name)")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
-    p.add_argument("--max-records", type=int, default=1000, help="records per batch")
+    p.add_argument("--max-records", type=int, default=None,
+                   help="records per batch (default: the profile's, 5000 throughput / 500 latency)")
+    p.add_argument("--profile", choices=("throughput", "latency"), default="throughput",
+                   help="throughput (default): big batches, 5 ms producer linger; latency: small batches, "
+                        "no linger, short fetch waits")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run "
                    "until SIGTERM/Ctrl-C)")
     p.add_argument("--instance-id", default=None,

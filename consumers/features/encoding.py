@@ -20,11 +20,11 @@ from schemas.events import FeatureVector
 class VectorEncoder:
     def __init__(self, names: Sequence[str]) -> None:
         self.names = tuple(names)
-        self._values = msgspec.defstruct("FeatureValuesRow", [(n, float | None) for n in self.names])
+        self._values = msgspec.defstruct("FeatureValuesRow", [(n, float | None) for n in self.names], gc=False)
         fields = []
         for f in msgspec.structs.fields(FeatureVector):  # FeatureVector's own order
             fields.append((f.encode_name, self._values if f.name == "values" else f.type))
-        self._vector = msgspec.defstruct("FeatureVectorRow", fields)
+        self._vector = msgspec.defstruct("FeatureVectorRow", fields, gc=False)
         self._encoder = msgspec.json.Encoder()
 
     def encode(self, symbols: Sequence[str], ts_event: Sequence[int], ts_ingest: Sequence[int], ts_proc: int,

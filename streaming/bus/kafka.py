@@ -43,7 +43,8 @@ class KafkaSettings:
     replication_factor: int | None = None  # None: the topic's, else from the cluster size
     min_insync_replicas: int | None = None
     linger_ms: int = 5
-    max_batch_size: int = 256 * 1024
+    fetch_max_wait_ms: int = 500  # aiokafka's default; the runtime profiles set it (streaming.profiles)
+    max_batch_size: int = 1_000_000  # under the broker default message.max.bytes (1 MiB): fewer produce round trips
     # how long a queued message may wait for its partition's leader (a broker outage) before it fails
     request_timeout_ms: int = 40_000
     isolation_level: str = "read_committed"
@@ -213,6 +214,7 @@ class KafkaBus:
                     batch.append(key=keys[i], value=values[i], timestamp=None)
                     in_batch = 0
                 in_batch += 1
+            batch.close()  # complete: the sender takes it now, no linger
             self._track(await producer.send_batch(batch, physical, partition=p), in_batch)
 
     async def flush(self) -> None:
@@ -375,6 +377,7 @@ class KafkaSubscription:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             **settings.security,
         )
         self._started = False
