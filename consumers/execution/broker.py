@@ -194,10 +194,14 @@ def _fit_buys_to_cash(acct: Account, orders: list[Order], prices: Mapping[str, f
     if f >= 1.0:
         return
     need = sum(-_cash_flow("buy", o.quantity, prices[o.symbol], cfg) for o in buys)
+    why = f"(cash {acct.cash:,.2f} + sells {proceeds:,.2f} cannot pay {need:,.2f} of buys with slippage and fees)"
     for o in buys:
+        if f <= 0.0:  # nothing left above the floor: the buy is not sent
+            o.status = "rejected"
+            o.reason = f"cash floor {cfg.cash_floor:,.2f}: no cash left for buys {why}"
+            continue
         o.reason = (f"cash floor {cfg.cash_floor:,.2f}: buys scaled to {f:.4%} of the target quantity "
-                    f"{o.quantity:.6g} (cash {acct.cash:,.2f} + sells {proceeds:,.2f} cannot pay "
-                    f"{need:,.2f} of buys with slippage and fees)")
+                    f"{o.quantity:.6g} {why}")
         o.quantity *= f
 
 

@@ -167,3 +167,10 @@ def test_fills_of_one_time_apply_sells_before_buys():
     fills = outputs(proc, [bar("A", 2, 100.0), bar("Z", 2, 100.0)])
     assert [(f.symbol, f.side) for f in fills] == [("Z", "sell"), ("A", "buy")]
     assert proc.state.accounts["p"].cash >= 0.0
+
+
+def test_no_cash_above_the_floor_rejects_the_buys_with_the_reason():
+    acct = Account("p", 1_000.0)
+    t = TargetPortfolio(portfolio_id="p", rebalance_id="r", ts_event=T0, ts_proc=0, weights={"A": 0.3})
+    [order] = plan_orders(acct, t, {"A": 100.0}, BrokerConfig(cash_floor=5_000.0), ts_proc=0)
+    assert order.status == "rejected" and "no cash left for buys" in order.reason
