@@ -12,9 +12,9 @@ for a loss, with the position that loses most.
     symbol without history), so a short or negative-beta position gains.
     Without a benchmark the shock is applied uniformly to every position (and
     the ``method`` says so).
-``volatility_spike``  not a replayed path but a loss quantile: the 10-day
-    (``vol_days``) 95 % parametric VaR with every volatility multiplied by
-    ``vol_multiplier`` (2), ``z95 * multiplier * sigma * sqrt(days)``, per
+``volatility_spike_var95`` (function ``volatility_spike``): not a replayed path
+    but a loss quantile, hence the name: the 10-day (``vol_days``) 95 % parametric
+    VaR with every volatility multiplied by ``vol_multiplier`` (2), ``z95 * multiplier * sigma * sqrt(days)``, per
     position with its own sigma and for the portfolio with the covariance.
 ``liquidity_crisis``  liquidity falls by ``drop`` (50 %) for ``days`` (5):
     spreads widen by ``1 / (1 - drop)`` and an exit takes ``days`` days
@@ -156,7 +156,7 @@ def volatility_spike(weights: Mapping[str, float], history=None, cfg: StressConf
     method = (f"a loss quantile, not a replayed path: the {cfg.vol_days}-day 95% parametric VaR with every "
               f"volatility × {cfg.vol_multiplier:g}, z95 × {cfg.vol_multiplier:g} × sigma × sqrt({cfg.vol_days}), "
               "on the covariance of the daily returns")
-    return _result("volatility_spike", symbols, per, total, method)
+    return _result("volatility_spike_var95", symbols, per, total, method)
 
 
 def liquidity_crisis(weights: Mapping[str, float], history=None, spreads: Mapping[str, float] | None = None,

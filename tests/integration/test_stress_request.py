@@ -35,7 +35,7 @@ pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
 S = 1_000_000_000
 T0 = 1_700_006_400 * S
-SCENARIOS = ["market_crash", "volatility_spike", "liquidity_crisis", "historical_worst_window"]
+SCENARIOS = ["market_crash", "volatility_spike_var95", "liquidity_crisis", "historical_worst_window"]
 
 
 def _events():

@@ -70,7 +70,7 @@ def test_cli_portfolio_matches_empyrical(prices, tmp_path, capsys):
     _close(out["sortino"], ep.sortino_ratio(port, required_return=0.02 / 252))
     assert out["risk_free_rate"] == 0.02
     assert out["exposures"] == WEIGHTS and out["risk_level"] in ("low", "medium", "high")
-    assert [s["scenario"] for s in out["stress"]] == ["market_crash", "volatility_spike", "liquidity_crisis",
+    assert [s["scenario"] for s in out["stress"]] == ["market_crash", "volatility_spike_var95", "liquidity_crisis",
                                                       "historical_worst_window"]
     assert all(s["portfolio_loss"] < 0 and s["worst_position"] in WEIGHTS for s in out["stress"])
     assert out["limit_breaches"] == []  # AAPL 30 % is within the default limit 30 % (breach above 30.6 %)
@@ -107,7 +107,7 @@ def test_stress_scenarios():
     assert vs.worst_position_loss + volatility_spike({"BBB": 0.5}, hist).portfolio_loss <= vs.portfolio_loss  # diversified
     liq = liquidity_crisis({"AAA": 0.5}, hist, spreads={"AAA": 0.002})
     assert liq.portfolio_loss == pytest.approx(-0.5 * 0.002 * 2 / 2 + Z95 * np.sqrt(5 / 3) * 0.5 * sd_a)
-    assert [r.scenario for r in run_all({})] == ["market_crash", "volatility_spike", "liquidity_crisis",
+    assert [r.scenario for r in run_all({})] == ["market_crash", "volatility_spike_var95", "liquidity_crisis",
                                                  "historical_worst_window"]
 
 
@@ -177,7 +177,7 @@ def test_processor_book_keeping_metrics_and_limit_episodes(prices):
     tgt = TargetPortfolio(portfolio_id="p1", rebalance_id="r1", ts_event=T0 + 201 * DAY, ts_proc=0,
                           weights={"AAPL": 0.5, "JPM": 0.5})
     [stressed] = [o.event for o in proc.process([_env("targets.v1", tgt)]).outputs if isinstance(o.event, RiskUpdate)]
-    assert [s.scenario for s in stressed.stress] == ["market_crash", "volatility_spike", "liquidity_crisis",
+    assert [s.scenario for s in stressed.stress] == ["market_crash", "volatility_spike_var95", "liquidity_crisis",
                                                      "historical_worst_window"]
 
 

@@ -32,8 +32,8 @@ def test_two_year_run_writes_results_and_report(two_years):
     assert r["days"] > 500 and len(r["daily_returns"]) == r["days"] - 1
     assert r["optimal_weights"] and sum(r["optimal_weights"].values()) == pytest.approx(1.0, abs=1e-5)
     assert r["rebalances"] and r["trades"] and r["dead_letters"] == 0
-    assert {s["scenario"] for s in r["stress_results"]} == {"market_crash", "volatility_spike", "liquidity_crisis",
-                                                            "historical_worst_window"}
+    assert {s["scenario"] for s in r["stress_results"]} == {
+        "market_crash", "volatility_spike_var95", "liquidity_crisis", "historical_worst_window"}
     assert r["risk_level"] in ("low", "medium", "high")
     assert sum(r["risk_contributions"].values()) == pytest.approx(1.0, abs=1e-6)
     report = (two_years / "report.md").read_text()
