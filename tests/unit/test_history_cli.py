@@ -87,6 +87,7 @@ def test_bad_arguments_are_one_line_errors(srv, tmp_path, capsys, args, message)
 
 
 def _without_source_fields(results: dict) -> dict:
+    results = dict(results)
     data = dict(results.pop("data"))
     for k in ("sources", "quality", "errors", "dropped", "fetched_from", "prices_file"):
         data.pop(k, None)
@@ -114,6 +115,14 @@ def test_workflow_without_prices_equals_the_same_workflow_on_the_equivalent_csv(
     assert fetched["data"]["price_field"] == {s: "adj_close" for s in SYMBOLS}
     assert len(fetched["trades"]) > 0 and len(fetched["rebalances"]) > 0
     assert _without_source_fields(fetched) == _without_source_fields(from_file)
+    # and on the file `data fetch` writes (Parquet), from the cache
+    before = srv.requests["yahoo"]
+    assert main(["data", "fetch", "--symbols", ",".join(SYMBOLS), "--start", fetched["data"]["fetched_from"],
+                 "--end", "2017-06-30", "--out", str(tmp_path / "p.parquet"), "--cache-dir", str(tmp_path / "c")]) == 0
+    assert srv.requests["yahoo"] == before
+    assert main(["workflow", "run", *common, "--out", str(tmp_path / "pq"), "--prices", str(tmp_path / "p.parquet")]) == 0
+    from_fetch_file = json.loads((tmp_path / "pq" / "results.json").read_text())
+    assert _without_source_fields(from_fetch_file) == _without_source_fields(from_file)
 
 
 def test_workflow_report_names_the_sources(srv, tmp_path):
