@@ -25,7 +25,7 @@ import msgspec
 from schemas.events import DeadLetter, Health
 from schemas.topics import DLQ, HEALTH, changelog_topic
 from streaming import changelog, metrics
-from streaming.batch import Columns
+from streaming.bus.columns import Columns
 from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPartition
 from streaming.codec import decode, encode
 from streaming.processor import Envelope, Processor, ProcessResult

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from streaming import metrics
-from streaming.batch import Columns, decode_columns
+from streaming.bus.columns import Columns, decode_columns
 from streaming.bus.base import Record, TopicPartition
 from streaming.codec import encode, key_for
 from streaming.processor import ColumnResult, Envelope, ProcessResult

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from schemas.events import Tick
-from streaming.batch import Columns
+from streaming.bus.columns import Columns
 from streaming.codec import encode
 from streaming.kernels.layout import H_COUNT, KIND_PRICE
 from streaming.processor import ColumnResult, EncodedOutputs, Envelope

@@ -36,7 +36,7 @@ from streaming.kernels.engine import FeatureEngine
 from streaming.kernels.layout import KIND_PRICE, KIND_QUOTE
 from consumers.features.columnar import process_columns
 from consumers.features.encoding import VectorEncoder
-from streaming.batch import Columns
+from streaming.bus.columns import Columns
 from streaming.processor import ColumnResult, Envelope, Output, ProcessResult, Processor
 
 SNAPSHOT_VERSION = 1

@@ -26,7 +26,7 @@ from aiokafka.structs import TopicPartition as KafkaTP
 
 from schemas.topics import CATALOGUE, lookup, replication_for
 from streaming import connectivity
-from streaming.batch import Columns
+from streaming.bus.columns import Columns
 from streaming.bus.base import CommitFailed, Record, RebalanceHook, TopicPartition
 from streaming.bus.memory import _call
 
@@ -399,7 +399,7 @@ class KafkaSubscription:
             yield batch
 
     async def column_batches(self, max_records: int = 500, timeout_ms: int = 200) -> AsyncIterator[Columns]:
-        """As ``batches``, but columnar: no Record per message (see streaming.batch)."""
+        """As ``batches``, but columnar: no Record per message (see streaming.bus.columns)."""
         await self._start()
         logical = self.settings.logical
         while not self._closed:

@@ -11,7 +11,7 @@ import pytest
 
 from consumers.features.processor import FeaturesProcessor
 from schemas.events import Bar, DeadLetter, FeatureVector, Tick
-from streaming.batch import Columns, decode_columns, decode_values
+from streaming.bus.columns import Columns, decode_columns, decode_values
 from streaming.bus.base import Record
 from streaming.bus.memory import MemoryBus
 from streaming.codec import encode
