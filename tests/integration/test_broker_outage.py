@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.topics import changelog_topic
 from streaming.bus.kafka import KafkaBus
 from tests.integration.brokers import PrivateBroker, assert_every_tick_once_in_order, read_topic
 from tests.integration.conftest import Processes
@@ -190,6 +191,6 @@ async def _create_topics(url: str) -> None:
     bus = KafkaBus(url)
     try:
         await bus.ensure_topics(["ticks.v1", "bars.v1", "features.v1", "signals.v1", "dlq.v1", "health.v1",
-                                 "changelog.features.v1", "changelog.signals.v1", "alerts.v1", "risk.v1"])
+                                 changelog_topic("features").name, changelog_topic("signals").name, "alerts.v1", "risk.v1"])
     finally:
         await bus.close()

@@ -265,7 +265,9 @@ async def test_results_carry_the_documents_names_and_the_webhook_gets_the_alerts
     assert "| portfolio optimized (`portfolio_optimized`) | yes |" in report[:14]
     breaches = [a for a in r["alerts"] if a["type"] == "limit_breach" and "5.00% (max_position)" in a["message"]]
     assert breaches and delivered  # at most the destination's rate limit (20 a minute) of them
-    assert all("limit_breach" in json.dumps(body) for body in delivered)
+    bodies = [json.dumps(body) for body in delivered]  # breaches, and the resolves of those that cleared
+    assert all("limit_breach" in b or "limit_resolved" in b for b in bodies)
+    assert any("limit_breach" in b for b in bodies)
 
 
 # -- the three profiles on real prices ---------------------------------------------

@@ -209,7 +209,7 @@ def test_restore_refuses_a_changelog_item_of_layout_2_with_what_to_do():
     item = msgspec.msgpack.decode(data, type=ItemState)
     old = ItemState(SNAPSHOT_VERSION, item.config.replace("layout3:", "layout2:", 1), item.width, item.state)
     b = FeaturesProcessor()
-    with pytest.raises(ValueError, match="layout2.*delete the topic changelog.features.v1"):
+    with pytest.raises(ValueError, match="layout2.*delete the group's features changelog"):
         b.restore_item(0, key, msgspec.msgpack.encode(old))
     b.restore_item(0, key, data)
     assert b.engine.count(b.engine.row_of(("bar", "X", "1d"))) == 1
@@ -218,6 +218,7 @@ def test_restore_refuses_a_changelog_item_of_layout_2_with_what_to_do():
 async def test_a_consumer_restarted_on_a_layout_2_changelog_stops_with_the_reason():
     """The runner refuses to run on state it cannot read (the error names the layouts and the fix)."""
     from consumers.features.processor import ItemState, SNAPSHOT_VERSION
+    from schemas.topics import changelog_topic
     from streaming.bus.memory import MemoryBus
     from streaming.changelog import Snapshot
     from streaming.codec import encode as encode_event
@@ -231,8 +232,8 @@ async def test_a_consumer_restarted_on_a_layout_2_changelog_stops_with_the_reaso
                     bytes(8 * width))
     for p in range(6):  # whichever partition bars.v1's X is on
         snap = Snapshot(partition=p, offsets={"bars.v1": 0}, state=msgspec.msgpack.encode(old), item="bar|X|1d")
-        await bus.publish("changelog.features.v1", f"{p}/bar|X|1d".encode(), msgspec.json.encode(snap))
+        await bus.publish(changelog_topic("features").name, f"{p}/bar|X|1d".encode(), msgspec.json.encode(snap))
     proc = FeaturesProcessor()
     with pytest.raises(RuntimeError) as err:
         await asyncio.wait_for(Runner(proc, bus, RunnerSettings(duration_s=2.0, poll_timeout_ms=20)).run(), 10)
-    assert "layout2" in str(err.value.__cause__) and "changelog.features.v1" in str(err.value.__cause__)
+    assert "layout2" in str(err.value.__cause__) and "changelog.<group>.features.v1" in str(err.value.__cause__)

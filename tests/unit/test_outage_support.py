@@ -51,7 +51,7 @@ def test_watch_logs_once_then_a_summary_per_interval_then_recovery(caplog):
 
 
 def test_client_log_limiter_drops_connection_noise_and_rate_limits_the_rest(caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="aiokafka.unit-test")  # whatever a CLI test set "aiokafka" to
     limiter = connectivity.ClientLogLimiter(interval_s=30)
     client = logging.getLogger("aiokafka.unit-test")
     client.addHandler(limiter)

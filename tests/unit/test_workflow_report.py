@@ -111,12 +111,13 @@ def test_charts_benchmark_markers_and_readable_weights(run):
 
 def test_a_run_where_no_rebalance_succeeds_says_so_and_fails(tmp_path, capsys):
     cfg = tmp_path / "tight.toml"
-    cfg.write_text("[portfolio.constraints]\nmax_weight = 0.1\n")
+    # (too few symbols for max_weight is refused before the run: an infeasible volatility cap fails every rebalance)
+    cfg.write_text("[portfolio.constraints]\nmax_volatility = 0.001\n")
     rc = main(["workflow", "run", "--prices", str(DATA), "--symbols", "AAPL,MA,JPM,WMT,XOM", "--start", "2016-04-11",
                "--end", "2016-05-31", "--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1
-    assert f"5 assets × max_weight 0.1 = 0.50 < 1.0 (set in {cfg} [portfolio.constraints] max_weight)" in err
+    assert f"(set in {cfg} [portfolio.constraints] max_volatility)" in err and "max_volatility 0.10%" in err
     assert "no rebalance succeeded" in err
     r = json.loads((tmp_path / "o" / "results.json").read_text())
     assert r["rebalances_ok"] == 0 and r["failed_rebalances"] and not r["trades"]

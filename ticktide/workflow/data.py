@@ -72,11 +72,12 @@ def _adjusted(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
 
 
 def load_prices(path: str) -> PriceData:
-    return prices_from_frame(_read_table(path))
+    return prices_from_frame(_read_table(path), path)
 
 
-def prices_from_frame(df: pd.DataFrame) -> PriceData:
-    """A wide close table or a long bars table (see the module doc) as PriceData."""
+def prices_from_frame(df: pd.DataFrame, path: str = "the fetched bars") -> PriceData:
+    """A wide close table or a long bars table (see the module doc) as PriceData; ``path`` names
+    the source in what is said about it."""
     cols = {c.lower(): c for c in df.columns}
     date_col = next((cols[c] for c in _DATE_COLUMNS if c in cols), df.columns[0])
     if "symbol" in cols and "close" in cols:
