@@ -12,7 +12,7 @@ import pytest
 from consumers.features.processor import FeaturesProcessor
 from schemas.events import Bar, DeadLetter, FeatureVector, Tick
 from streaming.batch import Columns, decode_columns, decode_values
-from streaming.bus.base import Record
+from streaming.bus.base import CommitFailed, Record
 from streaming.bus.memory import MemoryBus
 from streaming.codec import encode
 from streaming.processor import Envelope
@@ -141,3 +141,55 @@ async def test_runner_columnar_path_publishes_features_and_dead_letters_garbage(
     assert {(f.symbol, f.seq) for f in features} == {(s, k) for s in SYMBOLS for k in range(1, 76)}
     (letter,) = [msgspec.json.decode(r.value, type=DeadLetter) for r in await bus.read_all("dlq.v1")]
     assert letter.raw == b"{garbage" and letter.stage == "features:decode" and letter.key == "BTCUSDT"
+
+
+async def _drain(runner: Runner) -> None:
+    await runner.open()
+    async for records in runner._sub.batches(1000, 10):
+        if not records:
+            break
+        await runner.handle(records)
+    await runner.close()
+
+
+async def test_a_new_group_starts_from_empty_state_with_its_own_changelog():
+    bus = MemoryBus()
+    for t in _trades(200):
+        await bus.publish("ticks.v1", t.symbol.encode(), encode(t))
+    await _drain(Runner(FeaturesProcessor(), bus, RunnerSettings(group="alpha")))
+    assert await bus.read_all("changelog.alpha.features.v1"), "alpha snapshots its state"
+    await _drain(Runner(FeaturesProcessor(), bus, RunnerSettings(group="beta")))
+    assert await bus.read_all("changelog.beta.features.v1")
+    features = [msgspec.json.decode(r.value, type=FeatureVector) for r in await bus.read_all("features.v1")]
+    # beta did not restore alpha's state: it computed every tick again from seq 1, the same values
+    assert len(features) == 400
+    by_key: dict[tuple[str, int], list] = {}
+    for f in features:
+        by_key.setdefault((f.symbol, f.seq), []).append(f.values)
+    assert all(len(v) == 2 and v[0] == v[1] for v in by_key.values())
+
+
+async def test_a_commit_lost_to_a_rebalance_is_logged_and_the_consumer_goes_on(caplog):
+    bus = MemoryBus()
+    for t in _trades(100):
+        await bus.publish("ticks.v1", t.symbol.encode(), encode(t))
+    runner = Runner(FeaturesProcessor(), bus, RunnerSettings(group="g"))
+    await runner.open()
+    commit = runner._sub.commit
+    failures = []
+
+    async def failing_once(offsets):
+        if not failures:
+            failures.append(offsets)
+            raise CommitFailed("the group rebalanced")
+        await commit(offsets)
+
+    runner._sub.commit = failing_once
+    async for records in runner._sub.batches(30, 10):
+        if not records:
+            break
+        await runner.handle(records)
+    await runner.close()
+    assert failures and "offsets not committed, the group rebalanced" in caplog.text
+    assert len(await bus.read_all("features.v1")) == 100  # every batch after the failure processed
+    assert sum(bus._groups["g"].committed.values()) == 100  # later commits cover the lost one
