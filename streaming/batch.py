@@ -20,8 +20,9 @@ from typing import Any, Callable, Sequence
 
 import msgspec
 
-from schemas.topics import topic as topic_info
+from schemas.topics import lookup
 from streaming.bus.base import Record, TopicPartition
+from streaming.codec import decode
 
 
 @dataclass(slots=True)
@@ -138,13 +139,12 @@ class Columns:
 
 
 @lru_cache(maxsize=None)
-def _array_decoder(topic: str) -> msgspec.json.Decoder:
-    return msgspec.json.Decoder(list[topic_info(topic).value_type])
-
-
-@lru_cache(maxsize=None)
-def _decoder(topic: str) -> msgspec.json.Decoder:
-    return msgspec.json.Decoder(topic_info(topic).value_type)
+def _array_decoder(topic: str) -> msgspec.json.Decoder | None:
+    """A decoder of a JSON array of the topic's events; None for opaque or unknown topics."""
+    info = lookup(topic)
+    if info is None or info.value_type is None:
+        return None
+    return msgspec.json.Decoder(list[info.value_type])
 
 
 DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError)
@@ -154,20 +154,37 @@ def decode_values(topic: str, values: list[bytes]) -> tuple[list[Any], dict[int,
     """Decode ``values`` of ``topic``: (events with None where one failed, {index: reason})."""
     if not values:
         return [], {}
-    try:
-        events = _array_decoder(topic).decode(b"[" + b",".join(values) + b"]")
-        if len(events) == len(values):  # a value like `{..},{..}` would add an element
-            return events, {}
-    except DECODE_ERRORS:
-        pass
-    dec = _decoder(topic)
-    events, errors = [], {}
-    for i, v in enumerate(values):
+    array = _array_decoder(topic)
+    if array is not None:
         try:
-            events.append(dec.decode(v))
+            events = array.decode(b"[" + b",".join(values) + b"]")
+            if len(events) == len(values):  # a value like `{..},{..}` would add an element
+                return events, {}
+        except DECODE_ERRORS:
+            pass
+    events, errors = [], {}
+    for i, v in enumerate(values):  # one at a time, so only the bad ones fail
+        try:
+            events.append(decode(topic, v))
         except DECODE_ERRORS as exc:
             events.append(None)
             errors[i] = f"{type(exc).__name__}: {exc}"
+    return events, errors
+
+
+def decode_records(records: Sequence[Record]) -> tuple[list[Any], dict[int, str]]:
+    """``decode_values`` over Records, one call per run of one topic."""
+    events: list[Any] = []
+    errors: dict[int, str] = {}
+    i, n = 0, len(records)
+    while i < n:
+        j = i
+        while j < n and records[j].topic == records[i].topic:
+            j += 1
+        got, bad = decode_values(records[i].topic, [r.value for r in records[i:j]])
+        events += got
+        errors.update({i + k: reason for k, reason in bad.items()})
+        i = j
     return events, errors
 
 
