@@ -193,3 +193,19 @@ async def test_a_commit_lost_to_a_rebalance_is_logged_and_the_consumer_goes_on(c
     assert failures and "offsets not committed, the group rebalanced" in caplog.text
     assert len(await bus.read_all("features.v1")) == 100  # every batch after the failure processed
     assert sum(bus._groups["g"].committed.values()) == 100  # later commits cover the lost one
+
+
+def test_gateway_decodes_a_batch_in_one_pass_and_counts_the_undecodable():
+    from ticktide.gateway import metrics as gm
+    from ticktide.gateway.hub import Hub
+
+    trades = _trades(6)
+    batch = [Record("ticks.v1", 0, i, t.symbol.encode(), encode(t)) for i, t in enumerate(trades[:3])]
+    batch += [Record("ticks.v1", 0, 3, b"X", b"{broken"), Record("orders.v1", 0, 0, None, b"{}")]
+    batch += [Record("ticks.v1", 0, 4 + i, t.symbol.encode(), encode(t)) for i, t in enumerate(trades[3:])]
+    errors_before = gm.DECODE_ERRORS.labels("ticks")._value.get()
+    in_before = gm.EVENTS_IN.labels("ticks")._value.get()
+    pairs = Hub().decode_batch(batch)
+    assert pairs == [("ticks", t) for t in trades]  # the broken one skipped, the unrelated topic ignored
+    assert gm.DECODE_ERRORS.labels("ticks")._value.get() == errors_before + 1
+    assert gm.EVENTS_IN.labels("ticks")._value.get() == in_before + 7
