@@ -54,6 +54,7 @@ from streaming.kernels.engine import FeatureEngine  # noqa: E402
 SYMBOLS = tuple(f"SYM{i:02d}USDT" for i in range(10))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONTENDERS = ("passthrough", "ticktide", "ticktide-eos", "quix")
+EXTRA = ("ticktide-2",)  # two instances in one group (--contenders ...,ticktide-2)
 
 
 # -- inputs ------------------------------------------------------------------------
@@ -122,7 +123,7 @@ def command(contender: str, bootstrap: str, prefix: str, group: str, state_dir: 
     if contender.startswith("ticktide"):
         eos = ["--exactly-once"] if contender == "ticktide-eos" else []
         return [py, "-m", "ticktide.cli", "consume", "features", "--bus", f"kafka://{bootstrap}?prefix={prefix}",
-                "--group", group, "--instance-id", group, *eos]
+                "--group", group, "--instance-id", f"{group}-{uuid.uuid4().hex[:4]}", *eos]
     return [py, str(ROOT / "bench" / "pipeline_contenders.py"), contender, "--bootstrap", bootstrap,
             "--source", f"{prefix}ticks.v1", "--sink", f"{prefix}{sink_name(contender)}", "--group", group,
             "--state-dir", state_dir]
@@ -160,8 +161,9 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
     log_path = log_dir / f"{contender}-{run_id}.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as state_dir, open(log_path, "wb") as log:
-        proc = subprocess.Popen(command(contender, bootstrap, prefix, group, state_dir), cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        procs = [subprocess.Popen(command(contender, bootstrap, prefix, group, state_dir), cwd=ROOT, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+                 for _ in range(2 if contender == "ticktide-2" else 1)]
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap)
@@ -172,10 +174,11 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
         group_id = prefix + group if contender.startswith("ticktide") else group  # ticktide prefixes groups
         try:
             while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{contender} exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+                for proc in procs:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{contender} exited {proc.returncode}: {log_path.read_text()[-2000:]}")
                 written = sum((await watcher.end_offsets(sink)).values())
-                samples.append((time.monotonic(), written, cpu_seconds(proc.pid)))
+                samples.append((time.monotonic(), written, sum(cpu_seconds(p.pid) for p in procs)))
                 # done when the group committed every input (its outputs are all out by then)
                 if written >= n and await committed_total(admin, group_id) >= n:
                     break
@@ -185,12 +188,14 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
         finally:
             await admin.close()
             await watcher.stop()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     # timed from the first output to the n-th (transaction markers make exactly-once's count
     # run slightly ahead; < 0.2 % here): start-up and the final commit wait are excluded
     started = next(s for s in samples if s[1] > 0)
@@ -318,7 +323,7 @@ def report(results: list[dict], n: int) -> None:
           f"{os.cpu_count()} cores")
     print("| contender | msgs/s (each run) | median msgs/s | CPU µs/msg (median) | vs passthrough | vs quix |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for c in CONTENDERS:
+    for c in CONTENDERS + EXTRA:
         if c not in by:
             continue
         runs = ", ".join(f"{r['msgs_per_s']:,.0f}" for r in by[c])
@@ -326,6 +331,9 @@ def report(results: list[dict], n: int) -> None:
         vs_pt = f"{med[c] / med['passthrough']:.2f}x" if "passthrough" in med else "-"
         vs_q = f"{med[c] / med['quix']:.2f}x" if "quix" in med else "-"
         print(f"| {c} | {runs} | {med[c]:,.0f} | {cpu:.1f} | {vs_pt} | {vs_q} |")
+    if "ticktide-2" in med and "ticktide" in med:
+        print(f"two instances in one group / one instance: {med['ticktide-2'] / med['ticktide']:.2f}x "
+              f"(ticktide-2's CPU µs/msg is both processes together)")
 
 
 async def throughput(args: argparse.Namespace) -> int:
@@ -355,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=500_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--contenders", default=",".join(CONTENDERS),
-                    help=f"comma-separated subset of {','.join(CONTENDERS)}")
+                    help=f"comma-separated subset of {','.join(CONTENDERS + EXTRA)}")
     ap.add_argument("--timeout", type=float, default=600, help="seconds one contender may take")
     ap.add_argument("--latency", action="store_true", help="tick->signal latency at a fixed rate instead")
     ap.add_argument("--rate", type=float, default=10_000, help="--latency: ticks per second")
