@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 
-from schemas.events import DeadLetter, Health
+from schemas.events import Health
 from schemas.topics import DLQ, HEALTH, changelog_topic
 from streaming import changelog, metrics
 from streaming.batch import Columns, decode_records
@@ -189,16 +189,6 @@ class Runner(BatchPaths):
                 # the outputs are out; the partitions' new owner reads these inputs again
                 # (at-least-once), and this member rejoins the group on its next poll
                 log.warning("%s: offsets not committed, the group rebalanced (%s); rejoining", self.name, exc)
-
-    def _forget_uncommitted_state(self, exc: BaseException) -> None:
-        """Exactly-once, the transaction was aborted after a rebalance: the in-memory state has
-        seen inputs whose outputs are gone, so it is dropped (never snapshotted); the
-        partitions are restored from the changelog when the member rejoins."""
-        log.warning("%s: transaction aborted, the group rebalanced (%s); rejoining", self.name, exc)
-        for p in set(self._dirty):
-            self.processor.drop(p)
-        self._dirty.clear()
-        self._next_offsets.clear()
 
     # -- the loop -------------------------------------------------------------
     async def open(self) -> None:
@@ -384,20 +374,6 @@ class Runner(BatchPaths):
     async def _emit_timer(self) -> dict:
         await self._emit(self.processor.tick(time.time_ns()))
         return {}
-
-    async def _dead_letter(self, stage: str, reason: str, source: Record | Envelope) -> None:
-        raw = source.value if isinstance(source, Record) else encode(source.event)
-        letter = DeadLetter(
-            stage=f"{self.name}:{stage}", reason=reason[:2000], raw=raw, ts_proc=time.time_ns(),
-            source_topic=source.topic, partition=source.partition, offset=source.offset,
-            key=source.key.decode("utf-8", "replace") if source.key else None,
-        )
-        await self.bus.publish(DLQ.name, None, encode(letter))
-        self._children(metrics.DEAD_LETTERS, f"{self.name}:{stage}").inc()
-        self._children(metrics.ERRORS, self.name).inc()
-        self._counts["errors"] += 1
-        log.warning("%s: dead letter from %s:%s@%s: %s", self.name, source.topic, source.partition,
-                    source.offset, reason[:200])
 
     async def _report_lag(self) -> None:
         if self._sub is None:

@@ -1,4 +1,5 @@
-"""The runner's batch paths: columnar handling and batched publishing (mixed into Runner).
+"""The runner's batch paths (mixed into Runner): columnar handling, batched publishing,
+dead letters, state dropped after a lost exactly-once commit.
 
 A columnar processor gets the whole fetched batch decoded in one pass and
 returns encoded outputs, which go out with the bus's batch API. Batches that
@@ -12,6 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from schemas.events import DeadLetter
+from schemas.topics import DLQ
 from streaming import metrics
 from streaming.batch import Columns, decode_columns
 from streaming.bus.base import Record, TopicPartition
@@ -105,3 +108,27 @@ class BatchPaths:
             self._counts["out"] += len(values)
             if topic in oldest:
                 child(metrics.END_TO_END_SECONDS, self.name, topic).observe(max(0.0, (now - oldest[topic]) / 1e9))
+
+    def _forget_uncommitted_state(self: "Runner", exc: BaseException) -> None:
+        """Exactly-once, the transaction was aborted after a rebalance: the in-memory state has
+        seen inputs whose outputs are gone, so it is dropped (never snapshotted); the
+        partitions are restored from the changelog when the member rejoins."""
+        log.warning("%s: transaction aborted, the group rebalanced (%s); rejoining", self.name, exc)
+        for p in set(self._dirty):
+            self.processor.drop(p)
+        self._dirty.clear()
+        self._next_offsets.clear()
+
+    async def _dead_letter(self: "Runner", stage: str, reason: str, source: Record | Envelope) -> None:
+        raw = source.value if isinstance(source, Record) else encode(source.event)
+        letter = DeadLetter(
+            stage=f"{self.name}:{stage}", reason=reason[:2000], raw=raw, ts_proc=time.time_ns(),
+            source_topic=source.topic, partition=source.partition, offset=source.offset,
+            key=source.key.decode("utf-8", "replace") if source.key else None,
+        )
+        await self.bus.publish(DLQ.name, None, encode(letter))
+        self._children(metrics.DEAD_LETTERS, f"{self.name}:{stage}").inc()
+        self._children(metrics.ERRORS, self.name).inc()
+        self._counts["errors"] += 1
+        log.warning("%s: dead letter from %s:%s@%s: %s", self.name, source.topic, source.partition,
+                    source.offset, reason[:200])
