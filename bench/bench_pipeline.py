@@ -54,7 +54,10 @@ from streaming.kernels.engine import FeatureEngine  # noqa: E402
 SYMBOLS = tuple(f"SYM{i:02d}USDT" for i in range(10))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONTENDERS = ("passthrough", "ticktide", "ticktide-eos", "quix")
-EXTRA = ("ticktide-2",)  # two instances in one group (--contenders ...,ticktide-2)
+# ticktide-2: two instances in one group; baseline: `consume features` of another checkout
+# (--baseline-root, e.g. `git archive <commit>` unpacked), for a same-run before/after
+EXTRA = ("ticktide-2", "baseline")
+BASELINE_ROOT: list[str] = []
 
 
 # -- inputs ------------------------------------------------------------------------
@@ -120,6 +123,9 @@ def cpu_seconds(pid: int) -> float:
 
 def command(contender: str, bootstrap: str, prefix: str, group: str, state_dir: str) -> list[str]:
     py = sys.executable
+    if contender == "baseline":
+        return [py, "-m", "ticktide.cli", "consume", "features", "--bus", f"kafka://{bootstrap}?prefix={prefix}",
+                "--group", group, "--max-records", "5000"]
     if contender.startswith("ticktide"):
         eos = ["--exactly-once"] if contender == "ticktide-eos" else []
         return [py, "-m", "ticktide.cli", "consume", "features", "--bus", f"kafka://{bootstrap}?prefix={prefix}",
@@ -159,9 +165,10 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
         await admin.create_topics([NewTopic(f"{prefix}{sink_name(contender)}", 6, 1)])
         await admin.close()
     log_path = log_dir / f"{contender}-{run_id}.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    root = Path(BASELINE_ROOT[0]) if contender == "baseline" else ROOT
+    env = {**os.environ, "PYTHONPATH": str(root)}
     with tempfile.TemporaryDirectory() as state_dir, open(log_path, "wb") as log:
-        procs = [subprocess.Popen(command(contender, bootstrap, prefix, group, state_dir), cwd=ROOT, env=env,
+        procs = [subprocess.Popen(command(contender, bootstrap, prefix, group, state_dir), cwd=root, env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
                  for _ in range(2 if contender == "ticktide-2" else 1)]
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -171,7 +178,8 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
         sink = [TopicPartition(f"{prefix}{sink_name(contender)}", p) for p in range(6)]
         samples: list[tuple[float, int, float]] = []  # time, outputs written, cpu
         deadline = time.monotonic() + timeout_s
-        group_id = prefix + group if contender.startswith("ticktide") else group  # ticktide prefixes groups
+        ticktide = contender.startswith("ticktide") or contender == "baseline"
+        group_id = prefix + group if ticktide else group  # ticktide prefixes its group ids
         try:
             while True:
                 for proc in procs:
@@ -331,6 +339,8 @@ def report(results: list[dict], n: int) -> None:
         vs_pt = f"{med[c] / med['passthrough']:.2f}x" if "passthrough" in med else "-"
         vs_q = f"{med[c] / med['quix']:.2f}x" if "quix" in med else "-"
         print(f"| {c} | {runs} | {med[c]:,.0f} | {cpu:.1f} | {vs_pt} | {vs_q} |")
+    if "baseline" in med and "ticktide" in med:
+        print(f"ticktide / baseline ({BASELINE_ROOT[0]}): {med['ticktide'] / med['baseline']:.2f}x msgs/s")
     if "ticktide-2" in med and "ticktide" in med:
         print(f"two instances in one group / one instance: {med['ticktide-2'] / med['ticktide']:.2f}x "
               f"(ticktide-2's CPU µs/msg is both processes together)")
@@ -364,12 +374,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--contenders", default=",".join(CONTENDERS),
                     help=f"comma-separated subset of {','.join(CONTENDERS + EXTRA)}")
+    ap.add_argument("--baseline-root", help="another checkout whose `consume features` runs as 'baseline'")
     ap.add_argument("--timeout", type=float, default=600, help="seconds one contender may take")
     ap.add_argument("--latency", action="store_true", help="tick->signal latency at a fixed rate instead")
     ap.add_argument("--rate", type=float, default=10_000, help="--latency: ticks per second")
     ap.add_argument("--seconds", type=float, default=60, help="--latency: how long to send")
     ap.add_argument("--profile", default="latency", help="--latency: the consumers' --profile")
     args = ap.parse_args(argv)
+    if args.baseline_root:
+        BASELINE_ROOT.append(args.baseline_root)
     if args.latency:
         from pipeline_latency import latency
 
