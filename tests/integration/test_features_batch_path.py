@@ -106,3 +106,30 @@ async def test_kill_9_on_the_batch_path_keeps_exactly_once(kafka_url, processes)
         assert list(f.values.values()) == want, (f.symbol, f.seq)
     assert {(f.symbol, f.seq) for f in live} == set(expected)
     await bus.close()
+
+
+async def test_publish_batch_lands_each_key_where_publish_does(kafka_url):
+    bus = KafkaBus(kafka_url)
+    await bus.ensure_topics(["signals.v1", "features.v1"])
+    keys = [f"K{i}".encode() for i in range(40)]
+    for k in keys:
+        await bus.publish("signals.v1", k, b"one")
+    await bus.publish_batch("features.v1", keys * 3, [b"%d" % i for i in range(len(keys) * 3)])
+    await bus.flush()
+    one = {r.key: r.partition for r in await bus.read_all("signals.v1", 30)}
+    batch = await bus.read_all("features.v1", 30)
+    assert len(batch) == 120
+    assert {r.key: r.partition for r in batch} == {k: p % 6 for k, p in ((k, _murmur(k)) for k in keys)}
+    assert len(set(one.values())) > 1  # signals.v1 has 3 partitions, features.v1 6: both by murmur2
+    assert all(one[k] == _murmur(k) % 3 for k in keys)
+    by_key: dict[bytes, list[int]] = {}
+    for r in sorted(batch, key=lambda r: (r.partition, r.offset)):
+        by_key.setdefault(r.key, []).append(int(r.value))
+    assert all(v == sorted(v) for v in by_key.values()), "per key, the batch order is kept"
+    await bus.close()
+
+
+def _murmur(key: bytes) -> int:
+    from aiokafka.partitioner import murmur2
+
+    return murmur2(key) & 0x7FFFFFFF
