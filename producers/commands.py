@@ -42,7 +42,7 @@ def _register_normalize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--venue", required=True, choices=available(), help="venue adapter to parse with")
     p.add_argument("--dlq", metavar="FILE", help="write dead letters (DeadLetter JSON lines) here")
     p.add_argument("--output", "-o", metavar="FILE", help="write ticks here instead of stdout")
-    p.add_argument("--rules", metavar="TOML", help="validation rules (default: producers/rules/default.toml)")
+    p.add_argument("--rules", metavar="TOML", help="validation rules (default: producers/validation/default.toml)")
     p.add_argument("--no-validate", action="store_true", help="skip validation")
     p.add_argument("--plain-clock", choices=("now", "index"), default="now",
                    help="ts_recv for plain JSON-lines files without receive times (default: now)")
@@ -51,7 +51,7 @@ def _register_normalize(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
-    from producers.normalize import format_summary, run_normalize
+    from producers.recordings.normalize import format_summary, run_normalize
     from producers.validation import RuleError
 
     out_fh = dlq_fh = None

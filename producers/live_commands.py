@@ -64,7 +64,7 @@ async def _until(stop: asyncio.Event, duration: float | None, *tasks: asyncio.Ta
 
 
 def load_validator(rules: str | None) -> Any:
-    """The Validator for ``--rules FILE`` (default: producers/rules/default.toml)."""
+    """The Validator for ``--rules FILE`` (default: producers/validation/default.toml)."""
     from producers.validation import Validator
 
     return Validator.from_file(rules) if rules else Validator()
@@ -95,7 +95,7 @@ def _summary(name: str, feed) -> str:
 
 # -- simulator -----------------------------------------------------------------
 def cmd_simulator(args: argparse.Namespace) -> int:
-    from producers.simulator import SimConfig, run_simulator
+    from producers.simulator.server import SimConfig, run_simulator
 
     cfg = SimConfig(symbols=_symbols(args.symbols), rate=args.rate, seed=args.seed)
 
@@ -107,7 +107,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 # -- produce -------------------------------------------------------------------
 def cmd_produce(args: argparse.Namespace) -> int:
-    from producers.connection import FeedConnection, FeedSettings
+    from producers.feed.connection import FeedConnection, FeedSettings
     from producers.venues import UnknownVenueError, get_adapter
 
     symbols = _symbols(args.symbols)
@@ -138,7 +138,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         primary = FeedConnection(adapter, bus, symbols, url=args.url, validator=validator, settings=settings)
         feeds = [primary]
         if fb_adapter is not None:
-            from producers.failover import FailoverArbiter, FailoverFeed
+            from producers.feed.failover import FailoverArbiter, FailoverFeed
 
             fb_label = fb_adapter.name if fb_adapter.name != adapter.name else f"{fb_adapter.name}:fallback"
             fb_symbols = _symbols(args.fallback_symbols) or symbols
@@ -172,7 +172,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 # -- replay --------------------------------------------------------------------
 def cmd_replay(args: argparse.Namespace) -> int:
-    from producers.replay import ReplayServer, replay_into_bus
+    from producers.recordings.replay import ReplayServer, replay_into_bus
 
     async def main(stop: asyncio.Event) -> int:
         if args.serve_only:

@@ -1,7 +1,7 @@
 """Prometheus metrics of the producers: websocket feeds, data quality, failover.
 
 Process-wide collectors; the plain per-connection counters are
-``producers.connection.FeedStats``. Dead letters are counted by the one
+``producers.feed.connection.FeedStats``. Dead letters are counted by the one
 definition in ``streaming.metrics``.
 """
 
@@ -23,7 +23,7 @@ def metric(kind: type, name: str, doc: str, labels: list[str]):
         return existing
 
 
-# websocket feeds and data quality (producers.connection)
+# websocket feeds and data quality (producers.feed.connection)
 WS_FRAMES = metric(Counter, "ticktide_ws_frames_total", "Websocket frames received", ["venue"])
 WS_RECONNECTS = metric(Counter, "ticktide_ws_reconnects_total",
                        "Websocket reconnect attempts after a lost or failed connection", ["venue"])
@@ -47,7 +47,7 @@ QUALITY_COMPLETENESS = metric(Gauge, "ticktide_quality_completeness",
 QUALITY_VALIDITY = metric(Gauge, "ticktide_quality_validity",
                           "Validator validity score (0..1) per symbol", ["symbol"])
 
-# failover (producers.failover)
+# failover (producers.feed.failover)
 FAILOVER_ACTIVE = metric(Gauge, "ticktide_failover_active",
                          "1 while a symbol is served by its fallback feed", ["symbol"])
 FAILOVER_SWITCHES = metric(Counter, "ticktide_failover_switches_total",

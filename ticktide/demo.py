@@ -50,8 +50,8 @@ async def _print_signals(bus, stop: asyncio.Event, counts: Counter) -> None:
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    from producers.connection import FeedConnection
-    from producers.simulator import SimConfig, SimulatorServer
+    from producers.feed.connection import FeedConnection
+    from producers.simulator.server import SimConfig, SimulatorServer
     from producers.venues import get_adapter
 
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers.base import ParseResult
-from producers.recordings import read_frames
+from producers.venues.base import ParseResult
+from producers.recordings.readers import read_frames
 from producers.validation import Validator
 from producers.venues import get_adapter
 from schemas.events import Tick

@@ -1,4 +1,4 @@
-"""The compiled Binance trade scan (producers/binance_scan.py, binance_encode.py)
+"""The compiled Binance trade scan (producers/fastpath/binance_scan.py, binance_encode.py)
 against its reference: the per-frame path (``parse`` -> ``validate`` -> msgspec
 encode). Output bytes, dead letters, summary counts and the validator's quality
 state must be identical for any input; the scan must actually take the frames it
@@ -17,11 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers import normalize as normalize_mod
-from producers.binance import BinanceAdapter
-from producers.binance_scan import FALLBACK, MAX_SYMBOLS, QUOTE, TRADE, scan_frames, tick_template
-from producers.binance_usdm import BinanceUsdmAdapter
-from producers.recordings import read_frames
+from producers import outcomes
+from producers.recordings import normalize as normalize_mod
+from producers.venues.binance import BinanceAdapter
+from producers.fastpath.binance_scan import FALLBACK, MAX_SYMBOLS, QUOTE, TRADE, scan_frames, tick_template
+from producers.venues.binance_usdm import BinanceUsdmAdapter
+from producers.recordings.readers import read_frames
 from producers.validation import Validator
 from schemas.events import Tick
 
@@ -42,8 +43,8 @@ def trade(t=3735683259, p="61837.63000000", q="0.02000000", T=1723161255342, m="
 def _run(fn, frames, adapter_cls, validate, **kw):
     """(lines, dead letters, summary, quality) of one path; dead letters stamped by a counter."""
     clock = itertools.count(1).__next__
-    old = normalize_mod._clock
-    normalize_mod._clock = clock
+    old = outcomes._clock
+    outcomes._clock = clock
     try:
         v = Validator() if validate else None
         s = normalize_mod.Summary()
@@ -59,7 +60,7 @@ def _run(fn, frames, adapter_cls, validate, **kw):
         quality = v.quality() if v else None  # dataclasses: compared by value
         return lines, dead, s.to_dict(), quality
     finally:
-        normalize_mod._clock = old
+        outcomes._clock = old
 
 
 def assert_same(frames, adapter_cls=BinanceAdapter, validate=True, chunks=(1000,)):
@@ -123,7 +124,7 @@ def test_recording_quotes_take_the_scan_and_match():
 def test_mixed_recording_takes_the_scan_for_trades_quotes_and_around_depth_frames():
     """Trades, bookTickers and depth updates interleaved (the recording as captured):
     the depth frames give no tick, so the runs of scanned frames go on across them."""
-    import producers.binance_encode as be
+    import producers.fastpath.binance_encode as be
 
     frames = list(read_frames(DATA / "spot_btcusdt_20240808.ndjson.gz"))
     enc = be.ChunkEncoder(BinanceAdapter(), Validator(), normalize_mod.normalize_chunk)
@@ -370,7 +371,7 @@ def test_receive_times_the_scan_cannot_take():
 def test_the_scan_turns_itself_off_when_msgspec_writes_otherwise(monkeypatch, caplog):
     """A different Tick encoding (a new msgspec, a changed Tick) fails the probe at
     start: the encoder says so and every frame takes the reference path."""
-    import producers.binance_encode as be
+    import producers.fastpath.binance_encode as be
 
     monkeypatch.setattr(be, "_PROBED", {})
     real = be.tick_template
@@ -385,7 +386,7 @@ def test_the_scan_turns_itself_off_when_msgspec_writes_otherwise(monkeypatch, ca
 
 
 def test_the_scan_is_on_and_takes_long_trade_runs():
-    import producers.binance_encode as be
+    import producers.fastpath.binance_encode as be
 
     enc = be.ChunkEncoder(BinanceAdapter(), Validator(), normalize_mod.normalize_chunk)
     assert enc.enabled

@@ -4,9 +4,9 @@ import asyncio
 import json
 import socket
 
-from producers.binance import BinanceAdapter
-from producers.connection import FeedConnection, FeedSettings
-from producers.simulator import SimConfig, SimulatorServer
+from producers.venues.binance import BinanceAdapter
+from producers.feed.connection import FeedConnection, FeedSettings
+from producers.simulator.server import SimConfig, SimulatorServer
 from streaming import codec
 from streaming.bus import reset_memory_buses
 from tests.helpers import memory_bus, wait_for  # noqa: F401 - memory_bus is the bus fixture
@@ -248,8 +248,8 @@ HFT = DATA / "spot_btcusdt_20240808.ndjson.gz"
 
 
 async def test_replay_recording_through_adapter_with_recorded_times(bus):
-    from producers.recordings import read_frames
-    from producers.replay import replay_into_bus
+    from producers.recordings.readers import read_frames
+    from producers.recordings.replay import replay_into_bus
 
     n = 3000
     feed = await replay_into_bus(HFT, "binance", bus, speed=0, recv_time="recorded", max_frames=n)
@@ -269,7 +269,7 @@ async def test_replay_recording_through_adapter_with_recorded_times(bus):
 
 
 async def test_replay_paces_by_recorded_time(tmp_path, bus):
-    from producers.replay import replay_into_bus
+    from producers.recordings.replay import replay_into_bus
 
     frames = [
         '{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":%d,"p":"1.0",'

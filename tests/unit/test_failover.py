@@ -1,4 +1,4 @@
-from producers.failover import FAILOVER_FLAG, FailoverArbiter
+from producers.feed.failover import FAILOVER_FLAG, FailoverArbiter
 from schemas.events import Tick
 
 
@@ -58,10 +58,10 @@ def test_symbol_map_between_venues():
 # -- integration: two simulator feeds, one arbiter -------------------------------------
 import asyncio  # noqa: E402
 
-from producers.binance import BinanceAdapter  # noqa: E402
-from producers.connection import FeedConnection, FeedSettings  # noqa: E402
-from producers.failover import FailoverFeed  # noqa: E402
-from producers.simulator import SimConfig, SimulatorServer  # noqa: E402
+from producers.venues.binance import BinanceAdapter  # noqa: E402
+from producers.feed.connection import FeedConnection, FeedSettings  # noqa: E402
+from producers.feed.failover import FailoverFeed  # noqa: E402
+from producers.simulator.server import SimConfig, SimulatorServer  # noqa: E402
 from streaming import codec  # noqa: E402
 from tests.helpers import memory_bus, wait_for as _wait  # noqa: E402, F401 - memory_bus is the bus fixture
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from producers.recordings import ReadStats, detect_format, read_frames
+from producers.recordings.readers import ReadStats, detect_format, read_frames
 from schemas.events import DeadLetter, Tick
 from ticktide.cli import main
 
@@ -133,8 +133,9 @@ def test_detect_format():
 import itertools  # noqa: E402
 import random  # noqa: E402
 
-from producers import normalize as normalize_mod  # noqa: E402
-from producers.base import ParseResult  # noqa: E402
+from producers import outcomes  # noqa: E402
+from producers.recordings import normalize as normalize_mod  # noqa: E402
+from producers.venues.base import ParseResult  # noqa: E402
 
 RECORDINGS = [
     ("binance", "spot_btcusdt_20240808.ndjson.gz"),
@@ -155,7 +156,7 @@ def _run_cli(monkeypatch, capsys, tmp_path, venue, path, *, batch, chunk=1000, e
     (and a different number or order of stamps would show)."""
     monkeypatch.setattr(normalize_mod, "BATCH", batch)
     monkeypatch.setattr(normalize_mod, "CHUNK_SIZE", chunk)
-    monkeypatch.setattr(normalize_mod, "_clock", itertools.count(1).__next__)
+    monkeypatch.setattr(outcomes, "_clock", itertools.count(1).__next__)
     dlq = tmp_path / "dlq.jsonl"  # same path both runs: it is in the summary
     capsys.readouterr()
     rc = main(["normalize", "--venue", venue, "--plain-clock", "index", "--quality",
@@ -301,7 +302,7 @@ def test_normalize_chunks_multi_tick_frames(monkeypatch, with_parse_many):
     enc = msgspec.json.Encoder()
 
     def run(fn, **kw):
-        monkeypatch.setattr(normalize_mod, "_clock", itertools.count(1).__next__)
+        monkeypatch.setattr(outcomes, "_clock", itertools.count(1).__next__)
         s = normalize_mod.Summary()
         items = list(fn(frames, adapter, Validator(), s, **kw))
         if fn is normalize_mod.normalize_chunks:

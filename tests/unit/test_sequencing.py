@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from producers.recordings import read_frames
-from producers.sequencing import (Backoff, SeqStatus, SequenceTracker, policies_for, seq_fields_for,
+from producers.recordings.readers import read_frames
+from producers.feed.sequencing import (Backoff, SeqStatus, SequenceTracker, policies_for, seq_fields_for,
                                   tracked_number)
 from producers.venues import get_adapter
 

@@ -5,8 +5,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from producers.binance import BinanceAdapter
-from producers.simulator import MarketModel, SimConfig, SimulatorServer, frames
+from producers.venues.binance import BinanceAdapter
+from producers.simulator.server import MarketModel, SimConfig, SimulatorServer, frames
 
 
 def test_same_seed_same_frames_other_seed_differs():

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producers.recordings import read_frames
+from producers.recordings.readers import read_frames
 from producers.validation import DEFAULT_RULES, RuleError, Validator
 from producers.venues import get_adapter
 from schemas.events import Tick
@@ -268,7 +268,7 @@ def test_validate_many_unknown_kind_and_empty():
 
 from unittest.mock import patch  # noqa: E402
 
-import producers.validation as validation_mod  # noqa: E402
+import producers.validation.validator as validation_mod  # noqa: E402
 from producers.validation import Verdict  # noqa: E402
 
 # rule sets that exercise every operator the vector precheck evaluates

@@ -12,8 +12,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from producers.binance import BinanceAdapter
-from producers.recordings import ReadStats, read_frames
+from producers.venues.binance import BinanceAdapter
+from producers.recordings.readers import ReadStats, read_frames
 from producers.venues import UnknownVenueError, available, get_adapter
 from schemas.events import Tick
 

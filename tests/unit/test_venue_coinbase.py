@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from producers.coinbase import CoinbaseAdapter, product_id
-from producers.frames import iso8601_to_ns
-from producers.recordings import ReadStats, read_frames
+from producers.venues.coinbase import CoinbaseAdapter, product_id
+from producers.venues.frames import iso8601_to_ns
+from producers.recordings.readers import ReadStats, read_frames
 from producers.venues import get_adapter
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -1,6 +1,6 @@
 """A market simulator websocket server speaking Binance's spot stream format.
 
-``MarketModel`` (``producers.market_model``) is pure: from a seed it yields an endless, reproducible
+``MarketModel`` (``producers.simulator.market_model``) is pure: from a seed it yields an endless, reproducible
 sequence of events (trades and top-of-book quotes for several symbols) with
 simulated times; prices follow a geometric Brownian motion with occasional
 jumps, and arrival rates have occasional volume bursts. ``SimulatorServer``
@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from producers.market_model import (  # noqa: F401 - re-exported: the model used to live here
+from producers.simulator.market_model import (  # noqa: F401 - re-exported: the model used to live here
     DEFAULT_PRICES, SECONDS_PER_YEAR, STREAM_KINDS, MarketModel, SimConfig, SimEvent, frames,
 )
 

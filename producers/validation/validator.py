@@ -1,6 +1,6 @@
 """Declarative, stateful tick validation (pure: no I/O, no metrics library).
 
-Rules live in TOML (``producers/rules/default.toml`` documents the format).
+Rules live in TOML (``producers/validation/default.toml`` documents the format).
 A :class:`Validator` keeps per symbol (and per kind, because a venue's trade
 and quote streams have separate clocks and sequences) the last accepted
 event time, sequence and the last good values of the fields that jump and
@@ -32,9 +32,9 @@ Semantics worth knowing:
   with nothing to fill from (or older than ``max_age_s``) the tick is rejected.
 
 Layout: the rules-file model, compiled checks, state and result types are in
-:mod:`producers.validation_rules`; the generated per-tick fast paths in
-:mod:`producers.validation_codegen`; the numpy precheck of ``validate_many``
-in :mod:`producers.validation_vector`; the :class:`Validator` here. Every
+:mod:`producers.validation.rules`; the generated per-tick fast paths in
+:mod:`producers.validation.codegen`; the numpy precheck of ``validate_many``
+in :mod:`producers.validation.vector`; the :class:`Validator` here. Every
 public name is importable from this module, as before.
 """
 
@@ -43,15 +43,15 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from producers.validation_codegen import _fast_body, _generate_fast, _generate_many
-from producers.validation_rules import (  # noqa: F401 - re-exported
+from producers.validation.codegen import _fast_body, _generate_fast, _generate_many
+from producers.validation.rules import (  # noqa: F401 - re-exported
     _NS, KINDS, OPERATORS, SEVERITIES, TICK_FIELDS, VIRTUAL_FIELDS, Flag, RuleError,
     SymbolQuality, Verdict, _compile_condition, _compile_rule, _Counts, _Rule, _State,
 )
-from producers.validation_vector import NoVec, Plan, compile_plan
+from producers.validation.vector import NoVec, Plan, compile_plan
 from schemas.events import Tick
 
-DEFAULT_RULES = Path(__file__).with_name("rules") / "default.toml"
+DEFAULT_RULES = Path(__file__).with_name("default.toml")
 
 _MIN_VEC = 32  # shorter runs of one kind and symbol go tick by tick
 _MAX_WIN = 4096  # ticks per vector precheck
@@ -151,7 +151,7 @@ class Validator:
         or counts); ticks no rule fired on cost no Verdict.
 
         Runs of at least ``_MIN_VEC`` ticks of one kind and symbol are prechecked with
-        numpy (:mod:`producers.validation_vector`): the leading ticks no rule fires on
+        numpy (:mod:`producers.validation.vector`): the leading ticks no rule fires on
         are accepted in one step, and the generated tick-by-tick path takes over from
         the first tick a rule fires on (or that the precheck cannot judge exactly).
         """
@@ -250,7 +250,7 @@ class Validator:
             st.good[f] = last_value(f)
             st.good_ts[f] = recv
 
-    # -- columns (producers/binance_scan.py gives them without Tick objects) ----------
+    # -- columns (producers/fastpath/binance_scan.py gives them without Tick objects) ----------
     def column_prefix(self, kind: str, symbol: str, cols: dict, n: int, present: frozenset) -> int:
         """How many of ``n`` ticks of one kind and symbol, given as numpy columns ``cols``
         (int64 for ts_event/ts_recv/seq, float64 otherwise), ``validate`` would accept in

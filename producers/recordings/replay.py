@@ -1,7 +1,7 @@
 """Replay a recorded websocket session through the live path.
 
 ``ReplayServer`` serves a recording (read with
-``producers.recordings.read_frames``: hftbacktest, cryptofeed or plain JSON
+``producers.recordings.readers.read_frames``: hftbacktest, cryptofeed or plain JSON
 lines) over a local websocket: every connection gets the whole session, paced
 by the recorded receive times divided by ``speed`` (``speed <= 0``: as fast as
 possible), then a normal close. ``run_replay`` (``ticktide replay``) starts
@@ -27,7 +27,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from producers.connection import FeedConnection, FeedSettings
+from producers.feed.connection import FeedConnection, FeedSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class ReplayServer:
             pass
 
     async def _handler(self, ws: ServerConnection) -> None:
-        from producers.recordings import read_frames
+        from producers.recordings.readers import read_frames
 
         self.connections += 1
         drain = asyncio.create_task(self._drain(ws))

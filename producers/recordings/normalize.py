@@ -1,5 +1,5 @@
 """The normalize pipeline behind ``ticktide normalize`` (the frame helpers the
-adapters share live in :mod:`producers.frames`).
+adapters share live in :mod:`producers.venues.frames`).
 
 Pipeline: :func:`normalize_frames` runs frames through an adapter and a
 validator frame by frame and yields accepted ticks and dead letters;
@@ -8,7 +8,7 @@ APIs (``adapter.parse_many`` when the adapter has one, ``Validator.validate_many
 and yields ``(ticks, dead_letters)`` per chunk, with exactly the same ticks,
 dead letters (in the same order) and summary counts; :func:`normalize_encoded`
 yields the ticks already encoded (JSON lines), through the compiled scan of
-:mod:`producers.binance_encode` for the Binance adapters. :func:`run_normalize`
+:mod:`producers.fastpath.binance_encode` for the Binance adapters. :func:`run_normalize`
 is what ``ticktide normalize`` calls (see ``producers/commands.py``); it uses
 ``normalize_encoded`` unless ``batch=False`` (or the module switch ``BATCH`` is
 False). All paths write the same bytes (tests/unit/test_normalize_cli.py,
@@ -18,51 +18,18 @@ tests/unit/test_binance_scan.py).
 from __future__ import annotations
 
 import sys
-import time
 from itertools import islice
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import IO, Callable, Iterable, Iterator
 
 import msgspec
 
+from producers.outcomes import Summary, dead_letter  # noqa: F401 - Summary re-exported
 from schemas.events import DeadLetter, Tick
 
 # ---------------------------------------------------------------------------
 # the pipeline behind `ticktide normalize`
 # ---------------------------------------------------------------------------
 
-
-@dataclass
-class Summary:
-    frames: int = 0
-    ticks: int = 0
-    ticks_by_kind: Counter = field(default_factory=Counter)
-    skipped: Counter = field(default_factory=Counter)  # reason -> frames
-    parse_errors: int = 0
-    rejected: int = 0  # ticks rejected by validation
-    flagged: int = 0  # ticks accepted with at least one flag
-    dead_letters: int = 0
-    reader: dict = field(default_factory=dict)  # counters from the recording reader
-    quality: list = field(default_factory=list)  # per-symbol quality dicts (when validated)
-
-    def to_dict(self) -> dict:
-        return {
-            "frames": self.frames,
-            "ticks": self.ticks,
-            "ticks_by_kind": dict(self.ticks_by_kind),
-            "skipped": dict(self.skipped),
-            "parse_errors": self.parse_errors,
-            "rejected": self.rejected,
-            "flagged": self.flagged,
-            "dead_letters": self.dead_letters,
-            "reader": self.reader,
-            "quality": self.quality,
-        }
-
-
-#: stamps ``DeadLetter.ts_proc`` (a hook so tests can make dead letters reproducible)
-_clock = time.time_ns
 
 #: ``run_normalize`` default: the chunked batch path (False: frame by frame)
 BATCH = True
@@ -91,8 +58,7 @@ def normalize_frames(
         if result.error is not None:
             s.parse_errors += 1
             s.dead_letters += 1
-            yield DeadLetter(stage=stage, reason=result.error, raw=_raw_bytes(raw),
-                             ts_proc=_clock(), venue=adapter.name)
+            yield dead_letter(adapter.name, stage, result.error, raw)
             continue
         if not result.ticks:
             s.skipped[result.skipped or "unspecified"] += 1
@@ -103,9 +69,8 @@ def normalize_frames(
                 if verdict.accepted is None:
                     s.rejected += 1
                     s.dead_letters += 1
-                    yield DeadLetter(stage="validate", reason=verdict.rejected_reason or "rejected",
-                                     raw=_raw_bytes(raw), ts_proc=_clock(),
-                                     venue=adapter.name, key=tick.symbol)
+                    yield dead_letter(adapter.name, "validate", verdict.rejected_reason or "rejected",
+                                      raw, tick.symbol)
                     continue
                 tick = verdict.accepted
                 if tick.flags:
@@ -235,13 +200,13 @@ def normalize_encoded(
     """:func:`normalize_chunks` with the accepted ticks already encoded: yields
     ``(JSON lines, dead letters)`` per chunk, byte for byte the encoding of what
     it yields. Adapters with ``trade_scan`` (Binance spot and USD-M) take their
-    trade and bookTicker frames through the compiled scan (:mod:`producers.binance_encode`)."""
+    trade and bookTicker frames through the compiled scan (:mod:`producers.fastpath.binance_encode`)."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     s = summary if summary is not None else Summary()
     encoder = None
     if getattr(adapter, "trade_scan", False):
-        from producers.binance_encode import ChunkEncoder
+        from producers.fastpath.binance_encode import ChunkEncoder
         encoder = ChunkEncoder(adapter, validator, normalize_chunk)
     lines = _lines_encoder()
     for raws, recv in _chunks(frames, chunk_size, s):
@@ -250,18 +215,6 @@ def normalize_encoded(
         else:
             ticks, dead = normalize_chunk(adapter, validator, raws, recv, s)
             yield (lines(ticks) if ticks else b""), dead
-
-
-def dead_letter(venue: str, stage: str, reason: str, raw, key: str | None = None) -> DeadLetter:
-    """The dead letter of one frame (stamped now, by ``_clock``)."""
-    return DeadLetter(stage=stage, reason=reason, raw=_raw_bytes(raw), ts_proc=_clock(),
-                      venue=venue, key=key)
-
-
-def _raw_bytes(raw) -> bytes:
-    if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogatepass")
-    return bytes(raw)
 
 
 def _lines_encoder() -> Callable[[list], bytes]:
@@ -300,7 +253,7 @@ def run_normalize(
     chunk; False: frame by frame through :func:`normalize_frames`. The output
     and summary are the same either way.
     """
-    from producers.recordings import ReadStats, read_frames
+    from producers.recordings.readers import ReadStats, read_frames
     from producers.validation import Validator
     from producers.venues import get_adapter
 

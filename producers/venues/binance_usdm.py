@@ -1,6 +1,6 @@
 """Binance USD-M futures adapter (``wss://fstream.binance.com``).
 
-Same payload shapes as spot (see :mod:`producers.binance`) with these
+Same payload shapes as spot (see :mod:`producers.venues.binance`) with these
 differences:
 
 - ``<sym>@trade`` carries ``X``, the trade type. Only ``X == "MARKET"``
@@ -20,7 +20,7 @@ USD-M); pass ``streams=("trade", "bookTicker")`` for the raw trade stream.
 
 from __future__ import annotations
 
-from producers.binance import BinanceAdapter
+from producers.venues.binance import BinanceAdapter
 
 
 class BinanceUsdmAdapter(BinanceAdapter):

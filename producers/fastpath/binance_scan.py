@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from producers.bytescan import (
+from producers.fastpath.bytescan import (
     decimal, expect, i64_pointer, put, put_decimal, put_int, skip_scalar, skip_ws, string_end,
     u8_pointer, uint_end, uint_value,
 )

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from producers.connection import ALERTS_TOPIC, TICKS_TOPIC, FeedConnection
+from producers.feed.connection import ALERTS_TOPIC, TICKS_TOPIC, FeedConnection
 from producers.metrics import FAILOVER_ACTIVE, FAILOVER_DROPPED, FAILOVER_SWITCHES, TICKS_OUT
 from schemas.events import Alert, Tick
 from streaming import codec

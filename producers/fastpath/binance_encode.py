@@ -1,7 +1,7 @@
 """Chunks of Binance frames straight to encoded Ticks (JSON lines), for
 ``ticktide normalize`` and anything else that wants bytes out.
 
-Per chunk: the compiled scan (:mod:`producers.binance_scan`) gives, for every
+Per chunk: the compiled scan (:mod:`producers.fastpath.binance_scan`) gives, for every
 frame in the canonical trade or bookTicker layout, the numeric columns and the
 encoded Tick; ``Validator.column_prefix`` judges the columns of each (kind,
 symbol) with the rules' vector form and ``Validator.accept_columns`` records
@@ -21,7 +21,7 @@ from typing import Callable
 import msgspec
 import numpy as np
 
-from producers.binance_scan import FALLBACK, MAX_SYMBOLS, QUOTE, scan_frames, tick_template
+from producers.fastpath.binance_scan import FALLBACK, MAX_SYMBOLS, QUOTE, scan_frames, tick_template
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class ChunkEncoder:
         """The scan writes exactly what the reference writes for a set of probe frames
         (number formats, sides, symbol spellings, times, both kinds): the Tick layout
         and msgspec's float format are re-derived here, not assumed to stay fixed."""
-        from producers.normalize import Summary  # normalize imports this module lazily
+        from producers.outcomes import Summary
 
         frames = [f.encode() for f in _PROBE_FRAMES]
         recv = [1_723_161_255_342_123_456, 0, -5, 2**63 - 1, 7, 8, 9][:len(frames)]
@@ -198,7 +198,7 @@ class ChunkEncoder:
 
     def _inert_outcomes(self, pos: int, stop: int, inert: dict, raws: list, s, dead: list) -> None:
         """Count the skips and dead-letter the errors among frames ``pos:stop``, in order."""
-        from producers.normalize import dead_letter
+        from producers.outcomes import dead_letter
 
         name = self.adapter.name
         for i in range(pos, stop):

@@ -1,11 +1,11 @@
-"""The simulated market behind ``producers.simulator``: pure, seeded, no I/O.
+"""The simulated market behind ``producers.simulator.server``: pure, seeded, no I/O.
 
 ``MarketModel`` yields an endless, reproducible sequence of events (trades
 and top-of-book quotes for several symbols, as Binance spot payloads) with
 simulated times; prices follow a geometric Brownian motion with occasional
 jumps, and arrival rates have occasional volume bursts. ``frames`` gives the
 first ``n`` of them as websocket frames. ``SimulatorServer`` (in
-``producers.simulator``) paces the sequence in real time and serves it.
+``producers.simulator.server``) paces the sequence in real time and serves it.
 """
 
 from __future__ import annotations

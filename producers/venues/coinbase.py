@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import json
 
-from producers.base import ParseResult
-from producers.frames import (
+from producers.venues.base import ParseResult
+from producers.venues.frames import (
     BadFrame,
     canonical_symbol,
     check_seq,

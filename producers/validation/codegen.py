@@ -11,7 +11,7 @@ import re
 from itertools import islice
 from typing import Any, Callable
 
-from producers.validation_rules import TICK_FIELDS, _NS, _Check, _Counts, _Rule, _State
+from producers.validation.rules import TICK_FIELDS, _NS, _Check, _Counts, _Rule, _State
 
 
 class _Expr:

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from producers.validation_rules import TICK_FIELDS, _Rule
+from producers.validation.rules import TICK_FIELDS, _Rule
 
 _F_LIM = 2**52
 _I_LIM = 2**61

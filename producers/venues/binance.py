@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import msgspec
 
-from producers.base import ParseResult
-from producers.binance_batch import _MAX_MS, _MAX_SEQ, _SYMBOLS, BatchParseMixin, _symbol
-from producers.frames import (
+from producers.venues.base import ParseResult
+from producers.venues.binance_batch import _MAX_MS, _MAX_SEQ, _SYMBOLS, BatchParseMixin, _symbol
+from producers.venues.frames import (
     BadFrame,
     as_bytes,
     canonical_symbol,
@@ -93,7 +93,7 @@ class BinanceAdapter(BatchParseMixin):
     streams: tuple[str, ...] = ("trade", "bookTicker")
     #: USD-M only: a trade whose ``X`` is present and not MARKET is skipped
     require_market_trades = False
-    #: trade frames can go through the compiled scan (producers/binance_encode.py)
+    #: trade frames can go through the compiled scan (producers/fastpath/binance_encode.py)
     trade_scan = True
 
     def __init__(self, streams: tuple[str, ...] | None = None) -> None:

@@ -9,26 +9,26 @@ from __future__ import annotations
 
 from typing import Callable
 
-from producers.base import VenueAdapter
+from producers.venues.base import VenueAdapter
 
 
 def _binance(**kw) -> VenueAdapter:
-    from producers.binance import BinanceAdapter
+    from producers.venues.binance import BinanceAdapter
     return BinanceAdapter(**kw)
 
 
 def _binance_usdm(**kw) -> VenueAdapter:
-    from producers.binance_usdm import BinanceUsdmAdapter
+    from producers.venues.binance_usdm import BinanceUsdmAdapter
     return BinanceUsdmAdapter(**kw)
 
 
 def _coinbase(**kw) -> VenueAdapter:
-    from producers.coinbase import CoinbaseAdapter
+    from producers.venues.coinbase import CoinbaseAdapter
     return CoinbaseAdapter(**kw)
 
 
 def _kraken(**kw) -> VenueAdapter:
-    from producers.kraken import KrakenAdapter
+    from producers.venues.kraken import KrakenAdapter
     return KrakenAdapter(**kw)
 
 

@@ -1,5 +1,5 @@
 """The feed's view of validation: a Validator (or a stand-in with the same few
-methods) adapted to what ``producers.connection.FeedConnection`` needs: a
+methods) adapted to what ``producers.feed.connection.FeedConnection`` needs: a
 ``(tick | None, reason)`` per tick, a reset after a reconnect, and the
 data-quality figures as plain dicts for the gauges and alerts.
 """

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import msgspec
 
-from producers.frames import BadFrame, as_bytes
+from producers.venues.frames import BadFrame, as_bytes
 from schemas.events import Tick
 
 _MAX_MS = (2**63 - 1) // 1_000_000

@@ -2,7 +2,7 @@
 
 ``FeedConnection`` owns the socket; everything it decides with is pure and
 lives elsewhere (the venue adapter's ``parse``, the Validator, the
-``SequenceTracker`` and ``Backoff`` in ``producers.sequencing``). Per
+``SequenceTracker`` and ``Backoff`` in ``producers.feed.sequencing``). Per
 connection it:
 
 - connects (websockets client, protocol ping/pong keepalive), sends the
@@ -31,13 +31,13 @@ from typing import Any, Awaitable, Callable, Mapping
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from producers.base import ParseResult, VenueAdapter
+from producers.venues.base import ParseResult, VenueAdapter
 from producers.metrics import (  # noqa: F401 - re-exported: the metrics used to be defined here
     DEAD_LETTERS, LAST_TICK, QUALITY_COMPLETENESS, QUALITY_VALIDITY, REJECTED, SKIPPED, TICKS_OUT,
     WS_CONNECTED, WS_DUPLICATES, WS_FRAMES, WS_GAPS, WS_MISSING, WS_RECONNECTS, WS_SILENCES,
 )
-from producers.feed_validation import ValidatorBridge
-from producers.sequencing import (
+from producers.validation.feed import ValidatorBridge
+from producers.feed.sequencing import (
     Backoff, GapPolicy, SequenceTracker, SeqStatus, policies_for, seq_fields_for, tracked_number,
 )
 from schemas.events import Alert, DeadLetter, Tick
