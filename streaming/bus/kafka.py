@@ -25,8 +25,8 @@ from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition as KafkaTP
 
 from schemas.topics import lookup
-from streaming.batch import Columns
 from streaming.bus.base import CommitFailed, Record, RebalanceHook, TopicPartition
+from streaming.bus.columns import Columns
 from streaming.bus.memory import _call
 
 log = logging.getLogger(__name__)
