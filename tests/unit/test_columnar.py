@@ -209,3 +209,51 @@ def test_gateway_decodes_a_batch_in_one_pass_and_counts_the_undecodable():
     assert pairs == [("ticks", t) for t in trades]  # the broken one skipped, the unrelated topic ignored
     assert gm.DECODE_ERRORS.labels("ticks")._value.get() == errors_before + 1
     assert gm.EVENTS_IN.labels("ticks")._value.get() == in_before + 7
+
+
+async def test_the_kernels_are_ready_before_the_group_is_joined():
+    order = []
+
+    class Watching(FeaturesProcessor):
+        def warm_up(self):
+            order.append("warm_up")
+            super().warm_up()
+
+    bus = MemoryBus()
+    subscribe = bus.subscribe
+
+    def joining(*args, **kwargs):
+        order.append("subscribe")
+        return subscribe(*args, **kwargs)
+
+    bus.subscribe = joining
+    runner = Runner(Watching(), bus, RunnerSettings())
+    await runner.open()
+    await runner.close()
+    assert order == ["warm_up", "subscribe"]
+
+
+@pytest.mark.parametrize("argv, max_records, poll_ms, linger_ms", [
+    ([], 5000, 100, 5),
+    (["--profile", "latency"], 500, 20, 0),
+    (["--profile", "latency", "--max-records", "50"], 50, 20, 0),
+])
+def test_profiles_choose_the_batch_and_kafka_settings(monkeypatch, argv, max_records, poll_ms, linger_ms):
+    import streaming.bus.kafka
+    from streaming import runner as runner_module
+    from ticktide.cli import main
+
+    seen = {}
+
+    async def fake_run(self):
+        seen.update(settings=self.settings, linger=self.bus.settings.linger_ms,
+                    fetch=self.bus.settings.fetch_max_wait_ms)
+
+    async def no_close(self):
+        return None
+
+    monkeypatch.setattr(runner_module.Runner, "run", fake_run)
+    monkeypatch.setattr(streaming.bus.kafka.KafkaBus, "close", no_close)
+    assert main(["consume", "features", "--bus", "kafka://127.0.0.1:1", *argv]) == 0
+    assert seen["settings"].max_records == max_records and seen["settings"].poll_timeout_ms == poll_ms
+    assert seen["linger"] == linger_ms and seen["fetch"] in (100, 5)
