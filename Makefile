@@ -8,7 +8,7 @@ DURATION ?= 20
 TICKTIDE_CONSTRAINTS ?= constraints.txt
 PIN := $(if $(TICKTIDE_CONSTRAINTS),-c $(TICKTIDE_CONSTRAINTS))
 
-.PHONY: demo test install kafka-start kafka-stop bench clean
+.PHONY: demo test install kafka-start kafka-stop bench bench-pipeline clean
 
 # PYTHONWARNINGS: setuptools warns about editable installs at length (harmless here)
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -16,8 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q $(PIN) -e .
-	@# compile (and cache) the Numba feature kernels now, so the first demo starts warm
-	$(VENV)/bin/ticktide features --input tests/data/stock_prices_20.csv > /dev/null
+	$(VENV)/bin/python -m streaming.kernels.warm  # fill Numba's cache: consumers start in < 1 s
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,7 +35,12 @@ kafka-stop:
 
 bench: install
 	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q $(PIN) -e '.[bench]'
-	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
+	for b in $(filter-out bench/bench_pipeline.py,$(wildcard bench/bench_*.py)); do $(VENV)/bin/python $$b || exit 1; done  # bench-pipeline needs a broker
+
+# end to end on a running broker (make kafka-start): BUS=kafka://host:port, TICKS=500000
+bench-pipeline: install
+	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q $(PIN) -e '.[bench]'
+	$(VENV)/bin/python bench/bench_pipeline.py $(if $(BUS),--bus $(BUS)) $(if $(TICKS),--ticks $(TICKS))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

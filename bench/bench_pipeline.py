@@ -16,8 +16,8 @@ interleaved) and lets one contender drain them in a fresh consumer group:
 * ``quix``: a Quix Streams app computing 9 of the features in Python (``pip install -e '.[bench]'``).
 
 Order rotated per repetition. Throughput and CPU are measured between the
-first and the last commit of the group (process start-up excluded): msgs/s from
-the committed offsets, CPU µs/msg from the process's user+system time
+first and the last output (process start-up excluded): msgs/s from the
+output topic's end offsets, CPU µs/msg from the process's user+system time
 (/proc/<pid>/stat). Every contender's output is read back (read_committed):
 the count must equal the ticks, and sampled values must equal the offline
 kernels' (FeatureEngine over the same series), else the run fails.
@@ -54,6 +54,10 @@ from streaming.kernels.engine import FeatureEngine  # noqa: E402
 SYMBOLS = tuple(f"SYM{i:02d}USDT" for i in range(10))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONTENDERS = ("passthrough", "ticktide", "ticktide-eos", "quix")
+# ticktide-2: two instances in one group; baseline: `consume features` of another checkout
+# (--baseline-root, e.g. `git archive <commit>` unpacked), for a same-run before/after
+EXTRA = ("ticktide-2", "baseline")
+BASELINE_ROOT: list[str] = []
 
 
 # -- inputs ------------------------------------------------------------------------
@@ -119,10 +123,13 @@ def cpu_seconds(pid: int) -> float:
 
 def command(contender: str, bootstrap: str, prefix: str, group: str, state_dir: str) -> list[str]:
     py = sys.executable
+    if contender == "baseline":
+        return [py, "-m", "ticktide.cli", "consume", "features", "--bus", f"kafka://{bootstrap}?prefix={prefix}",
+                "--group", group, "--max-records", "5000"]
     if contender.startswith("ticktide"):
         eos = ["--exactly-once"] if contender == "ticktide-eos" else []
         return [py, "-m", "ticktide.cli", "consume", "features", "--bus", f"kafka://{bootstrap}?prefix={prefix}",
-                "--group", group, "--instance-id", group, *eos]
+                "--group", group, "--instance-id", f"{group}-{uuid.uuid4().hex[:4]}", *eos]
     return [py, str(ROOT / "bench" / "pipeline_contenders.py"), contender, "--bootstrap", bootstrap,
             "--source", f"{prefix}ticks.v1", "--sink", f"{prefix}{sink_name(contender)}", "--group", group,
             "--state-dir", state_dir]
@@ -143,7 +150,9 @@ async def committed_total(admin, group: str) -> int:
 
 
 async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, log_dir: Path) -> dict:
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.structs import TopicPartition
 
     run_id = uuid.uuid4().hex[:8]
     prefix, group = f"bench{run_id}.", f"bench-{contender}-{run_id}"
@@ -156,36 +165,49 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
         await admin.create_topics([NewTopic(f"{prefix}{sink_name(contender)}", 6, 1)])
         await admin.close()
     log_path = log_dir / f"{contender}-{run_id}.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    root = Path(BASELINE_ROOT[0]) if contender == "baseline" else ROOT
+    env = {**os.environ, "PYTHONPATH": str(root)}
     with tempfile.TemporaryDirectory() as state_dir, open(log_path, "wb") as log:
-        proc = subprocess.Popen(command(contender, bootstrap, prefix, group, state_dir), cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        procs = [subprocess.Popen(command(contender, bootstrap, prefix, group, state_dir), cwd=root, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+                 for _ in range(2 if contender == "ticktide-2" else 1)]
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
-        samples: list[tuple[float, int, float]] = []  # time, committed, cpu
+        watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await watcher.start()
+        sink = [TopicPartition(f"{prefix}{sink_name(contender)}", p) for p in range(6)]
+        samples: list[tuple[float, int, float]] = []  # time, outputs written, cpu
         deadline = time.monotonic() + timeout_s
+        ticktide = contender.startswith("ticktide") or contender == "baseline"
+        group_id = prefix + group if ticktide else group  # ticktide prefixes its group ids
         try:
             while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{contender} exited {proc.returncode}: {log_path.read_text()[-2000:]}")
-                # the ticktide bus prefixes its group ids like its topics
-                done = await committed_total(admin, prefix + group if contender.startswith("ticktide") else group)
-                samples.append((time.monotonic(), done, cpu_seconds(proc.pid)))
-                if done >= n:
+                for proc in procs:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{contender} exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+                written = sum((await watcher.end_offsets(sink)).values())
+                samples.append((time.monotonic(), written, sum(cpu_seconds(p.pid) for p in procs)))
+                # done when the group committed every input (its outputs are all out by then)
+                if written >= n and await committed_total(admin, group_id) >= n:
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{contender}: {done}/{n} after {timeout_s}s ({log_path})")
-                await asyncio.sleep(0.2)
+                    raise RuntimeError(f"{contender}: {written}/{n} after {timeout_s}s ({log_path})")
+                await asyncio.sleep(0.1)
         finally:
             await admin.close()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            await watcher.stop()
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    # timed from the first output to the n-th (transaction markers make exactly-once's count
+    # run slightly ahead; < 0.2 % here): start-up and the final commit wait are excluded
     started = next(s for s in samples if s[1] > 0)
-    end = samples[-1]
+    end = next(s for s in samples if s[1] >= n)
     drained = end[1] - started[1]
     seconds = end[0] - started[0]
     result = {"contender": contender, "msgs_per_s": drained / seconds if seconds > 0 else float("nan"),
@@ -309,7 +331,7 @@ def report(results: list[dict], n: int) -> None:
           f"{os.cpu_count()} cores")
     print("| contender | msgs/s (each run) | median msgs/s | CPU µs/msg (median) | vs passthrough | vs quix |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for c in CONTENDERS:
+    for c in CONTENDERS + EXTRA:
         if c not in by:
             continue
         runs = ", ".join(f"{r['msgs_per_s']:,.0f}" for r in by[c])
@@ -317,6 +339,11 @@ def report(results: list[dict], n: int) -> None:
         vs_pt = f"{med[c] / med['passthrough']:.2f}x" if "passthrough" in med else "-"
         vs_q = f"{med[c] / med['quix']:.2f}x" if "quix" in med else "-"
         print(f"| {c} | {runs} | {med[c]:,.0f} | {cpu:.1f} | {vs_pt} | {vs_q} |")
+    if "baseline" in med and "ticktide" in med:
+        print(f"ticktide / baseline ({BASELINE_ROOT[0]}): {med['ticktide'] / med['baseline']:.2f}x msgs/s")
+    if "ticktide-2" in med and "ticktide" in med:
+        print(f"two instances in one group / one instance: {med['ticktide-2'] / med['ticktide']:.2f}x "
+              f"(ticktide-2's CPU µs/msg is both processes together)")
 
 
 async def throughput(args: argparse.Namespace) -> int:
@@ -346,13 +373,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=500_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--contenders", default=",".join(CONTENDERS),
-                    help=f"comma-separated subset of {','.join(CONTENDERS)}")
+                    help=f"comma-separated subset of {','.join(CONTENDERS + EXTRA)}")
+    ap.add_argument("--baseline-root", help="another checkout whose `consume features` runs as 'baseline'")
     ap.add_argument("--timeout", type=float, default=600, help="seconds one contender may take")
     ap.add_argument("--latency", action="store_true", help="tick->signal latency at a fixed rate instead")
     ap.add_argument("--rate", type=float, default=10_000, help="--latency: ticks per second")
     ap.add_argument("--seconds", type=float, default=60, help="--latency: how long to send")
     ap.add_argument("--profile", default="latency", help="--latency: the consumers' --profile")
     args = ap.parse_args(argv)
+    if args.baseline_root:
+        BASELINE_ROOT.append(args.baseline_root)
     if args.latency:
         from pipeline_latency import latency
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import msgspec
 
 if TYPE_CHECKING:
-    from streaming.bus.columns import Columns
+    from streaming.batch import Columns
 
 
 @dataclass(slots=True)
@@ -85,7 +85,7 @@ class Processor(ABC):
     name: str = "processor"
     inputs: tuple[str, ...] = ()
     stateful: bool = False
-    # True: the runner hands whole decoded batches to ``process_columns`` (see streaming.bus.columns)
+    # True: the runner hands whole decoded batches to ``process_columns`` (see streaming.batch)
     columnar: bool = False
 
     @abstractmethod

@@ -2,7 +2,7 @@
 
 At-least-once: offsets are committed only after every output of the batch is
 acknowledged. Stateful processors keep their state per input partition in a
-compacted changelog (``changelog.<name>.v1``) together with the input
+compacted changelog of its group (``changelog.<group>.<name>.v1``) together with the input
 offsets it reflects; when a partition is assigned, the state is restored and
 the inputs are re-read from exactly those offsets, so a restarted or
 rebalanced consumer continues where the old one stopped, publishing the same
@@ -20,14 +20,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
-import msgspec
 
-from schemas.events import DeadLetter, Health
+from schemas.events import Health
 from schemas.topics import DLQ, HEALTH, changelog_topic
 from streaming import changelog, metrics
+from streaming.batch import decode_records
 from streaming.bus.columns import Columns
 from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPartition
-from streaming.codec import decode, encode
+from streaming.codec import encode
 from streaming.processor import Envelope, Processor, ProcessResult
 from streaming.runner_columns import BatchPaths
 from streaming.stopping import BoundedStop
@@ -201,16 +201,6 @@ class Runner(BatchPaths, BoundedStop):
                 return
             self._committed.update(offsets)
 
-    def _forget_uncommitted_state(self, exc: BaseException) -> None:
-        """Exactly-once, the transaction was aborted after a rebalance: the in-memory state has
-        seen inputs whose outputs are gone, so it is dropped (never snapshotted); the
-        partitions are restored from the changelog when the member rejoins."""
-        log.warning("%s: transaction aborted, the group rebalanced (%s); rejoining", self.name, exc)
-        for p in set(self._dirty):
-            self.processor.drop(p)
-        self._dirty.clear()
-        self._next_offsets.clear()
-
     # -- the loop -------------------------------------------------------------
     async def open(self) -> None:
         """Create the topics this consumer needs and join its group (run() calls it)."""
@@ -301,14 +291,14 @@ class Runner(BatchPaths, BoundedStop):
         replayed: list[Envelope] = []  # rebuild state only: their outputs are out already
         envelopes: list[Envelope] = []
         by_topic: dict[str, int] = defaultdict(int)
-        for r in records:
+        events, errors = decode_records(records)  # one msgspec call per run of one topic
+        for i, r in enumerate(records):
             by_topic[r.topic] += 1
-            try:
-                env = Envelope(r.topic, r.partition, r.offset, r.key, decode(r.topic, r.value))
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError) as exc:
+            if i in errors:
                 if not self._muted(r):
-                    await self._dead_letter("decode", f"{type(exc).__name__}: {exc}", r)
+                    await self._dead_letter("decode", errors[i], r)
                 continue
+            env = Envelope(r.topic, r.partition, r.offset, r.key, events[i])
             if self._floors and self._already_reflected(env):
                 continue
             (replayed if self._mute and self._muted(r) else envelopes).append(env)
@@ -381,24 +371,9 @@ class Runner(BatchPaths, BoundedStop):
         await self._emit(self.processor.tick(time.time_ns()))
         return {}
 
-    async def _dead_letter(self, stage: str, reason: str, source: Record | Envelope) -> None:
-        raw = source.value if isinstance(source, Record) else encode(source.event)
-        letter = DeadLetter(
-            stage=f"{self.name}:{stage}", reason=reason[:2000], raw=raw, ts_proc=time.time_ns(),
-            source_topic=source.topic, partition=source.partition, offset=source.offset,
-            key=source.key.decode("utf-8", "replace") if source.key else None,
-        )
-        await self.bus.publish(DLQ.name, None, encode(letter))
-        self._children(metrics.DEAD_LETTERS, f"{self.name}:{stage}").inc()
-        self._children(metrics.ERRORS, self.name).inc()
-        self._counts["errors"] += 1
-        log.warning("%s: dead letter from %s:%s@%s: %s", self.name, source.topic, source.partition,
-                    source.offset, reason[:200])
-
     def _broker_reason(self) -> str:
         watch = getattr(self.bus, "watch", None)
         return watch.reason() if watch is not None else ""
-
     async def _report_lag(self) -> None:
         if self._sub is None:
             return

@@ -1,4 +1,5 @@
-"""The runner's batch paths: columnar handling and batched publishing (mixed into Runner).
+"""The runner's batch paths (mixed into Runner): columnar handling, batched publishing,
+dead letters, state dropped after a lost exactly-once commit.
 
 A columnar processor gets the whole fetched batch decoded in one pass and
 returns encoded outputs, which go out with the bus's batch API. Batches that
@@ -10,16 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
+from schemas.events import DeadLetter
+from schemas.topics import DLQ
 from streaming import metrics
-from streaming.bus.columns import Columns, decode_columns
+from streaming.batch import Columns, decode_columns
 from streaming.bus.base import Record, TopicPartition
 from streaming.codec import encode, key_for
 from streaming.processor import ColumnResult, Envelope, ProcessResult
-
-if TYPE_CHECKING:
-    from streaming.runner import Runner
 
 log = logging.getLogger("streaming.runner")
 
@@ -32,7 +31,9 @@ def row_record(cols: Columns, i: int) -> Record:
 
 
 class BatchPaths:
-    async def _handle_columns(self: "Runner", cols: Columns) -> dict[TopicPartition, int]:
+    """Mixed into streaming.runner.Runner; uses its bus, processor, counters and metrics."""
+
+    async def _handle_columns(self, cols: Columns) -> dict[TopicPartition, int]:
         child = self._children
         for s in cols.segments:
             child(metrics.EVENTS_IN, self.name, s.topic).inc(s.stop - s.start)
@@ -61,7 +62,7 @@ class BatchPaths:
             self._seen[tp] = (seen[0] if seen is not None else cols.offsets[s.start], offsets[tp])
         return offsets
 
-    def _process_columns_isolating(self: "Runner", cols: Columns) -> ColumnResult | ProcessResult:
+    def _process_columns_isolating(self, cols: Columns) -> ColumnResult | ProcessResult:
         try:
             return self.processor.process_columns(cols)
         except Exception:  # noqa: BLE001 - a bug in one input must not stop the stream
@@ -70,7 +71,7 @@ class BatchPaths:
                      for s in cols.segments for i in range(s.start, s.stop)]
         return self._process_isolating_failures(envelopes)
 
-    async def _emit_encoded(self: "Runner", result: ColumnResult) -> None:
+    async def _emit_encoded(self, result: ColumnResult) -> None:
         now = time.time_ns()
         child = self._children
         for out in result.outputs:
@@ -86,7 +87,7 @@ class BatchPaths:
         if result.last_ts_event:
             child(metrics.LAST_EVENT_TS, self.name).set(result.last_ts_event / 1e9)
 
-    async def _emit(self: "Runner", result: ProcessResult) -> None:
+    async def _emit(self, result: ProcessResult) -> None:
         """Publish a ProcessResult: encoded per message, sent per topic with the batch API;
         one end-to-end latency sample (the oldest output) per topic and batch."""
         if not result.outputs:
@@ -109,3 +110,27 @@ class BatchPaths:
             self._counts["out"] += len(values)
             if topic in oldest:
                 child(metrics.END_TO_END_SECONDS, self.name, topic).observe(max(0.0, (now - oldest[topic]) / 1e9))
+
+    def _forget_uncommitted_state(self, exc: BaseException) -> None:
+        """Exactly-once, the transaction was aborted after a rebalance: the in-memory state has
+        seen inputs whose outputs are gone, so it is dropped (never snapshotted); the
+        partitions are restored from the changelog when the member rejoins."""
+        log.warning("%s: transaction aborted, the group rebalanced (%s); rejoining", self.name, exc)
+        for p in set(self._dirty):
+            self.processor.drop(p)
+        self._dirty.clear()
+        self._next_offsets.clear()
+
+    async def _dead_letter(self, stage: str, reason: str, source: Record | Envelope) -> None:
+        raw = source.value if isinstance(source, Record) else encode(source.event)
+        letter = DeadLetter(
+            stage=f"{self.name}:{stage}", reason=reason[:2000], raw=raw, ts_proc=time.time_ns(),
+            source_topic=source.topic, partition=source.partition, offset=source.offset,
+            key=source.key.decode("utf-8", "replace") if source.key else None,
+        )
+        await self.bus.publish(DLQ.name, None, encode(letter))
+        self._children(metrics.DEAD_LETTERS, f"{self.name}:{stage}").inc()
+        self._children(metrics.ERRORS, self.name).inc()
+        self._counts["errors"] += 1
+        log.warning("%s: dead letter from %s:%s@%s: %s", self.name, source.topic, source.partition,
+                    source.offset, reason[:200])

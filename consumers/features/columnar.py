@@ -10,18 +10,14 @@ encoded per message: the same outputs, just slower.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from schemas.events import Tick
-from streaming.bus.columns import Columns
+from streaming.batch import Columns
 from streaming.codec import encode
 from streaming.kernels.layout import H_COUNT, KIND_PRICE
 from streaming.processor import ColumnResult, EncodedOutputs, Envelope
-
-if TYPE_CHECKING:
-    from consumers.features.processor import FeaturesProcessor
 
 NAN = math.nan
 
@@ -30,7 +26,7 @@ def _all_trades(events: list) -> bool:
     return all(type(e) is Tick and e.kind == "trade" for e in events)
 
 
-def process_columns(proc: "FeaturesProcessor", cols: Columns) -> ColumnResult:
+def process_columns(proc, cols: Columns) -> ColumnResult:
     events = cols.events or []
     if not events:
         return ColumnResult()
@@ -94,7 +90,7 @@ def _running_count(rows: np.ndarray) -> np.ndarray:
     return count
 
 
-def _note_offsets(proc: "FeaturesProcessor", cols: Columns) -> None:
+def _note_offsets(proc, cols: Columns) -> None:
     for s in cols.segments:
         nxt = proc._next.setdefault(s.partition, {})
         last = cols.offsets[s.stop - 1] + 1
@@ -102,7 +98,7 @@ def _note_offsets(proc: "FeaturesProcessor", cols: Columns) -> None:
             nxt[s.topic] = last
 
 
-def _through_envelopes(proc: "FeaturesProcessor", cols: Columns) -> ColumnResult:
+def _through_envelopes(proc, cols: Columns) -> ColumnResult:
     envelopes = [Envelope(s.topic, s.partition, cols.offsets[i], cols.keys[i], cols.events[i])
                  for s in cols.segments for i in range(s.start, s.stop)]
     row_of = {id(env): i for i, env in enumerate(envelopes)}

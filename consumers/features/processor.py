@@ -33,10 +33,11 @@ import numpy as np
 from schemas.events import Bar, FeatureVector, Tick
 from streaming.kernels.config import FeatureConfig
 from streaming.kernels.engine import FeatureEngine
+from streaming.kernels.warm import warm
 from streaming.kernels.layout import KIND_PRICE, KIND_QUOTE
 from consumers.features.columnar import process_columns
 from consumers.features.encoding import VectorEncoder
-from streaming.bus.columns import Columns
+from streaming.batch import Columns
 from streaming.processor import ColumnResult, Envelope, Output, ProcessResult, Processor
 
 SNAPSHOT_VERSION = 1
@@ -124,11 +125,8 @@ class FeaturesProcessor(Processor):
         self._symbol_keys: dict[str, bytes] = {}
 
     def warm_up(self) -> None:
-        """Run the kernel once on a scratch engine: compiles it, or loads Numba's cache."""
-        scratch = FeatureEngine(self.config, capacity=2)
-        rows = np.array([scratch.add_symbol("a"), scratch.add_symbol("a")], dtype=np.int64)
-        scratch.update(np.array([KIND_PRICE, KIND_QUOTE], dtype=np.int8), rows,
-                       np.array([1.0, 1.0]), np.array([1.0, 1.1]))
+        """Compile the kernels or load them from Numba's cache before the runner joins its group."""
+        warm(self.config)
 
     def process_columns(self, batch: Columns) -> ColumnResult:
         return process_columns(self, batch)

@@ -165,9 +165,12 @@ class KafkaBus:
         await self.flush()
         if offsets:
             s = self.settings
-            await self._producer.send_offsets_to_transaction(
-                {KafkaTP(s.physical(tp.topic), tp.partition): off for tp, off in offsets.items()},
-                s.physical(group))
+            try:
+                await self._producer.send_offsets_to_transaction(
+                    {KafkaTP(s.physical(tp.topic), tp.partition): off for tp, off in offsets.items()},
+                    s.physical(group))
+            except CommitFailedError as exc:  # the group rebalanced: the caller aborts and rejoins
+                raise CommitFailed(str(exc)) from exc
         await self._producer.commit_transaction()
 
     async def abort_transaction(self) -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from consumers.features.processor import FeaturesProcessor
 from schemas.events import Bar, DeadLetter, FeatureVector, Tick
-from streaming.bus.columns import Columns, decode_columns, decode_values
-from streaming.bus.base import Record
+from streaming.batch import Columns, decode_columns, decode_values
+from streaming.bus.base import CommitFailed, Record
 from streaming.bus.memory import MemoryBus
 from streaming.codec import encode
 from streaming.processor import Envelope
@@ -141,3 +141,119 @@ async def test_runner_columnar_path_publishes_features_and_dead_letters_garbage(
     assert {(f.symbol, f.seq) for f in features} == {(s, k) for s in SYMBOLS for k in range(1, 76)}
     (letter,) = [msgspec.json.decode(r.value, type=DeadLetter) for r in await bus.read_all("dlq.v1")]
     assert letter.raw == b"{garbage" and letter.stage == "features:decode" and letter.key == "BTCUSDT"
+
+
+async def _drain(runner: Runner) -> None:
+    await runner.open()
+    async for records in runner._sub.batches(1000, 10):
+        if not records:
+            break
+        await runner.handle(records)
+    await runner.close()
+
+
+async def test_a_new_group_starts_from_empty_state_with_its_own_changelog():
+    bus = MemoryBus()
+    for t in _trades(200):
+        await bus.publish("ticks.v1", t.symbol.encode(), encode(t))
+    await _drain(Runner(FeaturesProcessor(), bus, RunnerSettings(group="alpha")))
+    assert await bus.read_all("changelog.alpha.features.v1"), "alpha snapshots its state"
+    await _drain(Runner(FeaturesProcessor(), bus, RunnerSettings(group="beta")))
+    assert await bus.read_all("changelog.beta.features.v1")
+    features = [msgspec.json.decode(r.value, type=FeatureVector) for r in await bus.read_all("features.v1")]
+    # beta did not restore alpha's state: it computed every tick again from seq 1, the same values
+    assert len(features) == 400
+    by_key: dict[tuple[str, int], list] = {}
+    for f in features:
+        by_key.setdefault((f.symbol, f.seq), []).append(f.values)
+    assert all(len(v) == 2 and v[0] == v[1] for v in by_key.values())
+
+
+async def test_a_commit_lost_to_a_rebalance_is_logged_and_the_consumer_goes_on(caplog):
+    bus = MemoryBus()
+    for t in _trades(100):
+        await bus.publish("ticks.v1", t.symbol.encode(), encode(t))
+    runner = Runner(FeaturesProcessor(), bus, RunnerSettings(group="g"))
+    await runner.open()
+    commit = runner._sub.commit
+    failures = []
+
+    async def failing_once(offsets):
+        if not failures:
+            failures.append(offsets)
+            raise CommitFailed("the group rebalanced")
+        await commit(offsets)
+
+    runner._sub.commit = failing_once
+    async for records in runner._sub.batches(30, 10):
+        if not records:
+            break
+        await runner.handle(records)
+    await runner.close()
+    assert failures and "offsets not committed, the group rebalanced" in caplog.text
+    assert len(await bus.read_all("features.v1")) == 100  # every batch after the failure processed
+    assert sum(bus._groups["g"].committed.values()) == 100  # later commits cover the lost one
+
+
+def test_gateway_decodes_a_batch_in_one_pass_and_counts_the_undecodable():
+    from ticktide.gateway import metrics as gm
+    from ticktide.gateway.hub import Hub
+
+    trades = _trades(6)
+    batch = [Record("ticks.v1", 0, i, t.symbol.encode(), encode(t)) for i, t in enumerate(trades[:3])]
+    batch += [Record("ticks.v1", 0, 3, b"X", b"{broken"), Record("orders.v1", 0, 0, None, b"{}")]
+    batch += [Record("ticks.v1", 0, 4 + i, t.symbol.encode(), encode(t)) for i, t in enumerate(trades[3:])]
+    errors_before = gm.DECODE_ERRORS.labels("ticks")._value.get()
+    in_before = gm.EVENTS_IN.labels("ticks")._value.get()
+    pairs = Hub().decode_batch(batch)
+    assert pairs == [("ticks", t) for t in trades]  # the broken one skipped, the unrelated topic ignored
+    assert gm.DECODE_ERRORS.labels("ticks")._value.get() == errors_before + 1
+    assert gm.EVENTS_IN.labels("ticks")._value.get() == in_before + 7
+
+
+async def test_the_kernels_are_ready_before_the_group_is_joined():
+    order = []
+
+    class Watching(FeaturesProcessor):
+        def warm_up(self):
+            order.append("warm_up")
+            super().warm_up()
+
+    bus = MemoryBus()
+    subscribe = bus.subscribe
+
+    def joining(*args, **kwargs):
+        order.append("subscribe")
+        return subscribe(*args, **kwargs)
+
+    bus.subscribe = joining
+    runner = Runner(Watching(), bus, RunnerSettings())
+    await runner.open()
+    await runner.close()
+    assert order == ["warm_up", "subscribe"]
+
+
+@pytest.mark.parametrize("argv, max_records, poll_ms, linger_ms", [
+    ([], 5000, 100, 5),
+    (["--profile", "latency"], 500, 20, 0),
+    (["--profile", "latency", "--max-records", "50"], 50, 20, 0),
+])
+def test_profiles_choose_the_batch_and_kafka_settings(monkeypatch, argv, max_records, poll_ms, linger_ms):
+    import streaming.bus.kafka
+    from streaming import runner as runner_module
+    from ticktide.cli import main
+
+    seen = {}
+
+    async def fake_run(self):
+        seen.update(settings=self.settings, linger=self.bus.settings.linger_ms,
+                    fetch=self.bus.settings.fetch_max_wait_ms)
+
+    async def no_close(self):
+        return None
+
+    monkeypatch.setattr(runner_module.Runner, "run", fake_run)
+    monkeypatch.setattr(streaming.bus.kafka.KafkaBus, "close", no_close)
+    assert main(["consume", "features", "--bus", "kafka://127.0.0.1:1", *argv]) == 0
+    assert seen["settings"].max_records == max_records and seen["settings"].poll_timeout_ms == poll_ms
+    assert seen["linger"] == linger_ms and seen["fetch"] in (100, 5)
