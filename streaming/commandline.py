@@ -29,6 +29,18 @@ def add_shutdown_option(parser: argparse.ArgumentParser) -> None:
                              "a second signal exits at once")
 
 
+def broker_unreachable(exc: BaseException) -> bool:
+    """True for the error a Kafka client raises when no broker of its bootstrap list answers."""
+    return type(exc).__name__ in ("KafkaConnectionError", "NoBrokersAvailable") or isinstance(exc, ConnectionError)
+
+
+def say_unreachable(command: str, url: str, exc: BaseException) -> int:
+    """One error line for a broker that cannot be reached at start; the exit code (2)."""
+    print(f"ticktide {command}: cannot reach the broker at {url.split('?')[0]} ({type(exc).__name__}) "
+          "(start it, or fix --bus)", file=sys.stderr)
+    return 2
+
+
 def _dump_tasks() -> None:
     """SIGUSR1: print every asyncio task's stack to stderr (where is a process waiting?)."""
     for task in asyncio.all_tasks():

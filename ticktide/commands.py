@@ -11,7 +11,9 @@ import uuid
 from schemas.topics import CATALOGUE
 from streaming import connectivity
 from streaming.bus import open_bus
-from streaming.commandline import add_bus_option, add_shutdown_option, install_stop_handlers
+from streaming.commandline import (
+    add_bus_option, add_shutdown_option, broker_unreachable, install_stop_handlers, say_unreachable,
+)
 from streaming.metrics import serve_metrics
 from streaming.deadline import bounded
 from ticktide.processors import CONSUMERS, create_processor
@@ -35,6 +37,10 @@ async def _consume(args: argparse.Namespace) -> int:
     runner = Runner(processor, bus, settings, stop)
     try:
         await runner.run()
+    except Exception as exc:
+        if not broker_unreachable(exc):
+            raise
+        return say_unreachable(f"consume {args.name}", bus.url, exc)
     finally:
         pending = _pending(bus)
         failed = await bounded(bus.close(), max(0.5, runner.remaining_shutdown_s()))
@@ -60,7 +66,12 @@ async def _subscribe(args: argparse.Namespace) -> int:
     serve_metrics(args.metrics_port)
     stop = asyncio.Event()
     install_stop_handlers(stop, args.shutdown_timeout)
-    await bus.start()
+    try:
+        await bus.start()
+    except Exception as exc:
+        if not broker_unreachable(exc):
+            raise
+        return say_unreachable("subscribe", bus.url, exc)
     group = args.group or f"ticktide-subscribe-{uuid.uuid4().hex[:8]}"
     sub = bus.subscribe([args.topic], group, from_beginning=args.from_beginning)
     symbols = set(args.symbol or ())

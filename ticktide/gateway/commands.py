@@ -9,7 +9,9 @@ import os
 import sys
 
 from streaming import connectivity
-from streaming.commandline import add_bus_option, add_shutdown_option, install_stop_handlers
+from streaming.commandline import (
+    add_bus_option, add_shutdown_option, broker_unreachable, install_stop_handlers, say_unreachable,
+)
 
 log = logging.getLogger("ticktide.gateway")
 
@@ -53,7 +55,12 @@ async def _serve(args: argparse.Namespace) -> int:
                      max_queued_jobs=args.max_queued_jobs, group=args.group, jobs_dir=args.jobs_dir)
     runner = DeadlineAppRunner(app, request_timeout_s=args.request_timeout,
                                access_log=logging.getLogger("ticktide.gateway.access") if args.access_log else None)
-    await runner.setup()
+    try:
+        await runner.setup()  # starts the bus
+    except Exception as exc:
+        if not broker_unreachable(exc):
+            raise
+        return say_unreachable("gateway", bus.url, exc)
     site = web.TCPSite(runner, args.host, args.port, backlog=2048)
     try:
         await site.start()
