@@ -23,8 +23,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from schemas.events import Health
 from streaming.bus.kafka import KafkaBus
 from tests.integration.brokers import PrivateBroker, assert_every_tick_once_in_order, read_topic
 from tests.integration.conftest import Processes
@@ -130,6 +132,12 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
         assert _health(ports[name])["status"] == "ok", name
         assert _samples(ports[name], "ticktide_bus_last_contact_timestamp_seconds")
     before = {name: len(_log_lines(processes, p)) for name, p in procs.items()}
+    # each process exports the families of what it runs, nothing else
+    exported = {name: _get(f"http://127.0.0.1:{ports[name]}/metrics") for name in procs}
+    for foreign in ("ticktide_signals_total", "ticktide_gateway_", "ticktide_ws_", "ticktide_risk_"):
+        assert foreign not in exported["features"], foreign
+    for foreign in ("ticktide_events_in_total", "ticktide_signals_total", "ticktide_ws_", "ticktide_up"):
+        assert foreign not in exported["gateway"], foreign
     _eventually(lambda: sum(_samples(ports["replay"], "ticktide_producer_ticks_total").values()) >= 500, 60,
                 "the replay publishing")
 
@@ -170,6 +178,9 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
     _eventually(lambda: sum(_samples(ports["features"], "ticktide_events_in_total").values()) > read_before, 60,
                 "features reading again after the outage")
     _eventually(lambda: _samples(ports["features"], "ticktide_consumer_lag"), 30, "features lag reported again")
+    # health.v1 said so too: degraded with the reason, then ok again
+    statuses = _eventually(lambda: _features_health_after_outage(url), 60, "health.v1: degraded, then ok")
+    assert any("unreachable" in reason for status, reason in statuses if status == "degraded"), statuses
 
     # -- a stop during an outage still stops, exit 0, within the bound ------------------------
     broker.kill()
@@ -193,3 +204,15 @@ async def _create_topics(url: str) -> None:
                                  "changelog.features.v1", "changelog.signals.v1", "alerts.v1", "risk.v1"])
     finally:
         await bus.close()
+
+
+def _features_health_after_outage(url: str) -> list[tuple[str, str]] | None:
+    """The features consumer's health.v1 (status, reason) records, once a degraded one is followed by ok."""
+    records = sorted(asyncio.run(read_topic(url, "health.v1")), key=lambda r: (r.partition, r.offset))
+    found = [(h.status, h.reason) for h in (msgspec.json.decode(r.value, type=Health) for r in records)
+             if h.component == "features"]
+    statuses = [status for status, _ in found]
+    if "degraded" in statuses and "ok" in statuses[statuses.index("degraded"):]:
+        return found
+    return None
+

@@ -88,3 +88,25 @@ def test_families_register_on_first_use_only():
     family.inc()
     assert REGISTRY.get_sample_value("ticktide_test_lazy_total") == 1
     assert metrics.counter("ticktide_test_lazy_total", "test only") is family  # one family per name
+
+
+def test_importing_every_command_registers_no_family():
+    """A process exports the families of what it runs: importing the CLI and every package registers none."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, pkgutil\n"
+        "from ticktide.cli import build_parser\n"
+        "build_parser()\n"
+        "for pkg in ('streaming', 'producers', 'consumers', 'ticktide'):\n"
+        "    m = importlib.import_module(pkg)\n"
+        "    for info in pkgutil.walk_packages(m.__path__, pkg + '.'):\n"
+        "        if not info.name.endswith('__main__'):\n"
+        "            importlib.import_module(info.name)\n"
+        "from prometheus_client import REGISTRY\n"
+        "print(sorted(n for n in REGISTRY._names_to_collectors if n.startswith('ticktide')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]"
