@@ -216,3 +216,13 @@ def _features_health_after_outage(url: str) -> list[tuple[str, str]] | None:
         return found
     return None
 
+
+
+def test_a_missing_topic_is_one_error_line_at_start(kafka_url, processes: Processes):
+    replay = processes.start("replay", str(RECORDING), "--venue", "binance", "--speed", "max", "--bus", kafka_url,
+                             name="replay-no-topics")
+    assert replay.wait(60) == 2
+    lines = [line for line in processes.log(replay).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ticktide replay: topics ticks.v1, dlq.v1, alerts.v1 do not exist on "), lines
+    assert "ticktide topics create --bus" in lines[0]

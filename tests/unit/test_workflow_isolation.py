@@ -110,3 +110,16 @@ def test_importing_every_command_registers_no_family():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_a_backtest_on_kafka_uses_topics_of_its_own():
+    from ticktide.workflow.pipeline import job_bus_url
+
+    assert job_bus_url("memory://", "r1") == "memory://"
+    assert job_bus_url("kafka://b1:9092,b2:9092", "r1") == "kafka://b1:9092,b2:9092?prefix=workflow-r1."
+    url = job_bus_url("kafka://b1:9092?prefix=staging.&client_id=x", "r2")
+    from streaming.bus.kafka import KafkaSettings
+
+    settings = KafkaSettings.from_url(url)
+    assert settings.physical("alerts.v1") == "staging.workflow-r2.alerts.v1"
+    assert settings.client_id == "x"
