@@ -172,6 +172,7 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
         assert any("reachable again after an outage of" in line for line in _log_lines(processes, procs[name]))
     assert replay.wait(120) == 0, processes.log(replay)[-3000:]
     assert "Traceback" not in processes.log(replay) and "never retrieved" not in processes.log(replay)
+    assert "publish buffer full" in processes.log(replay), "the small buffer should have filled (backpressure)"
     assert_every_tick_once_in_order(asyncio.run(read_topic(replay_url, "ticks.v1")), RECORDING)
     read_before = sum(_samples(ports["features"], "ticktide_events_in_total").values())
     _replay(processes, url)
