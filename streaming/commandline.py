@@ -13,8 +13,8 @@ import threading
 log = logging.getLogger("ticktide")
 
 DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
-# after the bound, a process still running is ended from a thread (the event loop may be stuck)
-HARD_EXIT_GRACE_S = 2.0
+# at the bound, a process still running is ended from a thread (the event loop may be stuck)
+HARD_EXIT_GRACE_S = 0.0
 
 
 def add_bus_option(parser: argparse.ArgumentParser) -> None:
@@ -81,8 +81,8 @@ class StopSignals:
         if self.timeout_s is not None and self.timeout_s >= 0:
             log.info("%s: stopping within %.0f s", name, self.timeout_s)
             self.watchdog = threading.Timer(self.timeout_s + HARD_EXIT_GRACE_S, _exit_now, args=(
-                f"still stopping {self.timeout_s + HARD_EXIT_GRACE_S:.0f} s after {name}: exiting without "
-                "finishing the flush or commit (uncommitted inputs are processed again on restart)",))
+                f"{name} {self.timeout_s + HARD_EXIT_GRACE_S:.0f} s ago and still stopping: exiting now "
+                "(what could not be delivered or committed is logged above)",))
             self.watchdog.daemon = True
             self.watchdog.start()
 
