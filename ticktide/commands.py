@@ -14,8 +14,8 @@ from streaming.bus import open_bus
 from streaming.commandline import (
     add_bus_option, add_shutdown_option, broker_unreachable, install_stop_handlers, say_unreachable,
 )
-from streaming.metrics import serve_metrics
 from streaming.deadline import bounded
+from streaming.metrics import serve_metrics
 from ticktide.processors import CONSUMERS, create_processor
 
 log = logging.getLogger("ticktide")

@@ -12,6 +12,7 @@ from streaming import connectivity
 from streaming.commandline import (
     add_bus_option, add_shutdown_option, broker_unreachable, install_stop_handlers, say_unreachable,
 )
+from streaming.deadline import bounded
 
 log = logging.getLogger("ticktide.gateway")
 
@@ -75,10 +76,9 @@ async def _serve(args: argparse.Namespace) -> int:
     install_stop_handlers(stop, args.shutdown_timeout)
     await stop.wait()
     log.warning("gateway stopping")
-    try:
-        await asyncio.wait_for(runner.cleanup(), args.shutdown_timeout)
-    except asyncio.TimeoutError:
-        log.warning("gateway: cleanup did not finish within %.0f s; exiting anyway", args.shutdown_timeout)
+    failed = await bounded(runner.cleanup(), args.shutdown_timeout * 0.9)
+    if failed:
+        log.warning("gateway: closing did not finish (%s); exiting anyway", failed)
     return 0
 
 
