@@ -38,10 +38,13 @@ set_role = metrics.set_role
 
 
 def parse_servers(bootstrap: str) -> list[tuple[str, int]]:
+    """``"h1:9092,[::1]:9093,h3"`` -> ``[("h1", 9092), ("::1", 9093), ("h3", 9092)]``."""
     out = []
-    for part in bootstrap.split(","):
-        host, _, port = part.strip().rpartition(":")
-        out.append((host.strip("[]") or "127.0.0.1", int(port or 9092)))
+    for part in (p.strip() for p in bootstrap.split(",") if p.strip()):
+        host, sep, port = part.rpartition(":")
+        if not sep or not port.isdigit() or host.count(":") and not host.startswith("["):
+            host, port = part, "9092"  # no port (or a bare IPv6 address)
+        out.append((host.strip("[]") or "127.0.0.1", int(port)))
     return out
 
 
