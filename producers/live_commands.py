@@ -222,19 +222,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
         timer = None
         if args.duration is not None:
             timer = asyncio.get_running_loop().call_later(args.duration, stop.set)
+        replaying = asyncio.create_task(replay_into_bus(
+            path, args.venue, bus, speed=args.speed, symbols=_symbols(args.symbols), validator=validator,
+            recv_time=args.recv_time, port=args.port, stop=stop))
         try:
-            feed = await replay_into_bus(path, args.venue, bus, speed=args.speed,
-                                         symbols=_symbols(args.symbols), validator=validator,
-                                         recv_time=args.recv_time, port=args.port, stop=stop)
+            await _until(stop, None, replaying)
+            if not replaying.done():  # stopped: the feed may wait for room in a full buffer (broker away)
+                await asyncio.wait({replaying}, timeout=args.shutdown_timeout / 4)
+            if not replaying.done():
+                replaying.cancel()
+                await asyncio.wait({replaying}, timeout=1)
         finally:
             if timer:
                 timer.cancel()
             if stop.is_set():
-                await finish(bus, args.shutdown_timeout * 0.8, "replay")
+                await finish(bus, args.shutdown_timeout * 0.6, "replay")
             else:  # the recording ended: wait for the broker as long as it takes
                 await bus.flush()
                 await bus.close()
-        print(_summary(f"replay {args.venue}", feed), file=sys.stderr)
+        if replaying.done() and not replaying.cancelled():
+            print(_summary(f"replay {args.venue}", replaying.result()), file=sys.stderr)
+        else:
+            print(f"replay {args.venue}: stopped before the end of the recording", file=sys.stderr)
         return 0
 
     return _run(main, args.shutdown_timeout)

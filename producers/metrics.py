@@ -7,20 +7,15 @@ definition in ``streaming.metrics``.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client import Counter, Gauge
 
-from streaming.metrics import DEAD_LETTERS  # noqa: F401 - the producers count dead letters here too
+from streaming.metrics import DEAD_LETTERS, declare  # noqa: F401 - the producers count dead letters here too
 
 
 def metric(kind: type, name: str, doc: str, labels: list[str]):
-    """Register once per process; reuse a collector another module already registered."""
-    try:
-        return kind(name, doc, labels)
-    except ValueError:  # duplicated timeseries
-        existing = REGISTRY._names_to_collectors.get(name)  # noqa: SLF001
-        if existing is None:
-            raise
-        return existing
+    """One family per name, registered when first used (``streaming.metrics``): a process that
+    never runs a feed exports none of these."""
+    return declare(kind, name, doc, labels)
 
 
 # websocket feeds and data quality (producers.feed.connection)

@@ -35,8 +35,9 @@ async def open_publisher(url: str | None, capacity: int, command: str) -> Buffer
                   "(start it, or fix --bus)", file=sys.stderr)
             return None
         if missing:
-            print(f"ticktide {command}: topic {', '.join(missing)} does not exist on {shown} "
-                  f"(create the topics: ticktide topics create --bus {shown})", file=sys.stderr)
+            what = f"topic {missing[0]} does not" if len(missing) == 1 else f"topics {', '.join(missing)} do not"
+            print(f"ticktide {command}: {what} exist on {shown} "
+                  f"(create the topics: ticktide topics create --bus '{url}')", file=sys.stderr)
             return None
     log.info("bus %s, publish buffer %d messages", shown, capacity)
     publisher = BufferedBus(bus, capacity)

@@ -32,8 +32,8 @@ REACH_TIMEOUT_S = 8.0
 log = logging.getLogger("ticktide")
 
 DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
-# after the bound, a process still running is ended from a thread (the event loop may be stuck)
-HARD_EXIT_GRACE_S = 2.0
+# at the bound, a process still running is ended from a thread (the event loop may be stuck)
+HARD_EXIT_GRACE_S = 0.0
 
 
 class CommandError(Exception):
@@ -222,6 +222,18 @@ def add_shutdown_option(parser: argparse.ArgumentParser) -> None:
                              "a second signal exits at once")
 
 
+def broker_unreachable(exc: BaseException) -> bool:
+    """True for the error a Kafka client raises when no broker of its bootstrap list answers."""
+    return type(exc).__name__ in ("KafkaConnectionError", "NoBrokersAvailable") or isinstance(exc, ConnectionError)
+
+
+def say_unreachable(command: str, url: str, exc: BaseException) -> int:
+    """One error line for a broker that cannot be reached at start; the exit code (2)."""
+    print(f"ticktide {command}: cannot reach the broker at {url.split('?')[0]} ({type(exc).__name__}) "
+          "(start it, or fix --bus)", file=sys.stderr)
+    return 2
+
+
 def _dump_tasks() -> None:
     """SIGUSR1: print every asyncio task's stack to stderr (where is a process waiting?)."""
     for task in asyncio.all_tasks():
@@ -262,8 +274,8 @@ class StopSignals:
         if self.timeout_s is not None and self.timeout_s >= 0:
             log.info("%s: stopping within %.0f s", name, self.timeout_s)
             self.watchdog = threading.Timer(self.timeout_s + HARD_EXIT_GRACE_S, _exit_now, args=(
-                f"still stopping {self.timeout_s + HARD_EXIT_GRACE_S:.0f} s after {name}: exiting without "
-                "finishing the flush or commit (uncommitted inputs are processed again on restart)",))
+                f"{name} {self.timeout_s + HARD_EXIT_GRACE_S:.0f} s ago and still stopping: exiting now "
+                "(what could not be delivered or committed is logged above)",))
             self.watchdog.daemon = True
             self.watchdog.start()
 

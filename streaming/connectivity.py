@@ -38,10 +38,13 @@ set_role = metrics.set_role
 
 
 def parse_servers(bootstrap: str) -> list[tuple[str, int]]:
+    """``"h1:9092,[::1]:9093,h3"`` -> ``[("h1", 9092), ("::1", 9093), ("h3", 9092)]``."""
     out = []
-    for part in bootstrap.split(","):
-        host, _, port = part.strip().rpartition(":")
-        out.append((host.strip("[]") or "127.0.0.1", int(port or 9092)))
+    for part in (p.strip() for p in bootstrap.split(",") if p.strip()):
+        host, sep, port = part.rpartition(":")
+        if not sep or not port.isdigit() or host.count(":") and not host.startswith("["):
+            host, port = part, "9092"  # no port (or a bare IPv6 address)
+        out.append((host.strip("[]") or "127.0.0.1", int(port)))
     return out
 
 
@@ -193,14 +196,16 @@ class BrokerWatch:
     def start(self) -> None:
         """Start probing (idempotent; counts users so the last ``stop`` ends the probe)."""
         self._users += 1
-        if self._task is None or self._task.done():
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:  # a new loop (tests)
             metrics.BUS_UP.labels(metrics.role())  # the families appear as soon as the process uses a bus
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"broker-watch {self.bootstrap}")
+            self._task = loop.create_task(self._run(), name=f"broker-watch {self.bootstrap}")
 
     def stop(self) -> None:
         self._users = max(0, self._users - 1)
         if self._users == 0 and self._task is not None:
-            self._task.cancel()
+            if not self._task.get_loop().is_closed():
+                self._task.cancel()
             self._task = None
 
 
@@ -226,7 +231,7 @@ metrics.HEALTH_SOURCES.append(degraded_reasons)
 def forget_watches() -> None:
     """Tests: drop every watch (their tasks belong to a finished event loop)."""
     for w in _watches.values():
-        if w._task is not None:
+        if w._task is not None and not w._task.get_loop().is_closed():
             w._task.cancel()
     _watches.clear()
 

@@ -384,13 +384,16 @@ class Runner(BatchPaths, BoundedStop):
             self._reported_lag.add(tp)
 
     async def _publish_health(self) -> dict:
+        if self._broker_reason():  # nothing reaches health.v1 now: the next report after the outage says it
+            self._outage_seen = True
+            return {}
         now = time.monotonic()
         then, out_then = self._last_health
         self._last_health = (now, self._counts["out"])
         n_in, errors = self._counts["in"], self._counts["errors"]
         error_rate = errors / n_in if n_in else 0.0
-        reason = self._broker_reason()
-        if not reason and self._outage_seen:
+        reason = ""
+        if self._outage_seen:
             reason = "broker was unreachable since the last report"
         self._outage_seen = False
         status = "failing" if error_rate > 0.1 else "degraded" if reason else "ok"

@@ -12,10 +12,12 @@ from schemas.topics import CATALOGUE
 from streaming import connectivity
 from streaming.bus import open_bus
 from streaming.commandline import (EMBEDDED_DEFAULT, CommandError, add_bus_option, add_config_option,
-                                   add_shutdown_option, add_symbols_option, check_topic, cli_bus_url,
-                                   ensure_reachable, install_stop_handlers, split_symbols, start_cli_bus)
+                                   add_shutdown_option, add_symbols_option, broker_unreachable, check_topic,
+                                   cli_bus_url, ensure_reachable, install_stop_handlers, say_unreachable,
+                                   split_symbols, start_cli_bus)
 from streaming.metrics import serve_metrics
 from streaming.deadline import bounded
+from streaming.metrics import serve_metrics
 from ticktide.processors import CONSUMERS, create_processor
 
 log = logging.getLogger("ticktide")
@@ -46,6 +48,10 @@ async def _consume(args: argparse.Namespace) -> int:
     runner = Runner(processor, bus, settings, stop)
     try:
         await runner.run()
+    except Exception as exc:
+        if not broker_unreachable(exc):
+            raise
+        return say_unreachable(f"consume {processor.name}", bus.url, exc)
     finally:
         pending = _pending(bus)
         failed = await bounded(bus.close(), max(0.5, runner.remaining_shutdown_s()))

@@ -20,6 +20,7 @@ log = logging.getLogger("ticktide.bus")
 # ~1 minute of a busy feed (a few hundred to a thousand ticks per second)
 DEFAULT_CAPACITY = 60_000
 RETRY_DELAY_S = 0.5
+YIELD_AFTER = 64  # messages queued before publish() gives the drain a turn
 # a message may wait this long for the broker before the Kafka client gives up on it
 OUTAGE_TOLERANCE_MS = 15 * 60 * 1000
 
@@ -75,6 +76,8 @@ class BufferedBus:
         self.high_water = max(self.high_water, len(self._queue))
         self._drained.clear()
         self._data.set()
+        if len(self._queue) >= YIELD_AFTER:  # a reader that never waits must still let the drain run
+            await asyncio.sleep(0)
 
     async def _drain(self) -> None:
         while True:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, KafkaTimeoutError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition as KafkaTP
@@ -182,7 +182,16 @@ class KafkaBus:
         if self._producer is None:
             await self.start()
         assert self._producer is not None
-        fut = await self._producer.send(self.settings.physical(topic), value=value, key=key, headers=list(headers) or None)
+        while True:
+            try:
+                fut = await self._producer.send(self.settings.physical(topic), value=value, key=key,
+                                                headers=list(headers) or None)
+                break
+            except (KafkaTimeoutError, UnknownTopicOrPartitionError):
+                if self.watch.up is not False:
+                    raise  # the broker answers: a real error (e.g. the topic does not exist)
+                # the broker is away (no metadata, no room): wait for it, this message first
+                await asyncio.sleep(1.0)
         self._unacked += 1
         fut.add_done_callback(self._acked)
         self._pending.append(fut)
@@ -245,7 +254,7 @@ class KafkaBus:
                     default_rf, default_isr = replication_for(len((await admin.describe_cluster())["brokers"]))
                 info = lookup(name)
                 rf = s.replication_factor or (info and info.replication_factor) or default_rf
-                isr = s.min_insync_replicas or (info and info.min_insync_replicas) or min(default_isr, rf)
+                isr = s.min_insync_replicas or (info and info.min_insync_replicas) or max(1, min(default_isr, rf - 1))
                 new.append(NewTopic(
                     s.physical(name), num_partitions=info.partitions if info else 3, replication_factor=rf,
                     topic_configs={**(info.config if info else {}), "min.insync.replicas": str(isr)},

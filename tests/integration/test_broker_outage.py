@@ -23,9 +23,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from schemas.topics import changelog_topic
+from schemas.events import Health
 from streaming.bus.kafka import KafkaBus
 from tests.integration.brokers import PrivateBroker, assert_every_tick_once_in_order, read_topic
 from tests.integration.conftest import Processes
@@ -131,6 +133,12 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
         assert _health(ports[name])["status"] == "ok", name
         assert _samples(ports[name], "ticktide_bus_last_contact_timestamp_seconds")
     before = {name: len(_log_lines(processes, p)) for name, p in procs.items()}
+    # each process exports the families of what it runs, nothing else
+    exported = {name: _get(f"http://127.0.0.1:{ports[name]}/metrics") for name in procs}
+    for foreign in ("ticktide_signals_total", "ticktide_gateway_", "ticktide_ws_", "ticktide_risk_"):
+        assert foreign not in exported["features"], foreign
+    for foreign in ("ticktide_events_in_total", "ticktide_signals_total", "ticktide_ws_", "ticktide_up"):
+        assert foreign not in exported["gateway"], foreign
     _eventually(lambda: sum(_samples(ports["replay"], "ticktide_producer_ticks_total").values()) >= 500, 60,
                 "the replay publishing")
 
@@ -165,12 +173,16 @@ def _run_outage_scenario(broker: PrivateBroker, processes: Processes) -> None:
         assert any("reachable again after an outage of" in line for line in _log_lines(processes, procs[name]))
     assert replay.wait(120) == 0, processes.log(replay)[-3000:]
     assert "Traceback" not in processes.log(replay) and "never retrieved" not in processes.log(replay)
+    assert "publish buffer full" in processes.log(replay), "the small buffer should have filled (backpressure)"
     assert_every_tick_once_in_order(asyncio.run(read_topic(replay_url, "ticks.v1")), RECORDING)
     read_before = sum(_samples(ports["features"], "ticktide_events_in_total").values())
     _replay(processes, url)
     _eventually(lambda: sum(_samples(ports["features"], "ticktide_events_in_total").values()) > read_before, 60,
                 "features reading again after the outage")
     _eventually(lambda: _samples(ports["features"], "ticktide_consumer_lag"), 30, "features lag reported again")
+    # health.v1 said so too: degraded with the reason, then ok again
+    statuses = _eventually(lambda: _features_health_after_outage(url), 60, "health.v1: degraded, then ok")
+    assert any("unreachable" in reason for status, reason in statuses if status == "degraded"), statuses
 
     # -- a stop during an outage still stops, exit 0, within the bound ------------------------
     broker.kill()
@@ -194,3 +206,25 @@ async def _create_topics(url: str) -> None:
                                  changelog_topic("features").name, changelog_topic("signals").name, "alerts.v1", "risk.v1"])
     finally:
         await bus.close()
+
+
+def _features_health_after_outage(url: str) -> list[tuple[str, str]] | None:
+    """The features consumer's health.v1 (status, reason) records, once a degraded one is followed by ok."""
+    records = sorted(asyncio.run(read_topic(url, "health.v1")), key=lambda r: (r.partition, r.offset))
+    found = [(h.status, h.reason) for h in (msgspec.json.decode(r.value, type=Health) for r in records)
+             if h.component == "features"]
+    statuses = [status for status, _ in found]
+    if "degraded" in statuses and "ok" in statuses[statuses.index("degraded"):]:
+        return found
+    return None
+
+
+
+def test_a_missing_topic_is_one_error_line_at_start(kafka_url, processes: Processes):
+    replay = processes.start("replay", str(RECORDING), "--venue", "binance", "--speed", "max", "--bus", kafka_url,
+                             name="replay-no-topics")
+    assert replay.wait(60) == 2
+    lines = [line for line in processes.log(replay).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ticktide replay: topics ticks.v1, dlq.v1, alerts.v1 do not exist on "), lines
+    assert "ticktide topics create --bus" in lines[0]

@@ -53,7 +53,7 @@ def _kcat_read(bootstrap: str, topic: str) -> list[bytes]:
 
 async def test_recording_through_separate_processes_matches_offline(kafka_url, processes, tmp_path):
     bus = KafkaBus(kafka_url)
-    await bus.ensure_topics(["ticks.v1", "bars.v1", "features.v1", "signals.v1", "dlq.v1"])
+    await bus.ensure_topics(["ticks.v1", "bars.v1", "features.v1", "signals.v1", "dlq.v1", "alerts.v1"])
     # a poison message ahead of the stream: dead-lettered, and everything after it still flows
     await bus.publish("ticks.v1", b"BTCUSDT", b'{"symbol": "BTCUSDT", "kind": "nonsense"}')
     await bus.flush()

@@ -122,3 +122,31 @@ async def test_bounded_steps_end_in_time_and_never_raise():
 def test_buffer_needs_room():
     with pytest.raises(ValueError):
         BufferedBus(object(), capacity=0)
+
+
+def test_bootstrap_lists_parse_into_probe_targets():
+    assert connectivity.parse_servers("h1:9092,[::1]:9093, h3") == [("h1", 9092), ("::1", 9093), ("h3", 9092)]
+    assert connectivity.parse_servers("127.0.0.1:29192") == [("127.0.0.1", 29192)]
+
+
+async def test_probe_tells_a_kafka_answer_from_a_closed_port():
+    import socket as socketlib
+    import struct
+
+    async def answer(reader, writer):  # a minimal ApiVersions responder
+        size = struct.unpack(">i", await reader.readexactly(4))[0]
+        request = await reader.readexactly(size)
+        correlation = request[4:8]
+        writer.write(struct.pack(">i", 6) + correlation + b"\x00\x00")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        await connectivity.probe_broker("127.0.0.1", port)
+    with socketlib.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(OSError):
+        await connectivity.probe_broker("127.0.0.1", closed)

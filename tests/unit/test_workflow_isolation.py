@@ -68,6 +68,7 @@ async def test_a_workflow_job_leaves_the_live_metrics_as_they_were():
     # (other tests in this process may have set live samples of these before: only new ones count)
     for family in ("ticktide_risk_limit_breached", "ticktide_up", "ticktide_last_event_timestamp_seconds"):
         assert not any(name == family for name, _ in set(after) - set(before)), family
+    assert not [key for key in after if any(v.startswith("job:") for _, v in key[1])]
 
 
 def test_private_registry_isolates_and_is_dropped():
@@ -90,3 +91,38 @@ def test_families_register_on_first_use_only():
     family.inc()
     assert REGISTRY.get_sample_value("ticktide_test_lazy_total") == 1
     assert metrics.counter("ticktide_test_lazy_total", "test only") is family  # one family per name
+
+
+def test_importing_every_command_registers_no_family():
+    """A process exports the families of what it runs: importing the CLI and every package registers none."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, pkgutil\n"
+        "from ticktide.cli import build_parser\n"
+        "build_parser()\n"
+        "for pkg in ('streaming', 'producers', 'consumers', 'ticktide'):\n"
+        "    m = importlib.import_module(pkg)\n"
+        "    for info in pkgutil.walk_packages(m.__path__, pkg + '.'):\n"
+        "        if not info.name.endswith('__main__'):\n"
+        "            importlib.import_module(info.name)\n"
+        "from prometheus_client import REGISTRY\n"
+        "print(sorted(n for n in REGISTRY._names_to_collectors if n.startswith('ticktide')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_backtest_on_kafka_uses_topics_of_its_own():
+    from ticktide.workflow.pipeline import job_bus_url
+
+    assert job_bus_url("memory://", "r1") == "memory://"
+    assert job_bus_url("kafka://b1:9092,b2:9092", "r1") == "kafka://b1:9092,b2:9092?prefix=workflow-r1."
+    url = job_bus_url("kafka://b1:9092?prefix=staging.&client_id=x", "r2")
+    from streaming.bus.kafka import KafkaSettings
+
+    settings = KafkaSettings.from_url(url)
+    assert settings.physical("alerts.v1") == "staging.workflow-r2.alerts.v1"
+    assert settings.client_id == "x"

@@ -9,8 +9,9 @@ import os
 import sys
 
 from streaming import connectivity
-from streaming.commandline import (add_bus_option, add_shutdown_option, cli_bus_url, ensure_reachable,
-                                   install_stop_handlers)
+from streaming.commandline import (add_bus_option, add_shutdown_option, broker_unreachable, cli_bus_url,
+                                   ensure_reachable, install_stop_handlers, say_unreachable)
+from streaming.deadline import bounded
 
 log = logging.getLogger("ticktide.gateway")
 
@@ -72,7 +73,12 @@ async def _serve(args: argparse.Namespace) -> int:
                      history=history)
     runner = DeadlineAppRunner(app, request_timeout_s=args.request_timeout,
                                access_log=logging.getLogger("ticktide.gateway.access") if args.access_log else None)
-    await runner.setup()
+    try:
+        await runner.setup()  # starts the bus
+    except Exception as exc:
+        if not broker_unreachable(exc):
+            raise
+        return say_unreachable("gateway", bus.url, exc)
     site = web.TCPSite(runner, args.host, args.port, backlog=2048)
     try:
         await site.start()
@@ -83,15 +89,14 @@ async def _serve(args: argparse.Namespace) -> int:
         return 2
     port = runner.addresses[0][1] if runner.addresses else args.port
     log.info("gateway listening on http://%s:%d (%d tokens, bus %s)", args.host, port, len(tokens),
-                bus.url.split("?")[0])
+             bus.url.split("?")[0])
     stop = asyncio.Event()
     install_stop_handlers(stop, args.shutdown_timeout)
     await stop.wait()
     log.info("gateway stopping")
-    try:
-        await asyncio.wait_for(runner.cleanup(), args.shutdown_timeout)
-    except asyncio.TimeoutError:
-        log.warning("gateway: cleanup did not finish within %.0f s; exiting anyway", args.shutdown_timeout)
+    failed = await bounded(runner.cleanup(), args.shutdown_timeout * 0.9)
+    if failed:
+        log.warning("gateway: closing did not finish (%s); exiting anyway", failed)
     return 0
 
 
