@@ -44,5 +44,11 @@ def serve_metrics(port: int | None, addr: str = "0.0.0.0") -> None:
     """Serve /metrics on ``port`` in a background thread; None or negative disables it."""
     if port is None or port < 0:
         return
-    start_http_server(port, addr=addr)
+    try:
+        start_http_server(port, addr=addr)
+    except OSError as exc:
+        from streaming.commandline import CommandError
+
+        raise CommandError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}",
+                           "choose another --metrics-port, or stop what uses it") from exc
     log.info("metrics on http://%s:%d/metrics", addr, port)
