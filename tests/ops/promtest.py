@@ -116,7 +116,7 @@ def load_rules() -> list[dict]:
 
 
 # -- metric names -------------------------------------------------------------------
-_PACKAGES = ("streaming", "producers", "consumers", "ticktide")  # ticktide: the gateway's metrics
+_PACKAGES = ("ticktide", "streaming", "producers", "consumers")
 
 
 def exported_metrics() -> dict[str, set[str]]:

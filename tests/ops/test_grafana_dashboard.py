@@ -62,7 +62,7 @@ def test_panel_query_refers_to_exported_metrics(title, target):
     for name, labels in refs.items():
         if name in PROMETHEUS_SERIES:
             continue
-        assert name in EXPORTED, (f"panel {title!r} queries {name}, which no module in streaming/, producers/ "
+        assert name in EXPORTED, (f"panel {title!r} queries {name}, which no module in ticktide/, streaming/, producers/ "
                                   f"or consumers/ registers")
         assert labels <= EXPORTED[name], f"panel {title!r}: {name} has no label(s) {labels - EXPORTED[name]}"
 
