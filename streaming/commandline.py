@@ -56,8 +56,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if ("default" in text or not action.option_strings or action.default in (None, False, argparse.SUPPRESS)
-                or isinstance(action, argparse._HelpAction)):
+        if ("default" in text or not action.option_strings or isinstance(action, argparse._HelpAction)
+                or any(action.default is x for x in (None, False, argparse.SUPPRESS))):
             return text
         return f"{text} (default: %(default)s)"
 
