@@ -126,11 +126,13 @@ def cli_bus_url(args: argparse.Namespace, command: str | None = None) -> str:
     """``--bus``, else ``$TICKTIDE_BUS``, else the command's default; warns when an inter-process
     command is put on the embedded bus, where nothing outside this process can see it."""
     default = getattr(args, "bus_default", KAFKA_DEFAULT)
-    url = (getattr(args, "bus", None) or os.environ.get("TICKTIDE_BUS") or default).strip()
+    given = getattr(args, "bus", None)
+    url = (given or os.environ.get("TICKTIDE_BUS") or default).strip()
+    source = "--bus" if given else "$TICKTIDE_BUS" if os.environ.get("TICKTIDE_BUS") else "default"
     if not url.startswith(BUS_SCHEMES):
-        raise CommandError(f"bad bus URL {url!r}", "use kafka://host:port or memory://")
+        raise CommandError(f"bad bus URL {url!r} from {source}", "use kafka://host:port or memory://")
     if url.startswith("kafka://") and not urlsplit(url).netloc:
-        raise CommandError(f"bad bus URL {url!r}: no broker address", "use kafka://host:port")
+        raise CommandError(f"bad bus URL {url!r} from {source}: no broker address", "use kafka://host:port")
     if url.startswith("memory://") and not default.startswith("memory://"):
         name = command or getattr(args, "command_name", "ticktide")
         print(f"{name}: warning: {url} is private to this process; nothing outside it can see this command's "
