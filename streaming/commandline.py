@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -188,6 +189,10 @@ async def start_cli_bus(args: argparse.Namespace, command: str | None = None):
     url = cli_bus_url(args, command)
     await ensure_reachable(url)
     bus = open_bus(url)
+    kafka_log = logging.getLogger("aiokafka")
+    level = kafka_log.level
+    if not kafka_log.isEnabledFor(logging.DEBUG):
+        kafka_log.setLevel(logging.CRITICAL)  # a failed start is reported below, in one line
     try:
         await asyncio.wait_for(bus.start(), REACH_TIMEOUT_S + 2)
     except Exception as exc:  # aiokafka raises many kinds here; any of them means "cannot use this broker"
@@ -197,6 +202,8 @@ async def start_cli_bus(args: argparse.Namespace, command: str | None = None):
             pass
         raise CommandError(f"cannot start the bus {url.split('?')[0]}: {exc or type(exc).__name__}",
                            "check the broker and --bus / $TICKTIDE_BUS", exit_code=1) from exc
+    finally:
+        kafka_log.setLevel(level)
     return bus
 
 

@@ -22,8 +22,11 @@ async def _consume(args: argparse.Namespace) -> int:
 
     url = cli_bus_url(args)
     processor = load_processor(args)
-    await ensure_reachable(url)
-    bus = open_bus(url)
+    if args.exactly_once:  # the runner makes the producer transactional before it starts
+        await ensure_reachable(url)
+        bus = open_bus(url)
+    else:  # started here, so an unusable broker is one line before the runner begins
+        bus = await start_cli_bus(args)
     serve_metrics(args.metrics_port)
     stop = asyncio.Event()
     install_stop_handlers(stop)
