@@ -20,10 +20,12 @@ COPY ticktide ./ticktide
 # the plug-in examples (docs/extending.md) and the sample daily prices the gateway's /workflows run on
 COPY examples ./examples
 COPY tests/data/stock_prices_20.csv /usr/share/ticktide/stock_prices_20.csv
+# the feature kernels are compiled once here (Numba cache), so a container's first events are not slow
 RUN pip install -c constraints.txt . \
  && useradd --system --uid 10001 --no-create-home ticktide \
  && mkdir -p /tmp/numba-cache /var/lib/ticktide/jobs \
- && chown ticktide /tmp/numba-cache /var/lib/ticktide/jobs
+ && ticktide features --input /usr/share/ticktide/stock_prices_20.csv > /dev/null \
+ && chown -R ticktide /tmp/numba-cache /var/lib/ticktide/jobs
 
 WORKDIR /app
 USER ticktide

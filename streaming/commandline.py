@@ -64,8 +64,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if ("default" in text or not action.option_strings or action.default in (None, False, argparse.SUPPRESS)
-                or isinstance(action, argparse._HelpAction)):
+        if ("default" in text or not action.option_strings or isinstance(action, argparse._HelpAction)
+                or any(action.default is x for x in (None, False, argparse.SUPPRESS))):
             return text
         return f"{text} (default: %(default)s)"
 
@@ -134,11 +134,13 @@ def cli_bus_url(args: argparse.Namespace, command: str | None = None) -> str:
     """``--bus``, else ``$TICKTIDE_BUS``, else the command's default; warns when an inter-process
     command is put on the embedded bus, where nothing outside this process can see it."""
     default = getattr(args, "bus_default", KAFKA_DEFAULT)
-    url = (getattr(args, "bus", None) or os.environ.get("TICKTIDE_BUS") or default).strip()
+    given = getattr(args, "bus", None)
+    url = (given or os.environ.get("TICKTIDE_BUS") or default).strip()
+    source = "--bus" if given else "$TICKTIDE_BUS" if os.environ.get("TICKTIDE_BUS") else "default"
     if not url.startswith(BUS_SCHEMES):
-        raise CommandError(f"bad bus URL {url!r}", "use kafka://host:port or memory://")
+        raise CommandError(f"bad bus URL {url!r} from {source}", "use kafka://host:port or memory://")
     if url.startswith("kafka://") and not urlsplit(url).netloc:
-        raise CommandError(f"bad bus URL {url!r}: no broker address", "use kafka://host:port")
+        raise CommandError(f"bad bus URL {url!r} from {source}: no broker address", "use kafka://host:port")
     if url.startswith("memory://") and not default.startswith("memory://"):
         name = command or getattr(args, "command_name", "ticktide")
         print(f"{name}: warning: {url} is private to this process; nothing outside it can see this command's "
@@ -187,13 +189,20 @@ async def ensure_reachable(url: str, timeout_s: float = REACH_TIMEOUT_S) -> None
                        "start a broker, or point --bus / $TICKTIDE_BUS at one", exit_code=1)
 
 
-async def start_cli_bus(args: argparse.Namespace, command: str | None = None):
-    """The bus of a command, reachable and started; errors are :class:`CommandError`."""
+async def start_cli_bus(args: argparse.Namespace, command: str | None = None, configure=None):
+    """The bus of a command, reachable and started; errors are :class:`CommandError`.
+    ``configure(bus)`` runs before the start (settings the producer is created with)."""
     from streaming.bus import open_bus
 
     url = cli_bus_url(args, command)
     await ensure_reachable(url)
     bus = open_bus(url)
+    if configure is not None:
+        configure(bus)
+    kafka_log = logging.getLogger("aiokafka")
+    level = kafka_log.level
+    if not kafka_log.isEnabledFor(logging.DEBUG):
+        kafka_log.setLevel(logging.CRITICAL)  # a failed start is reported below, in one line
     try:
         await asyncio.wait_for(bus.start(), REACH_TIMEOUT_S + 2)
     except Exception as exc:  # aiokafka raises many kinds here; any of them means "cannot use this broker"
@@ -203,6 +212,8 @@ async def start_cli_bus(args: argparse.Namespace, command: str | None = None):
             pass
         raise CommandError(f"cannot start the bus {url.split('?')[0]}: {exc or type(exc).__name__}",
                            "check the broker and --bus / $TICKTIDE_BUS", exit_code=1) from exc
+    finally:
+        kafka_log.setLevel(level)
     return bus
 
 

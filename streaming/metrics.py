@@ -176,7 +176,13 @@ def serve_metrics(port: int | None, addr: str = "0.0.0.0") -> None:
             return [body]
         return metrics_app(environ, start_response)
 
-    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+    try:
+        server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+    except OSError as exc:
+        from streaming.commandline import CommandError
+
+        raise CommandError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}",
+                           "choose another --metrics-port, or stop what uses it") from exc
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics on http://%s:%d/metrics, health on /health", addr, port)
 

@@ -25,19 +25,25 @@ log = logging.getLogger("ticktide")
 
 # -- consume --------------------------------------------------------------------
 async def _consume(args: argparse.Namespace) -> int:
-    from streaming.runner import Runner, RunnerSettings
-
     from streaming.profiles import PROFILES
+    from streaming.runner import Runner, RunnerSettings
 
     url = cli_bus_url(args)
     processor = load_processor(args)
-    await ensure_reachable(url)
     connectivity.set_role(processor.name)
-    bus = open_bus(url)
     profile = PROFILES[args.profile]
-    if hasattr(bus, "settings"):  # kafka://: the producer's linger and the fetch wait
-        bus.settings.linger_ms = profile.linger_ms
-        bus.settings.fetch_max_wait_ms = profile.fetch_max_wait_ms
+
+    def configure(bus) -> None:
+        if hasattr(bus, "settings"):  # kafka://: the producer's linger and the fetch wait
+            bus.settings.linger_ms = profile.linger_ms
+            bus.settings.fetch_max_wait_ms = profile.fetch_max_wait_ms
+
+    if args.exactly_once:  # the runner makes the producer transactional before it starts
+        await ensure_reachable(url)
+        bus = open_bus(url)
+        configure(bus)
+    else:  # started here, so an unusable broker is one line before the runner begins
+        bus = await start_cli_bus(args, configure=configure)
     serve_metrics(args.metrics_port)
     stop = asyncio.Event()
     install_stop_handlers(stop, args.shutdown_timeout)

@@ -9,7 +9,6 @@ import time
 import msgspec
 
 from consumers.alerts.config import AlertsConfig
-from consumers.alerts.processor import AlertsProcessor
 from schemas.events import Alert
 from streaming.commandline import CommandError, add_config_option
 
@@ -23,6 +22,8 @@ def cmd_alerts_send(args: argparse.Namespace) -> int:
         print("ticktide alerts-send: the config has no destinations (add a [[destinations]] table)",
               file=sys.stderr)
         return 2
+    from consumers.alerts.processor import AlertsProcessor  # aiohttp and friends: only when sending
+
     proc = AlertsProcessor(config)
     now = time.time_ns()
     alert = Alert(alert_id=f"test:{now}", source="cli", type="test", severity=args.severity,

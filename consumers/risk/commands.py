@@ -33,16 +33,12 @@ import time
 from pathlib import Path
 
 import msgspec
-import numpy as np
-import pandas as pd
 
 from consumers.risk.config import RiskConfig
-from consumers.risk.report import build_update, check_limits
-from consumers.risk.stress import run_all
-from schemas.events import RiskUpdate
 from streaming.commandline import (CommandError, add_bus_option, add_config_option, add_input_option,
                                    input_file, start_cli_bus)
-from streaming.tables import check_finite, check_unique, parse_dates, sort_order, standard_json
+
+# pandas, numpy and the risk maths load when a command runs, not when the CLI registers its commands
 
 
 def read_weights(path: str) -> dict[str, float]:
@@ -85,9 +81,13 @@ def _weight(value, where: str) -> float:
     return w
 
 
-def read_prices(path: str) -> pd.DataFrame:
+def read_prices(path: str) -> "pd.DataFrame":
     """A wide close CSV indexed by UTC date: dates parsed and unique, prices finite, sorted by date
     (saying so once on stderr when the file was not)."""
+    import numpy as np
+    import pandas as pd
+
+    from streaming.tables import check_finite, check_unique, parse_dates, sort_order
     df = pd.read_csv(path)
     date_col = "date" if "date" in df.columns else df.columns[0]
     if len(df) < 2:
@@ -116,7 +116,7 @@ def read_prices(path: str) -> pd.DataFrame:
     return prices
 
 
-def asset_returns(prices: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+def asset_returns(prices: "pd.DataFrame", weights: dict[str, float]) -> "pd.DataFrame":
     missing = [s for s in weights if s not in prices.columns]
     if missing:
         raise ValueError(f"no prices for {', '.join(missing)}")
@@ -128,9 +128,15 @@ def asset_returns(prices: pd.DataFrame, weights: dict[str, float]) -> pd.DataFra
     return px.pct_change().iloc[1:]
 
 
-def assess(prices: pd.DataFrame, weights: dict[str, float], config: RiskConfig | None = None,
+def assess(prices: "pd.DataFrame", weights: dict[str, float], config: RiskConfig | None = None,
            portfolio_id: str = "offline", value: float | None = None,
-           ts_proc: int | None = None) -> RiskUpdate:
+           ts_proc: int | None = None) -> "RiskUpdate":
+    import numpy as np
+    import pandas as pd
+
+    from consumers.risk.report import build_update
+    from consumers.risk.stress import run_all
+
     config = config or RiskConfig()
     rets = asset_returns(prices, weights)
     if config.lookback:
@@ -178,6 +184,9 @@ def cmd_risk(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"ticktide risk: {exc}", file=sys.stderr)
         return 2
+    from consumers.risk.report import check_limits
+    from streaming.tables import standard_json
+
     out = msgspec.to_builtins(update)
     out["limit_breaches"] = [b.message(update.portfolio_id) for b in check_limits(update, config.limits)]
     out, missing = standard_json(out)

@@ -31,7 +31,7 @@ def test_every_subcommand_has_a_description_and_an_example():
 def test_every_option_with_a_default_shows_it():
     for name, p in leaves():
         for a in p._actions:
-            if not a.option_strings or a.default in (None, False, argparse.SUPPRESS) or a.help is None:
+            if not a.option_strings or any(a.default is x for x in (None, False, argparse.SUPPRESS)) or a.help is None:
                 continue
             assert "default" in p._get_formatter()._get_help_string(a), f"{name} {a.option_strings}"
 

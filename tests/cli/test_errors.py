@@ -47,8 +47,8 @@ def write_files(tmp: Path) -> dict[str, str]:
     return out
 
 
-def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
-    """(id, argv, a word the one line must contain)."""
+def cases(tmp: Path, busy: int) -> list[tuple[str, list[str], str]]:
+    """(id, argv, a word the one line must contain); ``busy`` is a port something listens on."""
     f = write_files(tmp)
     down = f"kafka://127.0.0.1:{closed_port()}"
     missing = str(tmp / "missing.toml")
@@ -102,6 +102,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("normalize-wrong-venue", ["normalize", str(DATA / "BINANCE.ws.1.0"), "--venue", "kraken"],
          "look like --venue binance"),
         ("normalize-missing", ["normalize", "--input", missing, "--venue", "kraken"], "no such file"),
+        ("metrics-port-in-use", ["consume", "features", "--bus", "memory://", "--metrics-port", str(busy)],
+         "--metrics-port"),
         ("log-level-bad", ["consume", "features", "--log-level", "LOUD"], "--log-level"),
     ]
 
@@ -115,9 +117,13 @@ def run_cli(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_every_user_error_is_one_line_and_a_nonzero_exit(tmp_path):
-    table = cases(tmp_path)
+    listener = socket.socket()
+    listener.bind(("0.0.0.0", 0))
+    listener.listen()
+    table = cases(tmp_path, listener.getsockname()[1])
     with ThreadPoolExecutor(max_workers=4) as pool:  # the cases are independent processes
         results = list(pool.map(lambda case: run_cli(case[1], tmp_path), table))
+    listener.close()
     problems = []
     for (name, argv, word), out in zip(table, results):
         lines = [line for line in out.stderr.splitlines() if line.strip()]
