@@ -14,7 +14,7 @@ import argparse
 import datetime as dt
 import sys
 
-from streaming.commandline import add_bus_option
+from streaming.commandline import add_bus_option, add_config_option, add_input_option, add_symbols_option
 
 
 def _fail(cmd: str, message: str) -> int:
@@ -124,7 +124,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--symbols", required=required, help="comma-separated, e.g. AAPL,MSFT or BTCUSDT")
+    add_symbols_option(p, None, required)
     p.add_argument("--start", required=required, metavar="DATE", help="first day (YYYY-MM-DD)")
     p.add_argument("--end", required=required, metavar="DATE", help="last day (YYYY-MM-DD)")
     p.add_argument("--interval", default="1d", help="bar interval: 1d (default); 1m..12h for binance")
@@ -132,7 +132,7 @@ def _common(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="the chain for every symbol, e.g. yahoo,stooq (default: yahoo, alphavantage when "
                         "ALPHAVANTAGE_API_KEY is set, stooq; binance for crypto pairs)")
     p.add_argument("--cache-dir", default=None, metavar="DIR", help="history cache (default ~/.cache/ticktide/history)")
-    p.add_argument("--config", default=None, metavar="FILE", help="TOML with a [history] table")
+    add_config_option(p, "TOML with a [history] table")
     p.add_argument("--strict", action="store_true", help="exit 2 when any symbol cannot be served or is dropped")
 
 
@@ -151,7 +151,7 @@ def register(subparsers) -> None:
                         description="Fetch bars (or read --input, a file from `data fetch`) and publish them to "
                                     "bars.v1 in date order, so the live consumers run on history.")
     _common(pb, required=False)
-    pb.add_argument("--input", default=None, metavar="FILE", help="a long bars file instead of fetching")
+    add_input_option(pb, "a long bars file from `data fetch`, instead of fetching", required=False)
     pb.add_argument("--close-time", default="21:00", help="UTC time stamped on daily bars (default 21:00)")
     add_bus_option(pb)
     pb.set_defaults(func=cmd_publish)

@@ -160,16 +160,19 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from consumers.portfolio.optimizer import OBJECTIVES
+    from streaming.commandline import add_config_option, add_symbols_option, input_file
 
     p = sub.add_parser(
         "optimize", help="optimize portfolio weights over a price file (the portfolio consumer's optimizer)",
         description="Estimate returns and covariance over the last lookback+1 rows up to --end and solve the "
                     "portfolio consumer's optimization ([portfolio] config: objective, risk model, constraints).")
-    p.add_argument("--prices", required=True, metavar="FILE", help="wide close CSV or long OHLCV CSV/Parquet")
-    p.add_argument("--symbols", default=None, help="comma-separated symbols (default: every column)")
+    # --input (every command's spelling) and --prices (the issue's) are the same option
+    p.add_argument("--input", "--prices", dest="prices", required=True, metavar="FILE", type=input_file,
+                   help="daily prices: wide close CSV or long OHLCV CSV/Parquet")
+    add_symbols_option(p)  # default: every column
     p.add_argument("--start", default=None, metavar="DATE", help="first row considered (YYYY-MM-DD)")
     p.add_argument("--end", default=None, metavar="DATE", help="last row: the rebalance day (YYYY-MM-DD)")
-    p.add_argument("--config", default=None, metavar="FILE", help="portfolio config (TOML, flat or [portfolio])")
+    add_config_option(p, "portfolio config (TOML, flat or [portfolio])")
     p.add_argument("--objective", choices=OBJECTIVES, default=None, help="default: the config's (max_sharpe)")
     p.add_argument("--target-volatility", type=float, default=None, metavar="X",
                    help="annualized volatility cap of max_return (default: the config's, 0.15)")
