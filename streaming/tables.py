@@ -29,7 +29,8 @@ def parse_dates(values: Sequence[Any], first_line: int = 2, column: str = "date"
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         i = int(bad[0])
-        raise TableError(f"line {lines[i] if lines is not None else first_line + i}: unparseable {column} {raw.iloc[i]!r} "
+        line = lines[i] if lines is not None else first_line + i
+        raise TableError(f"line {line}: unparseable {column} {raw.iloc[i]!r} "
                          "(use YYYY-MM-DD or ISO-8601 date-times)")
     return pd.DatetimeIndex(parsed)
 
