@@ -65,7 +65,7 @@ def check_finite(frame: pd.DataFrame, first_line: int = 2, what: str = "price") 
     bad = np.argwhere(np.isinf(values))
     if len(bad):
         r, c = (int(x) for x in bad[0])
-        raise TableError(f"line {first_line + r}: non-finite {what} {values[r, c]!r} for {frame.columns[c]} "
+        raise TableError(f"line {first_line + r}: non-finite {what} {float(values[r, c])!r} for {frame.columns[c]} "
                          "(give a finite number or leave the cell empty)")
 
 
