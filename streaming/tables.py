@@ -29,7 +29,8 @@ def parse_dates(values: Sequence[Any], first_line: int = 2, column: str = "date"
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         i = int(bad[0])
-        raise TableError(f"line {lines[i] if lines is not None else first_line + i}: unparseable {column} {raw.iloc[i]!r} "
+        line = lines[i] if lines is not None else first_line + i
+        raise TableError(f"line {line}: unparseable {column} {raw.iloc[i]!r} "
                          "(use YYYY-MM-DD or ISO-8601 date-times)")
     return pd.DatetimeIndex(parsed)
 
@@ -64,7 +65,7 @@ def check_finite(frame: pd.DataFrame, first_line: int = 2, what: str = "price") 
     bad = np.argwhere(np.isinf(values))
     if len(bad):
         r, c = (int(x) for x in bad[0])
-        raise TableError(f"line {first_line + r}: non-finite {what} {values[r, c]!r} for {frame.columns[c]} "
+        raise TableError(f"line {first_line + r}: non-finite {what} {float(values[r, c])!r} for {frame.columns[c]} "
                          "(give a finite number or leave the cell empty)")
 
 

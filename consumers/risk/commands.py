@@ -107,7 +107,7 @@ def read_prices(path: str) -> "pd.DataFrame":
     nonpositive = np.argwhere(prices.to_numpy(dtype=float) <= 0)
     if len(nonpositive):
         r, c = (int(x) for x in nonpositive[0])
-        raise ValueError(f"line {r + 2}: price {prices.iat[r, c]!r} for {prices.columns[c]} is not positive "
+        raise ValueError(f"line {r + 2}: price {float(prices.iat[r, c])!r} for {prices.columns[c]} is not positive "
                          "(give a positive price or leave the cell empty)")
     if sort_order(prices.index) is not None:
         print(f"ticktide risk: the rows of {path} were not in date order: sorted {len(prices)} rows by date",

@@ -105,15 +105,15 @@ def parse_lines(lines: Iterable[str | bytes]) -> Iterator[FeatureVector]:
 
 
 def _check_order(fv: FeatureVector, line: int, last_ts: dict[str, tuple[int, int, bool]]) -> None:
-    """A symbol's rows go forward in time (cooldowns and crossings depend on it); a bar's date
-    appears once. Ticks may share a timestamp, so equal times are fine for them."""
+    """A symbol's bars go forward in time, one per date (cooldowns and crossings depend on it).
+    Tick-derived rows are taken in file order, as the live consumer takes them in arrival order."""
     prev = last_ts.get(fv.symbol)
     is_bar = fv.source == "bar"
-    if prev is not None:
+    if prev is not None and is_bar and prev[2]:
         if fv.ts_event < prev[0]:
             raise ValueError(f"line {line}: {fv.symbol} goes back in time from line {prev[1]} "
                              "(sort the input by time, e.g. ticktide features sorts a CSV)")
-        if is_bar and prev[2] and fv.ts_event == prev[0]:
+        if fv.ts_event == prev[0]:
             raise ValueError(f"line {line}: duplicate bar for {fv.symbol} at the time of line {prev[1]} "
                              "(keep one row per symbol and date)")
     last_ts[fv.symbol] = (fv.ts_event, line, is_bar)
@@ -190,7 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("signals", help="run the signal rules over a features JSON-lines file and print signals",
                        description="Run the signals consumer's rules and plug-ins over feature vectors (the JSON "
                                    "lines of `ticktide features`, or a dump of features.v1) and print one Signal "
-                                   "JSON line per signal. Each symbol's rows must go forward in time.")
+                                   "JSON line per signal. Each symbol's bars must go forward in time, one per date.")
     add_input_option(p, "features JSON lines (ticktide features --format jsonl), - for stdin")
     add_config_option(p, "signals config (TOML), e.g. consumers/signals/signals.example.toml")
     p.add_argument("--output", default=None, help="write signals here instead of stdout")

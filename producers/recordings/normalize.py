@@ -24,6 +24,7 @@ from typing import IO, Callable, Iterable, Iterator
 import msgspec
 
 from producers.outcomes import Summary, dead_letter  # noqa: F401 - Summary re-exported
+from producers.venues.base import ParseResult
 from schemas.events import DeadLetter, Tick
 
 # ---------------------------------------------------------------------------
@@ -80,6 +81,20 @@ def normalize_frames(
             yield tick
 
 
+def _safe(adapter):
+    """``adapter.parse`` that turns any exception into that frame's error (adapters promise never to
+    raise; RecursionError or MemoryError on a hostile frame must not break that promise here)."""
+    parse = adapter.parse
+
+    def safe(raw, ts):
+        try:
+            return parse(raw, ts)
+        except Exception as exc:  # noqa: BLE001
+            return ParseResult(error=f"internal: {type(exc).__name__}: {exc}"[:500])
+
+    return safe
+
+
 def _parse_chunk(adapter, parse_many, raws, recv):
     """One chunk through the adapter: ``(ticks, owner, problems)``.
 
@@ -91,15 +106,18 @@ def _parse_chunk(adapter, parse_many, raws, recv):
     n = len(raws)
     if parse_many is not None:
         problems: list = []
-        ticks = parse_many(raws, recv, problems)
-        if len(ticks) == n - len(problems):
+        try:
+            ticks = parse_many(raws, recv, problems)
+        except Exception:  # noqa: BLE001 - one hostile frame must not cost the chunk: frame by frame below
+            ticks = None
+        if ticks is not None and len(ticks) == n - len(problems):
             return ticks, None, problems
-        # some frame gave several ticks: redo the chunk frame by frame to know which
+        # some frame gave several ticks (or the batch failed): redo the chunk frame by frame
         # (parse is pure, so this gives the same ticks)
     ticks = []
     owner: list[int] = []
     problems = []
-    parse = adapter.parse
+    parse = _safe(adapter)
     for i in range(n):
         res = parse(raws[i], recv[i])
         if res.error is None and res.ticks:

@@ -152,7 +152,8 @@ class BatchParseMixin:
                    out: list[Tick], problems: list | None) -> None:
         try:
             decoded = _trades_dec.decode(b"[" + b",".join(run) + b"]")
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError, MemoryError):
+            # one bad frame (nested too deep, too large) fails the whole run: parse it frame by frame
             decoded = None
         if decoded is None or len(decoded) != len(run):
             decoded = [None] * len(run)

@@ -65,3 +65,13 @@ def test_the_files_the_rules_and_dashboard_point_to_exist():
     ops = anchors(ROOT / "docs" / "operations.md")
     for alert in re.findall(r"alert:\s*(\w+)", rules):
         assert alert.lower() in ops, f"docs/operations.md has no section for {alert}"
+
+
+def test_every_python_example_in_the_docs_is_valid_python():
+    """A top-level `async for` (a SyntaxError as a script) or a typo shows here."""
+    blocks = 0
+    for md in documents():
+        for block in re.findall(r"^```python\n(.*?)^```", md.read_text(), re.S | re.M):
+            compile(block, f"{md.name} example", "exec")
+            blocks += 1
+    assert blocks >= 3
