@@ -24,6 +24,8 @@ import threading
 from typing import Sequence
 from urllib.parse import urlsplit
 
+from streaming.errors import CommandError  # noqa: F401 - re-exported for the commands
+
 KAFKA_DEFAULT = "kafka://localhost:9092"
 EMBEDDED_DEFAULT = "memory://"
 BUS_SCHEMES = ("kafka://", "memory://")
@@ -34,17 +36,6 @@ log = logging.getLogger("ticktide")
 DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 # at the bound, a process still running is ended from a thread (the event loop may be stuck)
 HARD_EXIT_GRACE_S = 0.0
-
-
-class CommandError(Exception):
-    """A failure the user caused and can fix: ``what`` went wrong and ``fix`` says how."""
-
-    def __init__(self, what: str, fix: str | None = None, exit_code: int = 2) -> None:
-        super().__init__(what)
-        self.what, self.fix, self.exit_code = what, fix, exit_code
-
-    def __str__(self) -> str:
-        return f"{self.what} ({self.fix})" if self.fix else self.what
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -179,7 +179,7 @@ def serve_metrics(port: int | None, addr: str = "0.0.0.0") -> None:
     try:
         server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
     except OSError as exc:
-        from streaming.commandline import CommandError
+        from streaming.errors import CommandError
 
         raise CommandError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}",
                            "choose another --metrics-port, or stop what uses it") from exc
