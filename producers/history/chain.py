@@ -85,8 +85,11 @@ class HistoryFetcher:
                  sources: list[str] | None = None) -> None:
         self.config = config or HistoryConfig()
         self.sources_override = sources or self.config.sources
-        self.http = Http(HttpSettings(timeout_s=self.config.timeout_s, retries=self.config.retries,
-                                      backoff_s=self.config.backoff_s))
+        settings = HttpSettings(timeout_s=self.config.timeout_s, retries=self.config.retries,
+                                backoff_s=self.config.backoff_s)
+        if self.config.user_agent:
+            settings.user_agent = self.config.user_agent
+        self.http = Http(settings)
         self.cache = BarCache(cache_dir or self.config.cache_dir)
         c = self.config
         self._sources: dict[str, CachedSource] = {
