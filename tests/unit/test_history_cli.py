@@ -168,6 +168,16 @@ def test_publish_puts_bars_on_bars_v1_in_date_order(srv, tmp_path, capsys):
                                                                   key=lambda r: (r.partition, r.offset))]
     assert [(b.symbol, b.ts_event, b.close, b.source) for b in again] == \
         [(b.symbol, b.ts_event, b.close, b.source) for b in bars]
+    # a row that cannot be a bar is named, not silently dropped
+    table = pd.read_csv(tmp_path / "p.csv")
+    table.loc[0, "close"] = 0.0
+    table.to_csv(tmp_path / "bad.csv", index=False)
+    reset_memory_buses()
+    capsys.readouterr()
+    assert main(["data", "publish", "--input", str(tmp_path / "bad.csv"), "--bus", url]) == 0
+    err = capsys.readouterr().err
+    assert f"1 rows without a positive close are not published, e.g. AAPL {table.loc[0, 'date']}: close 0.0" in err
+    assert f"{len(bars) - 1} bars -> bars.v1" in err
     assert main(["data", "publish", "--input", str(tmp_path / "missing.csv"), "--bus", url]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("ticktide data publish: cannot read --input")
 
