@@ -29,7 +29,7 @@ import gzip
 import re
 import time
 from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -77,8 +77,9 @@ def detect_format(first_line: bytes) -> str:
 
 def _seconds_to_ns(raw: bytes) -> int | None:
     try:
-        return int(Decimal(raw.decode("ascii")).scaleb(9))
-    except (InvalidOperation, ValueError, UnicodeDecodeError):
+        seconds = Decimal(raw.decode("ascii"))
+        return int(seconds.scaleb(9)) if seconds.adjusted() <= 12 else None  # beyond int64 ns: not a time
+    except (ArithmeticError, ValueError):  # decimal errors, bad ASCII (UnicodeDecodeError is a ValueError)
         return None
 
 

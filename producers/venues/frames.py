@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Callable, Iterable
 
 import msgspec
@@ -93,9 +93,12 @@ def decimal_seconds_to_ns(raw: object, what: str = "timestamp") -> int:
     if type(raw) is not str or not _DECIMAL.fullmatch(raw):
         raise BadFrame(f"bad {what} {raw!r}")
     try:
-        ns = int(Decimal(raw).scaleb(9))
-    except (InvalidOperation, ValueError, OverflowError):
-        raise BadFrame(f"bad {what} {raw!r}") from None
+        seconds = Decimal(raw)
+        if seconds.adjusted() > 12:  # beyond int64 ns anyway; and no 100,000-digit int to build
+            raise BadFrame(f"bad {what} {raw[:40]!r}: out of range")
+        ns = int(seconds.scaleb(9))
+    except (ArithmeticError, ValueError):  # decimal.Overflow, InvalidOperation, OverflowError
+        raise BadFrame(f"bad {what} {raw[:40]!r}") from None
     return check_ns(ns, what)
 
 

@@ -70,6 +70,15 @@ def test_v1_ticker_recording_one_quote_per_frame():
     assert quotes == 18
 
 
+@pytest.mark.parametrize("when", ["1e999999999", "1E+999999999", "9" * 40 + "e99999"])
+def test_a_time_too_large_for_decimal_is_a_named_error(when):
+    # decimal.Overflow is no OverflowError: the fuzz test once saw it leak as "internal: Overflow"
+    frame = f'[993,[["354.11000000","0.89594024","{when}","s","l",""]],"trade","XMR/USD"]'
+    r = KrakenAdapter().parse(frame, 42)
+    assert r.ticks == [] and r.error is not None and not r.error.startswith("internal:"), r.error
+    assert "timestamp" in r.error or "time" in r.error
+
+
 def test_symbols_keep_venue_base_names():
     a = KrakenAdapter()
     f = '[1,{"a":["1.0",1,"1.0"],"b":["0.9",1,"2.0"]},"ticker","XBT/USD"]'
