@@ -113,7 +113,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
         if isinstance(history, int):
             return history
         long = history.long()
-    bars = bar_events(long, args.interval, args.close_time)
+    left_out: list[str] = []
+    bars = bar_events(long, args.interval, args.close_time, left_out)
+    if left_out:
+        print(f"ticktide data publish: {len(left_out)} rows without a positive close are not published, e.g. "
+              f"{'; '.join(left_out[:3])}", file=sys.stderr)
     url = bus_url(args.bus)
     try:
         n = asyncio.run(publish_bars(bars, url))

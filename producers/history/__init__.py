@@ -72,8 +72,8 @@ async def load_history_async(symbols: list[str], start: dt.date, end: dt.date, i
                              quality_start: dt.date | None = None) -> History:
     """Fetch through the chain, preprocess with the rules, measure quality; symbols that fail are error lines.
 
-    ``quality_start`` (default ``start``) is where completeness is measured from (a workflow
-    fetches a warm-up period before its own start)."""
+    ``quality_start`` (default ``start``) is where completeness and a source's coverage are measured
+    from: a workflow fetches a warm-up period before its own start, which a later listing may lack."""
     config = config or HistoryConfig()
     rules = BarRules.from_file(config.rules)
     thresholds = dict(rules.thresholds)
@@ -82,7 +82,7 @@ async def load_history_async(symbols: list[str], start: dt.date, end: dt.date, i
             thresholds[name] = getattr(config.quality, name)
     out = History(start, end, interval)
     async with HistoryFetcher(config, cache_dir=cache_dir, sources=sources) as fetcher:
-        out.fetched = await fetcher.fetch(symbols, start, end, interval)
+        out.fetched = await fetcher.fetch(symbols, start, end, interval, required_from=quality_start)
     done: dict[str, Preprocessed] = {}
     for sym, res in out.fetched.items():
         if not res.ok:

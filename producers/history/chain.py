@@ -85,8 +85,11 @@ class HistoryFetcher:
                  sources: list[str] | None = None) -> None:
         self.config = config or HistoryConfig()
         self.sources_override = sources or self.config.sources
-        self.http = Http(HttpSettings(timeout_s=self.config.timeout_s, retries=self.config.retries,
-                                      backoff_s=self.config.backoff_s))
+        settings = HttpSettings(timeout_s=self.config.timeout_s, retries=self.config.retries,
+                                backoff_s=self.config.backoff_s)
+        if self.config.user_agent:
+            settings.user_agent = self.config.user_agent
+        self.http = Http(settings)
         self.cache = BarCache(cache_dir or self.config.cache_dir)
         c = self.config
         self._sources: dict[str, CachedSource] = {
@@ -113,16 +116,20 @@ class HistoryFetcher:
         return list(self.sources_override) if self.sources_override else \
             default_chain(symbol, "alphavantage" in self._sources)
 
-    async def fetch_symbol(self, symbol: str, start: dt.date, end: dt.date, interval: str = "1d") -> SymbolResult:
+    async def fetch_symbol(self, symbol: str, start: dt.date, end: dt.date, interval: str = "1d",
+                           required_from: dt.date | None = None) -> SymbolResult:
+        """``required_from`` (default ``start``): the rows the range should hold are counted from there; the
+        days before it (a workflow's warm-up) are fetched when they exist (a later listing is not a failure)."""
         result = SymbolResult(symbol)
         chain = self.chain_for(symbol)
         crypto = looks_like_crypto(symbol) or chain == ["binance"]
         # days from today on have no final bar yet
         until = min(end, dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))
-        need = max(1, int(expected_rows(symbol, start, max(until, start), interval, crypto) * self.config.min_coverage))
+        t0 = max(required_from or start, start)
+        need = max(1, int(expected_rows(symbol, t0, max(until, t0), interval, crypto) * self.config.min_coverage))
 
         def check(bars: pd.DataFrame, _name: str = "") -> None:
-            rows = len(bars)
+            rows = int((bars.index >= pd.Timestamp(t0, tz="UTC")).sum())
             if rows == 0:
                 raise SourceError("empty answer: no bars in the range")
             if rows < need:
@@ -151,13 +158,13 @@ class HistoryFetcher:
             return result
         return result
 
-    async def fetch(self, symbols: list[str], start: dt.date, end: dt.date,
-                    interval: str = "1d") -> dict[str, SymbolResult]:
+    async def fetch(self, symbols: list[str], start: dt.date, end: dt.date, interval: str = "1d",
+                    required_from: dt.date | None = None) -> dict[str, SymbolResult]:
         sem = asyncio.Semaphore(max(1, self.config.concurrency))
 
         async def one(sym: str) -> SymbolResult:
             async with sem:
-                return await self.fetch_symbol(sym, start, end, interval)
+                return await self.fetch_symbol(sym, start, end, interval, required_from)
 
         results = await asyncio.gather(*(one(s) for s in symbols))
         return dict(zip(symbols, results))

@@ -45,6 +45,7 @@ class HistoryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     alphavantage_function: str = "TIME_SERIES_DAILY_ADJUSTED"
     alphavantage_calls_per_minute: float = 5.0
     timeout_s: float = 20.0
+    user_agent: str | None = None  # default producers.history.base.USER_AGENT
     retries: int = 3
     backoff_s: float = 0.5
     cache_dir: str | None = None

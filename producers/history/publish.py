@@ -20,9 +20,11 @@ _INTERVAL = {"1m": "1min", "3m": "3min", "5m": "5min", "15m": "15min", "30m": "3
              "4h": "4h", "6h": "6h", "8h": "8h", "12h": "12h"}
 
 
-def bar_events(long: pd.DataFrame, interval: str = "1d", close_time: str = "21:00") -> list[Bar]:
+def bar_events(long: pd.DataFrame, interval: str = "1d", close_time: str = "21:00",
+               left_out: list[str] | None = None) -> list[Bar]:
     """Bars from a long bars table (``date, symbol, open, high, low, close, [adj_close,] volume, [source]``),
-    sorted by close time then symbol; rows without a positive close are left out."""
+    sorted by close time then symbol. A row without a positive close is no bar: it is left out and,
+    when ``left_out`` is given, named there (``SYMBOL DATE: close X``)."""
     if long.empty:
         return []
     t = pd.to_datetime(long["date"], utc=True)
@@ -37,6 +39,8 @@ def bar_events(long: pd.DataFrame, interval: str = "1d", close_time: str = "21:0
     for r in frame.itertuples(index=False):
         close = float(r.close)
         if not close > 0:
+            if left_out is not None:
+                left_out.append(f"{r.symbol} {r.date}: close {close}")
             continue
         fallback = lambda v: close if pd.isna(v) else float(v)  # noqa: E731
         out.append(Bar(symbol=str(r.symbol), ts_event=int(r.ts_close), open=fallback(getattr(r, "open", None)),

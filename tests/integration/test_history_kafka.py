@@ -11,7 +11,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import msgspec
 import pandas as pd

@@ -168,6 +168,16 @@ def test_publish_puts_bars_on_bars_v1_in_date_order(srv, tmp_path, capsys):
                                                                   key=lambda r: (r.partition, r.offset))]
     assert [(b.symbol, b.ts_event, b.close, b.source) for b in again] == \
         [(b.symbol, b.ts_event, b.close, b.source) for b in bars]
+    # a row that cannot be a bar is named, not silently dropped
+    table = pd.read_csv(tmp_path / "p.csv")
+    table.loc[0, "close"] = 0.0
+    table.to_csv(tmp_path / "bad.csv", index=False)
+    reset_memory_buses()
+    capsys.readouterr()
+    assert main(["data", "publish", "--input", str(tmp_path / "bad.csv"), "--bus", url]) == 0
+    err = capsys.readouterr().err
+    assert f"1 rows without a positive close are not published, e.g. AAPL {table.loc[0, 'date']}: close 0.0" in err
+    assert f"{len(bars) - 1} bars -> bars.v1" in err
     assert main(["data", "publish", "--input", str(tmp_path / "missing.csv"), "--bus", url]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("ticktide data publish: argument --input: no such file:"), last
@@ -185,3 +195,15 @@ def test_the_history_table_of_a_config_file(srv, tmp_path, capsys):
                "--out", str(tmp_path / "p.csv"), "--config", str(cfg)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "yahoo_ulr" in err[0] and err[0].startswith("ticktide data fetch: ")
+
+
+def test_a_listing_inside_the_warm_up_is_not_a_failure(srv, tmp_path):
+    cfg = write_small_workflow_config(tmp_path)
+    srv.serve("yahoo", "NEWCO", srv.closes.loc["2017-02-01":, "GE"])  # listed a month before --start
+    rc = main(["workflow", "run", "--symbols", "AAPL,NEWCO", "--start", "2017-03-01", "--end", "2017-04-28",
+               "--config", str(cfg), "--no-progress", "--no-report", "--out", str(tmp_path / "o"),
+               "--cache-dir", str(tmp_path / "c")])
+    assert rc == 0
+    r = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert r["symbols"] == ["AAPL", "NEWCO"] and r["data"]["sources"]["NEWCO"]["source"] == "yahoo"
+    assert r["data"]["quality"]["NEWCO"]["completeness"] == 1.0

@@ -290,3 +290,9 @@ def test_binance_intraday_klines_through_load_history_and_bar_events(srv, tmp_pa
     assert len(bars) == 72 and all(b.interval == "1h" for b in bars)
     assert bars[0].ts_event == int(pd.Timestamp("2024-03-01T01:00Z").value)  # the first hour's close
     assert [b.close for b in bars] == pytest.approx(closes.to_numpy())
+
+
+def test_the_user_agent_is_configurable(srv, tmp_path):
+    srv.script("yahoo", "GS", [(200, fixture("yahoo_chart_GS_2023-10.json"))])
+    fetch(cfg(srv, tmp_path, user_agent="Mozilla/5.0 (research)"), ["GS"], D(2023, 10, 2), D(2023, 10, 9))
+    assert srv.user_agents == {"Mozilla/5.0 (research)"}
