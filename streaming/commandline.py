@@ -208,6 +208,22 @@ async def start_cli_bus(args: argparse.Namespace, command: str | None = None, co
     return bus
 
 
+async def unless_stopped(work, stop: asyncio.Event):
+    """``await work``, unless a stop signal comes first (a broker that never answers must not
+    hold a start-up hostage): then None, the work cancelled."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=1.0)
+    return None
+
+
 def check_topic(name: str) -> str:
     from schemas.topics import CATALOGUE
 

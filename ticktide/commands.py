@@ -14,7 +14,7 @@ from streaming.bus import open_bus
 from streaming.commandline import (EMBEDDED_DEFAULT, CommandError, add_bus_option, add_config_option,
                                    add_shutdown_option, add_symbols_option, broker_unreachable, check_topic,
                                    cli_bus_url, ensure_reachable, install_stop_handlers, say_unreachable,
-                                   split_symbols, start_cli_bus)
+                                   split_symbols, start_cli_bus, unless_stopped)
 from streaming.metrics import serve_metrics
 from streaming.deadline import bounded
 from streaming.metrics import serve_metrics
@@ -38,15 +38,17 @@ async def _consume(args: argparse.Namespace) -> int:
             bus.settings.linger_ms = profile.linger_ms
             bus.settings.fetch_max_wait_ms = profile.fetch_max_wait_ms
 
+    stop = asyncio.Event()
+    install_stop_handlers(stop, args.shutdown_timeout)  # before the start: a hung broker must not hold it
     if args.exactly_once:  # the runner makes the producer transactional before it starts
         await ensure_reachable(url)
         bus = open_bus(url)
         configure(bus)
     else:  # started here, so an unusable broker is one line before the runner begins
-        bus = await start_cli_bus(args, configure=configure)
+        bus = await unless_stopped(start_cli_bus(args, configure=configure), stop)
+        if bus is None:
+            return 0
     serve_metrics(args.metrics_port)
-    stop = asyncio.Event()
-    install_stop_handlers(stop, args.shutdown_timeout)
     settings = RunnerSettings(group=args.group, max_records=args.max_records or profile.max_records,
                               poll_timeout_ms=profile.poll_timeout_ms, duration_s=args.duration,
                               exactly_once=args.exactly_once, instance=args.instance_id or "", freeze_heap=True,
@@ -97,10 +99,12 @@ def cmd_consume(args: argparse.Namespace) -> int:
 async def _subscribe(args: argparse.Namespace) -> int:
     check_topic(args.topic)
     connectivity.set_role("subscribe")
-    bus = await start_cli_bus(args)
-    serve_metrics(args.metrics_port)
     stop = asyncio.Event()
-    install_stop_handlers(stop, args.shutdown_timeout)
+    install_stop_handlers(stop, args.shutdown_timeout)  # before the start: a hung broker must not hold it
+    bus = await unless_stopped(start_cli_bus(args), stop)
+    if bus is None:
+        return 0
+    serve_metrics(args.metrics_port)
     group = args.group or f"ticktide-subscribe-{uuid.uuid4().hex[:8]}"
     sub = bus.subscribe([args.topic], group, from_beginning=args.from_beginning)
     symbols = set(split_symbols(args.symbols))

@@ -252,8 +252,17 @@ def test_profiles_choose_the_batch_and_kafka_settings(monkeypatch, argv, max_rec
     async def no_close(self):
         return None
 
+    async def reachable(url, timeout_s=0):
+        return None
+
+    import streaming.commandline
+    import ticktide.commands
+
     monkeypatch.setattr(runner_module.Runner, "run", fake_run)
     monkeypatch.setattr(streaming.bus.kafka.KafkaBus, "close", no_close)
+    monkeypatch.setattr(streaming.bus.kafka.KafkaBus, "start", no_close)  # no broker here: settings only
+    monkeypatch.setattr(streaming.commandline, "ensure_reachable", reachable)
+    monkeypatch.setattr(ticktide.commands, "ensure_reachable", reachable)
     assert main(["consume", "features", "--bus", "kafka://127.0.0.1:1", *argv]) == 0
     assert seen["settings"].max_records == max_records and seen["settings"].poll_timeout_ms == poll_ms
     assert seen["linger"] == linger_ms and seen["fetch"] in (100, 5)
