@@ -27,6 +27,7 @@ import pandas as pd
 
 from producers.history.base import BAR_COLUMNS
 from producers.validation import SEVERITIES, RuleError, RuleState, compile_condition
+from producers.validation.rules import combine_checks
 
 DEFAULT_RULES = Path(__file__).with_name("rules") / "default.toml"
 # stale_for and out_of_order need event/receive times and arrival order: a sorted history has neither
@@ -54,29 +55,6 @@ class _BarRule:
     check: Check
     tracked: set[str]
     actions: list[tuple[str, str, dict]]
-
-
-def _combine(checks: list[Check], match: str) -> Check:
-    if len(checks) == 1:
-        return checks[0]
-    if match == "all":
-        def check(t, st, _cs=tuple(checks)):
-            msgs = []
-            for c in _cs:
-                m = c(t, st)
-                if m is None:
-                    return None
-                msgs.append(m)
-            return " and ".join(msgs)
-        return check
-
-    def check_any(t, st, _cs=tuple(checks)):
-        for c in _cs:
-            m = c(t, st)
-            if m is not None:
-                return m
-        return None
-    return check_any
 
 
 def compile_rules(config: dict) -> list[_BarRule]:
@@ -116,7 +94,7 @@ def compile_rules(config: dict) -> list[_BarRule]:
             actions.append((typ, sev, a))
         if not actions:
             raise RuleError(f"{where}: needs at least one action")
-        rules.append(_BarRule(name, _combine(checks, match), tracked, actions))
+        rules.append(_BarRule(name, combine_checks(checks, match), tracked, actions))
     return rules
 
 

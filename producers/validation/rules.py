@@ -270,6 +270,30 @@ class _Rule:
         self.match = match
 
 
+def combine_checks(checks: list[_Check], match: str) -> _Check:
+    """One check from a rule's conditions: ``all`` fire (their messages joined) or ``any`` fires (the first)."""
+    if len(checks) == 1:
+        return checks[0]
+    if match == "all":
+        def check_all(t, st, _cs=tuple(checks)):
+            msgs = []
+            for c in _cs:
+                m = c(t, st)
+                if m is None:
+                    return None
+                msgs.append(m)
+            return " and ".join(msgs)
+        return check_all
+
+    def check_any(t, st, _cs=tuple(checks)):
+        for c in _cs:
+            m = c(t, st)
+            if m is not None:
+                return m
+        return None
+    return check_any
+
+
 def _compile_rule(r: dict, index: int) -> tuple[_Rule, set[str], set[str], tuple[str, ...]]:
     name = r.get("name") or f"rule{index}"
     where = f"rule {name!r}"
@@ -294,24 +318,7 @@ def _compile_rule(r: dict, index: int) -> tuple[_Rule, set[str], set[str], tuple
     match = r.get("match", "all")
     if match not in ("all", "any"):
         raise RuleError(f"{where}: match must be 'all' or 'any'")
-    if len(compiled) == 1:
-        check = compiled[0]
-    elif match == "all":
-        def check(t, st, _cs=tuple(compiled)):
-            msgs = []
-            for c in _cs:
-                m = c(t, st)
-                if m is None:
-                    return None
-                msgs.append(m)
-            return " and ".join(msgs)
-    else:
-        def check(t, st, _cs=tuple(compiled)):
-            for c in _cs:
-                m = c(t, st)
-                if m is not None:
-                    return m
-            return None
+    check = combine_checks(compiled, match)
     actions = []
     raw_actions = r.get("actions")
     if not isinstance(raw_actions, list) or not raw_actions:

@@ -8,35 +8,18 @@ a clean machine by chance. This starts a second broker with such an id.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "kafka-local"
-
-
-def _free_port_pair() -> int:
-    """A port p with p and p+1 both free (listener and controller)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-        except (OSError, OverflowError):  # taken, or port + 1 past 65535
-            continue
-        return port
-    raise RuntimeError("no free pair of ports")
+from tests.integration.brokers import SCRIPT, free_port_pair
 
 
 @pytest.mark.timeout(180)
 def test_broker_starts_with_a_cluster_id_that_looks_like_a_flag(kafka_broker: str, tmp_path: Path) -> None:
     # kafka_broker: the jars are resolved and Java works (the main broker answers).
-    port = _free_port_pair()
+    port = free_port_pair()
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(port + 1),
            "KAFKA_DATA_DIR": str(tmp_path / "data"),
            "KAFKA_CLUSTER_ID": "-AbCdEfGhIjKlMnOpQrStU", "KAFKA_HEAP_OPTS": "-Xms128m -Xmx256m"}
