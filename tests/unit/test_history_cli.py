@@ -200,10 +200,11 @@ def test_the_history_table_of_a_config_file(srv, tmp_path, capsys):
 def test_a_listing_inside_the_warm_up_is_not_a_failure(srv, tmp_path):
     cfg = write_small_workflow_config(tmp_path)
     srv.serve("yahoo", "NEWCO", srv.closes.loc["2017-02-01":, "GE"])  # listed a month before --start
-    rc = main(["workflow", "run", "--symbols", "AAPL,NEWCO", "--start", "2017-03-01", "--end", "2017-04-28",
+    # three symbols with history besides NEWCO: max_weight 0.4 can hold 100 % before NEWCO qualifies
+    rc = main(["workflow", "run", "--symbols", "AAPL,GE,WMT,NEWCO", "--start", "2017-03-01", "--end", "2017-04-28",
                "--config", str(cfg), "--no-progress", "--no-report", "--out", str(tmp_path / "o"),
                "--cache-dir", str(tmp_path / "c")])
     assert rc == 0
     r = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert r["symbols"] == ["AAPL", "NEWCO"] and r["data"]["sources"]["NEWCO"]["source"] == "yahoo"
+    assert r["symbols"] == ["AAPL", "GE", "WMT", "NEWCO"] and r["data"]["sources"]["NEWCO"]["source"] == "yahoo"
     assert r["data"]["quality"]["NEWCO"]["completeness"] == 1.0
