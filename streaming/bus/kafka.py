@@ -1,105 +1,31 @@
 """``kafka://host:port[,host:port]``: the real engine, through aiokafka.
 
-Producer: idempotent, ``acks=all``, small linger so a batch of outputs goes
-out in a few requests. Consumers: manual commits, ``getmany`` batches, a
-rebalance listener that forwards to the runner's hooks. Security settings
-(SASL, TLS) pass through from the URL query or the environment, see
-``KafkaSettings.from_url``.
+``KafkaBus``: the producer (idempotent, ``acks=all``, per-message ``publish`` and
+per-partition ``publish_batch``, transactions for exactly-once), topic admin
+(``ensure_topics``, ``missing_topics``) and ``read_all`` for changelogs. Beside it:
+``kafka_settings`` (the URL: brokers, security, prefix, tuning) and
+``kafka_subscription`` (consumer groups: batches, commits, seeks, lag).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping, Sequence
-from urllib.parse import parse_qsl, urlsplit
+from typing import Mapping, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaTimeoutError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
-from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition as KafkaTP
 
-from schemas.topics import CATALOGUE, lookup, replication_for
+from schemas.topics import lookup, replication_for
 from streaming import connectivity
-from streaming.bus.columns import Columns
 from streaming.bus.base import CommitFailed, Record, RebalanceHook, TopicPartition
-from streaming.bus.memory import _call
+from streaming.bus.kafka_settings import KafkaSettings
+from streaming.bus.kafka_subscription import KafkaSubscription, _to_record
 
 log = logging.getLogger(__name__)
-
-_SECURITY_KEYS = ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
-
-
-@dataclass
-class KafkaSettings:
-    bootstrap: str
-    client_id: str = "ticktide"
-    security: dict[str, Any] = field(default_factory=dict)
-    replication_factor: int | None = None  # None: the topic's, else from the cluster size
-    min_insync_replicas: int | None = None
-    linger_ms: int = 5
-    fetch_max_wait_ms: int = 500  # aiokafka's default; the runtime profiles set it (streaming.profiles)
-    max_batch_size: int = 1_000_000  # under the broker default message.max.bytes (1 MiB): fewer produce round trips
-    # how long a queued message may wait for its partition's leader (a broker outage) before it fails
-    request_timeout_ms: int = 40_000
-    isolation_level: str = "read_committed"
-    topic_prefix: str = ""  # namespaces every topic, e.g. "staging." or one per test
-
-    def physical(self, topic: str) -> str:
-        return self.topic_prefix + topic
-
-    def logical(self, topic: str) -> str:
-        return topic[len(self.topic_prefix):] if topic.startswith(self.topic_prefix) else topic
-
-    @classmethod
-    def from_url(cls, url: str) -> "KafkaSettings":
-        """``kafka://h1:9092,h2:9092?security_protocol=SASL_SSL&sasl_mechanism=SCRAM-SHA-512``.
-
-        Query keys: security_protocol, sasl_mechanism, ssl_cafile, client_id,
-        replication_factor, min_insync_replicas (for ``topics create``; also
-        TICKTIDE_KAFKA_REPLICATION, TICKTIDE_KAFKA_MIN_ISR; default from the catalogue, else 1/1 on
-        one broker and 3/2 on three or more), prefix (a topic-name prefix; also TICKTIDE_TOPIC_PREFIX).
-
-        Secrets come from the environment, never the URL in logs:
-        TICKTIDE_KAFKA_SASL_USERNAME, TICKTIDE_KAFKA_SASL_PASSWORD,
-        TICKTIDE_KAFKA_SSL_CAFILE (plus _CERTFILE/_KEYFILE for mutual TLS).
-        """
-        parts = urlsplit(url)
-        if parts.scheme != "kafka" or not parts.netloc:
-            raise ValueError(f"not a kafka URL: {url!r} (expected kafka://host:port)")
-        query = dict(parse_qsl(parts.query))
-        security: dict[str, Any] = {k: query[k] for k in _SECURITY_KEYS if k in query}
-        env = os.environ
-        if env.get("TICKTIDE_KAFKA_SECURITY_PROTOCOL"):
-            security.setdefault("security_protocol", env["TICKTIDE_KAFKA_SECURITY_PROTOCOL"])
-        if env.get("TICKTIDE_KAFKA_SASL_MECHANISM"):
-            security.setdefault("sasl_mechanism", env["TICKTIDE_KAFKA_SASL_MECHANISM"])
-        if env.get("TICKTIDE_KAFKA_SASL_USERNAME"):
-            security["sasl_plain_username"] = env["TICKTIDE_KAFKA_SASL_USERNAME"]
-            security["sasl_plain_password"] = env.get("TICKTIDE_KAFKA_SASL_PASSWORD", "")
-        if security.get("security_protocol", "PLAINTEXT") in ("SSL", "SASL_SSL"):
-            security["ssl_context"] = create_ssl_context(
-                cafile=query.get("ssl_cafile") or env.get("TICKTIDE_KAFKA_SSL_CAFILE"),
-                certfile=env.get("TICKTIDE_KAFKA_SSL_CERTFILE"),
-                keyfile=env.get("TICKTIDE_KAFKA_SSL_KEYFILE"),
-            )
-        return cls(
-            bootstrap=parts.netloc,
-            client_id=query.get("client_id", "ticktide"),
-            security=security,
-            replication_factor=_int_or_none(query.get("replication_factor", env.get("TICKTIDE_KAFKA_REPLICATION"))),
-            min_insync_replicas=_int_or_none(query.get("min_insync_replicas", env.get("TICKTIDE_KAFKA_MIN_ISR"))),
-            topic_prefix=query.get("prefix", env.get("TICKTIDE_TOPIC_PREFIX", "")),
-        )
-
-
-def _int_or_none(text: str | None) -> int | None:
-    return int(text) if text not in (None, "") else None
 
 
 class KafkaBus:
@@ -355,124 +281,4 @@ async def _at_end(consumer: AIOKafkaConsumer, ends: dict[KafkaTP, int]) -> bool:
     return True
 
 
-def _to_record(r: Any, settings: KafkaSettings) -> Record:
-    return Record(settings.logical(r.topic), r.partition, r.offset, r.key, r.value, r.timestamp,
-                  tuple(r.headers or ()))
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, sub: "KafkaSubscription") -> None:
-        self.sub = sub
-
-    async def on_partitions_revoked(self, revoked):  # noqa: D401 - aiokafka's names
-        await _call(self.sub.on_revoke, self.sub._logical(revoked))
-
-    async def on_partitions_assigned(self, assigned):
-        await _call(self.sub.on_assign, self.sub._logical(assigned))
-
-
-class KafkaSubscription:
-    def __init__(self, settings: KafkaSettings, topics: tuple[str, ...], group: str,
-                 on_assign: RebalanceHook | None, on_revoke: RebalanceHook | None,
-                 from_beginning: bool) -> None:
-        self.settings, self.topics, self.group = settings, topics, group
-        self.on_assign, self.on_revoke = on_assign, on_revoke
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap,
-            client_id=settings.client_id,
-            group_id=settings.physical(group),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest" if from_beginning else "latest",
-            isolation_level=settings.isolation_level,
-            # range keeps co-partitioned inputs (ticks.v1 p2 and bars.v1 p2) on one member
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
-            max_poll_interval_ms=300_000,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            **settings.security,
-        )
-        self._started = False
-        self._closed = False
-
-    async def _start(self) -> None:
-        if not self._started:
-            await self._consumer.start()
-            self._consumer.subscribe([self.settings.physical(t) for t in self.topics], listener=_Listener(self))
-            self._started = True
-
-    async def batches(self, max_records: int = 500, timeout_ms: int = 200) -> AsyncIterator[list[Record]]:
-        await self._start()
-        while not self._closed:
-            got = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-            batch: list[Record] = []
-            for tp in sorted(got, key=lambda t: (t.topic, t.partition)):
-                batch.extend(_to_record(r, self.settings) for r in got[tp])
-            yield batch
-
-    async def column_batches(self, max_records: int = 500, timeout_ms: int = 200) -> AsyncIterator[Columns]:
-        """As ``batches``, but columnar: no Record per message (see streaming.bus.columns)."""
-        await self._start()
-        logical = self.settings.logical
-        while not self._closed:
-            got = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-            cols = Columns()
-            for tp in sorted(got, key=lambda t: (t.topic, t.partition)):
-                recs = got[tp]
-                cols.add_partition(logical(tp.topic), tp.partition, [r.offset for r in recs],
-                                   [r.key for r in recs], [r.value for r in recs], [r.timestamp for r in recs])
-            yield cols
-
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        if offsets:
-            try:
-                await self._consumer.commit({self._physical(tp): off for tp, off in offsets.items()})
-            except CommitFailedError as exc:  # the group rebalanced under us: the consumer rejoins
-                raise CommitFailed(str(exc)) from exc
-
-    def _physical(self, tp: TopicPartition) -> KafkaTP:
-        return KafkaTP(self.settings.physical(tp.topic), tp.partition)
-
-    def _logical(self, tps) -> list[TopicPartition]:
-        return sorted(TopicPartition(self.settings.logical(tp.topic), tp.partition) for tp in tps)
-
-    async def seek(self, tp: TopicPartition, offset: int) -> None:
-        ktp = self._physical(tp)
-        # let a pending offset reset of a new partition finish first, or it would win over our seek
-        await self._consumer.position(ktp)
-        self._consumer.seek(ktp, offset)
-
-    async def seek_to_beginning(self, tp: TopicPartition) -> bool:
-        ktp = self._physical(tp)
-        if await self._consumer.committed(ktp) is None:
-            return False  # nothing committed: auto_offset_reset=earliest already starts there
-        # seek_to_beginning() while the new partition's reset is pending delivers records twice
-        await self._consumer.position(ktp)
-        self._consumer.seek(ktp, (await self._consumer.beginning_offsets([ktp]))[ktp])
-        return True
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self._logical(self._consumer.assignment()))
-
-    async def committed(self, tp: TopicPartition) -> int | None:
-        return await self._consumer.committed(self._physical(tp))
-
-    async def lag(self) -> dict[TopicPartition, int]:
-        out: dict[TopicPartition, int] = {}
-        for tp in self._consumer.assignment():
-            high = self._consumer.highwater(tp)
-            if high is None:
-                continue
-            try:
-                pos = await self._consumer.position(tp)
-            except Exception:  # noqa: BLE001 - a partition being revoked has no position
-                continue
-            out[TopicPartition(self.settings.logical(tp.topic), tp.partition)] = max(0, high - pos)
-        return out
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._started:
-            await self._consumer.stop()
+__all__ = ["KafkaBus", "KafkaSettings", "KafkaSubscription"]
