@@ -58,8 +58,12 @@ class PrivateBroker:
         self._run("kill", 60)
 
     def remove(self) -> None:
-        subprocess.run([str(SCRIPT), "stop"], env={**self.env, "KAFKA_KEEP_DATA": "0"}, capture_output=True,
-                       timeout=60)
+        try:
+            subprocess.run([str(SCRIPT), "stop"], env={**self.env, "KAFKA_KEEP_DATA": "0"}, capture_output=True,
+                           timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        subprocess.run(["pkill", "-KILL", "-f", f"run-{self.port}/server.properties"], capture_output=True, timeout=30)
 
 
 def free_port_run(n: int) -> int:
@@ -106,8 +110,13 @@ class PrivateCluster:
         self._run("start", "--node", str(node), keep=True)
 
     def remove(self) -> None:
-        subprocess.run([str(SCRIPT), "stop"], env={**self.env, "KAFKA_KEEP_DATA": "0"}, capture_output=True,
-                       timeout=120)
+        try:
+            subprocess.run([str(SCRIPT), "stop"], env={**self.env, "KAFKA_KEEP_DATA": "0"}, capture_output=True,
+                           timeout=120)
+        except subprocess.TimeoutExpired:
+            pass
+        # a node that outlived its peers can wait out its controlled shutdown: never leave one running
+        subprocess.run(["pkill", "-KILL", "-f", f"run-{self.port}-cluster/"], capture_output=True, timeout=30)
 
 
 async def read_topic(url: str, topic: str) -> list:
