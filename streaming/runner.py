@@ -23,13 +23,14 @@ from typing import Sequence
 
 from schemas.events import Health
 from schemas.topics import DLQ, HEALTH, changelog_topic
-from streaming import changelog, metrics
+from streaming import metrics
 from streaming.batch import decode_records
 from streaming.bus.columns import Columns
 from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPartition
 from streaming.codec import encode
 from streaming.processor import Envelope, Processor, ProcessResult
 from streaming.runner_columns import BatchPaths
+from streaming.runner_state import StateHooks
 from streaming.stopping import BoundedStop
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class RunnerSettings:
     freeze_heap: bool = False
 
 
-class Runner(BatchPaths, BoundedStop):
+class Runner(BatchPaths, StateHooks, BoundedStop):
     def __init__(self, processor: Processor, bus: Bus, settings: RunnerSettings | None = None,
                  stop: asyncio.Event | None = None) -> None:
         self.processor = processor
@@ -90,88 +91,6 @@ class Runner(BatchPaths, BoundedStop):
         self._committed: dict[TopicPartition, int] = {}  # next offset, as committed
         self._reported_lag: set[TopicPartition] = set()
         self._outage_seen = False  # the broker went away since the last health report
-
-    # -- rebalance hooks ----------------------------------------------------
-    async def _on_assign(self, gained: list[TopicPartition]) -> None:
-        log.info("%s assigned %s", self.name, [f"{t}:{p}" for t, p in gained])
-        if not self.processor.stateful:
-            return
-        async with self._lock:
-            try:
-                await self._restore(gained)
-            except Exception as exc:  # noqa: BLE001 - surfaced by the loop: never run on a bad restore
-                log.exception("%s: restoring state failed", self.name)
-                self._fatal = exc
-
-    async def _restore(self, gained: list[TopicPartition]) -> None:
-        log.info("%s: reading %s", self.name, self.changelog)
-        states = changelog.read_latest(await self.bus.read_all(self.changelog))
-        log.info("%s: changelog holds state for partitions %s", self.name, sorted(states))
-        for p in sorted({tp.partition for tp in gained}):
-            state = states.get(p, changelog.PartitionState())
-            state.restore_into(self.processor, p)
-            for tp in (tp for tp in gained if tp.partition == p):
-                offset = state.start_offset(tp.topic)
-                if offset is None:
-                    if await self._sub.seek_to_beginning(tp):  # no state yet: rebuild it from the start
-                        self._seeks[tp] = self._seeks.get(tp, 0) + 1
-                else:
-                    await self._sub.seek(tp, offset)
-                    self._seeks[tp] = self._seeks.get(tp, 0) + 1  # same step as the seek: no await between
-                floors = {k: f for k, f in state.floors(tp.topic).items() if f > (offset or 0)}
-                if floors:
-                    self._floors[tp] = floors
-                committed = await self._sub.committed(tp)
-                if committed is not None and committed > (offset or 0):
-                    self._mute[tp] = committed
-                self._next_offsets.pop(tp, None)
-        log.info("%s: restored %d partitions", self.name, len({tp.partition for tp in gained}))
-
-    async def _on_revoke(self, lost: list[TopicPartition]) -> None:
-        log.info("%s revoked %s", self.name, [f"{t}:{p}" for t, p in lost])
-        async with self._lock:
-            await self._release(lost)
-
-    async def _release(self, lost: list[TopicPartition]) -> None:
-        if self.processor.stateful:
-            lost_parts = {tp.partition for tp in lost}
-            await self._snapshot(lost_parts)
-            for p in lost_parts:
-                self.processor.drop(p)
-        for tp in lost:
-            self._next_offsets.pop(tp, None)
-            self._floors.pop(tp, None)
-            self._mute.pop(tp, None)
-            try:  # the new owner reports this partition's lag now
-                self._children.forget(metrics.CONSUMER_LAG, self.group, tp.topic, str(tp.partition))
-                metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
-            except KeyError:
-                pass
-
-    # -- snapshots ------------------------------------------------------------
-    async def _snapshot(self, partitions: set[int] | None = None) -> None:
-        parts = self._dirty if partitions is None else (partitions & self._dirty)
-        if parts:
-            await self._in_transaction(self._write_snapshot, parts)
-
-    async def _write_snapshot(self, parts: set[int]) -> dict:
-        size = 0
-        for p in sorted(parts):
-            offsets = {tp.topic: off for tp, off in self._next_offsets.items() if tp.partition == p}
-            items = self.processor.dirty_items(p)
-            if items is None:
-                state = self.processor.snapshot(p)
-                records = [] if state is None else [(None, state)]
-            else:
-                records = sorted(items.items())
-            for item, state in records:
-                size += len(state)
-                await self.bus.publish(self.changelog, changelog.record_key(p, item),
-                                       changelog.encode(changelog.Snapshot(p, offsets, state, item)))
-        self._dirty -= parts
-        metrics.SNAPSHOTS.labels(self.name).inc()
-        metrics.STATE_BYTES.labels(self.name).set(size)
-        return {}
 
     async def _in_transaction(self, work, *args) -> None:
         """Run ``work`` (which publishes and returns input offsets to commit) as one unit:
@@ -327,28 +246,6 @@ class Runner(BatchPaths, BoundedStop):
                 seen = (min(r.offset for r in records if r.partition == tp.partition and r.topic == tp.topic), 0)
             self._seen[tp] = (seen[0], nxt)
         return offsets
-
-    def _muted(self, r: Record | Envelope) -> bool:
-        tp = TopicPartition(r.topic, r.partition)
-        end = self._mute.get(tp)
-        if end is None:
-            return False
-        if r.offset >= end:
-            del self._mute[tp]
-            return False
-        return True
-
-    def _already_reflected(self, env: Envelope) -> bool:
-        """True for an input that its item's restored state already includes."""
-        tp = TopicPartition(env.topic, env.partition)
-        floors = self._floors.get(tp)
-        if not floors:
-            return False
-        if env.offset >= max(floors.values()):
-            del self._floors[tp]  # past every item's snapshot: nothing more to skip
-            return False
-        floor = floors.get(self.processor.item_key(env) or "")
-        return floor is not None and env.offset < floor
 
     def _process_isolating_failures(self, envelopes: list[Envelope]) -> ProcessResult:
         """Process the batch; if it raises, retry one input at a time so only the poison is rejected."""

@@ -53,8 +53,8 @@ def test_every_relative_link_resolves_inside_the_repo():
 
 def test_the_checker_sees_a_broken_link(tmp_path):
     md = tmp_path / "x.md"
-    md.write_text("see [the design](../shared/DESIGN.md) and `[not a link](code)`\n```\n[x](fenced.md)\n```\n")
-    assert links(md) == ["../shared/DESIGN.md"]
+    md.write_text("see [the design](../elsewhere/DESIGN.md) and `[not a link](code)`\n```\n[x](fenced.md)\n```\n")
+    assert links(md) == ["../elsewhere/DESIGN.md"]
 
 
 def test_the_files_the_rules_and_dashboard_point_to_exist():
