@@ -245,11 +245,11 @@ def broker_unreachable(exc: BaseException) -> bool:
     return type(exc).__name__ in ("KafkaConnectionError", "NoBrokersAvailable") or isinstance(exc, ConnectionError)
 
 
-def say_unreachable(command: str, url: str, exc: BaseException) -> int:
-    """One error line for a broker that cannot be reached at start; the exit code (2)."""
-    print(f"ticktide {command}: cannot reach the broker at {url.split('?')[0]} ({type(exc).__name__}) "
-          "(start it, or fix --bus)", file=sys.stderr)
-    return 2
+def unreachable(url: str, exc: BaseException) -> CommandError:
+    """The one-line error for a broker that answered the TCP check but not the client (exit 1), the same
+    words as :func:`ensure_reachable`'s."""
+    return CommandError(f"cannot reach Kafka at {url.split('?')[0]} ({type(exc).__name__})",
+                        "start a broker, or point --bus / $TICKTIDE_BUS at one", exit_code=1)
 
 
 def _dump_tasks() -> None:

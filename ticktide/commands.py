@@ -13,9 +13,8 @@ from streaming import connectivity
 from streaming.bus import open_bus
 from streaming.commandline import (EMBEDDED_DEFAULT, CommandError, add_bus_option, add_config_option,
                                    add_shutdown_option, add_symbols_option, broker_unreachable, check_topic,
-                                   cli_bus_url, ensure_reachable, install_stop_handlers, say_unreachable,
-                                   split_symbols, start_cli_bus, unless_stopped)
-from streaming.metrics import serve_metrics
+                                   cli_bus_url, ensure_reachable, install_stop_handlers, split_symbols,
+                                   start_cli_bus, unless_stopped, unreachable)
 from streaming.deadline import bounded
 from streaming.metrics import serve_metrics
 from ticktide.processors import CONSUMERS, create_processor
@@ -59,7 +58,7 @@ async def _consume(args: argparse.Namespace) -> int:
     except Exception as exc:
         if not broker_unreachable(exc):
             raise
-        return say_unreachable(f"consume {processor.name}", bus.url, exc)
+        raise unreachable(bus.url, exc) from exc
     finally:
         pending = _pending(bus)
         failed = await bounded(bus.close(), max(0.5, runner.remaining_shutdown_s()))

@@ -10,7 +10,7 @@ import sys
 
 from streaming import connectivity
 from streaming.commandline import (add_bus_option, add_shutdown_option, broker_unreachable, cli_bus_url,
-                                   ensure_reachable, install_stop_handlers, say_unreachable)
+                                   ensure_reachable, install_stop_handlers, unreachable)
 from streaming.deadline import bounded
 
 log = logging.getLogger("ticktide.gateway")
@@ -78,7 +78,7 @@ async def _serve(args: argparse.Namespace) -> int:
     except Exception as exc:
         if not broker_unreachable(exc):
             raise
-        return say_unreachable("gateway", bus.url, exc)
+        raise unreachable(bus.url, exc) from exc
     site = web.TCPSite(runner, args.host, args.port, backlog=2048)
     try:
         await site.start()
