@@ -201,14 +201,7 @@ def tracking_error(returns, benchmark, periods: int = PERIODS_PER_YEAR) -> float
 
 def information_ratio(returns, benchmark, periods: int = PERIODS_PER_YEAR) -> float | None:
     r, b = aligned(returns, benchmark)
-    if r.size < 2:
-        return None
-    active = r - b
-    std = np.std(active, ddof=1)
-    if np.max(active) == np.min(active):
-        std = 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.divide(np.mean(active), std) * math.sqrt(periods))
+    return sharpe(r - b, 0.0, periods)  # the Sharpe ratio of the active return (empyrical's excess_sharpe x sqrt)
 
 
 def benchmark_metrics(returns, benchmark, risk_free: float = 0.0,
