@@ -30,6 +30,7 @@ import asyncio
 import os
 import platform
 import signal
+import re
 import statistics
 import subprocess
 import sys
@@ -121,6 +122,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def broker_pid(bootstrap: str) -> int | None:
+    """The pid of the local process listening on the bootstrap port (``ss``), to count the broker's
+    CPU too: on a shared machine the broker is often the other half of the bill."""
+    port = bootstrap.rsplit(":", 1)[-1]
+    try:
+        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    pids = {int(p) for p in re.findall(r"pid=(\d+)", out)}
+    return pids.pop() if len(pids) == 1 else None
+
+
 def command(contender: str, bootstrap: str, prefix: str, group: str, state_dir: str) -> list[str]:
     py = sys.executable
     if contender == "baseline":
@@ -176,7 +189,8 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
         watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap)
         await watcher.start()
         sink = [TopicPartition(f"{prefix}{sink_name(contender)}", p) for p in range(6)]
-        samples: list[tuple[float, int, float]] = []  # time, outputs written, cpu
+        samples: list[tuple[float, int, float, float]] = []  # time, outputs written, cpu, broker cpu
+        broker = broker_pid(bootstrap)
         deadline = time.monotonic() + timeout_s
         ticktide = contender.startswith("ticktide") or contender == "baseline"
         group_id = prefix + group if ticktide else group  # ticktide prefixes its group ids
@@ -186,7 +200,8 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
                     if proc.poll() is not None:
                         raise RuntimeError(f"{contender} exited {proc.returncode}: {log_path.read_text()[-2000:]}")
                 written = sum((await watcher.end_offsets(sink)).values())
-                samples.append((time.monotonic(), written, sum(cpu_seconds(p.pid) for p in procs)))
+                samples.append((time.monotonic(), written, sum(cpu_seconds(p.pid) for p in procs),
+                                cpu_seconds(broker) if broker else float("nan")))
                 # done when the group committed every input (its outputs are all out by then)
                 if written >= n and await committed_total(admin, group_id) >= n:
                     break
@@ -212,6 +227,7 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
     seconds = end[0] - started[0]
     result = {"contender": contender, "msgs_per_s": drained / seconds if seconds > 0 else float("nan"),
               "cpu_us_per_msg": (end[2] - started[2]) / max(drained, 1) * 1e6,
+              "broker_us_per_msg": (end[3] - started[3]) / max(drained, 1) * 1e6,
               "prefix": prefix, "drained": drained}
     result["outputs"] = await verify(contender, bootstrap, f"{prefix}{sink_name(contender)}", n)
     await delete_topics(bootstrap, prefix)
@@ -329,16 +345,18 @@ def report(results: list[dict], n: int) -> None:
     med = {c: statistics.median(r["msgs_per_s"] for r in rs) for c, rs in by.items()}
     print(f"\n{n} ticks, 10 symbols; {len(next(iter(by.values())))} repetitions; CPU {cpu_model()}, "
           f"{os.cpu_count()} cores")
-    print("| contender | msgs/s (each run) | median msgs/s | CPU µs/msg (median) | vs passthrough | vs quix |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| contender | msgs/s (each run) | median msgs/s | CPU µs/msg (median) | broker CPU µs/msg | "
+          "vs passthrough | vs quix |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for c in CONTENDERS + EXTRA:
         if c not in by:
             continue
         runs = ", ".join(f"{r['msgs_per_s']:,.0f}" for r in by[c])
         cpu = statistics.median(r["cpu_us_per_msg"] for r in by[c])
+        broker = statistics.median(r["broker_us_per_msg"] for r in by[c])
         vs_pt = f"{med[c] / med['passthrough']:.2f}x" if "passthrough" in med else "-"
         vs_q = f"{med[c] / med['quix']:.2f}x" if "quix" in med else "-"
-        print(f"| {c} | {runs} | {med[c]:,.0f} | {cpu:.1f} | {vs_pt} | {vs_q} |")
+        print(f"| {c} | {runs} | {med[c]:,.0f} | {cpu:.1f} | {broker:.1f} | {vs_pt} | {vs_q} |")
     if "baseline" in med and "ticktide" in med:
         print(f"ticktide / baseline ({BASELINE_ROOT[0]}): {med['ticktide'] / med['baseline']:.2f}x msgs/s")
     if "ticktide-2" in med and "ticktide" in med:
@@ -359,7 +377,8 @@ async def throughput(args: argparse.Namespace) -> int:
         order = contenders[rep % len(contenders):] + contenders[:rep % len(contenders)]
         for c in order:
             r = await run_one(c, bootstrap, messages, args.timeout, log_dir)
-            print(f"rep {rep + 1} {c}: {r['msgs_per_s']:,.0f} msgs/s, {r['cpu_us_per_msg']:.1f} CPU µs/msg, "
+            print(f"rep {rep + 1} {c}: {r['msgs_per_s']:,.0f} msgs/s, {r['cpu_us_per_msg']:.1f} CPU µs/msg "
+                  f"(broker {r['broker_us_per_msg']:.1f}), "
                   f"{r['outputs']} outputs verified", flush=True)
             results.append(r)
     report(results, args.ticks)
@@ -380,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=10_000, help="--latency: ticks per second")
     ap.add_argument("--seconds", type=float, default=60, help="--latency: how long to send")
     ap.add_argument("--profile", default="latency", help="--latency: the consumers' --profile")
+    ap.add_argument("--warmup", type=float, default=5, help="--latency: seconds sent first, reported apart")
     args = ap.parse_args(argv)
     if args.baseline_root:
         BASELINE_ROOT.append(args.baseline_root)

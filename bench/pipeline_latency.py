@@ -7,6 +7,12 @@ a reader on features.v1 and signals.v1 records, per message, receive time
 minus the tick's ``ts_recv`` (FeatureVector/Signal ``ts_ingest``). Prints
 p50/p99/max per topic, per 10-second window too, so a growing backlog shows
 (each window's p99 larger than the one before).
+
+The first ``--warmup`` seconds of ticks (default 5) are sent at the same rate but
+reported on their own row: they include the groups' first fetches and the
+producers' first metadata requests. The signals consumer runs with every
+cooldowns at 1 s of event time (``SIGNALS_CONFIG``): with the default 300 s a minute
+of ticks gives a few dozen signals, too few for a p99.
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ import numpy as np
 
 from bench_pipeline import ROOT, SYMBOLS, make_series
 from schemas.events import Tick
+
+
+SIGNALS_CONFIG = """# bench: every rule, 1 s (event time) cooldowns, so signals flow all the time
+cooldown_s = 1
+[rules.breakout]
+windows = [20, 50]
+"""
 
 
 class _Stamp(msgspec.Struct):
@@ -53,7 +66,7 @@ async def _read(bootstrap: str, topics: list[str], stop: asyncio.Event,
                 for r in recs:
                     ingest = dec.decode(r.value).ts_ingest
                     if ingest:
-                        out.append((now / 1e9, (now - ingest) / 1e6))
+                        out.append((ingest / 1e9, (now - ingest) / 1e6))
     finally:
         await consumer.stop()
 
@@ -84,7 +97,9 @@ async def _send(bus, rate: float, seconds: float) -> int:
     return sent
 
 
-async def latency(args) -> int:
+async def _one_run(args, root: str) -> tuple[int, float, dict[str, list[tuple[float, float]]], Path]:
+    """One run of the two consumers from the checkout ``root``: (ticks sent, start of the
+    measured part, per topic (ingest time, latency ms), the logs' folder)."""
     from streaming.bus.kafka import KafkaBus
 
     bootstrap = args.bus.split("://", 1)[1].split("?", 1)[0]
@@ -94,21 +109,23 @@ async def latency(args) -> int:
     bus.settings.linger_ms = 0
     await bus.ensure_topics(["ticks.v1", "features.v1", "signals.v1", "alerts.v1", "dlq.v1", "health.v1"])
     await bus.start()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(root)}
     logs = Path(tempfile.mkdtemp(prefix="ticktide-bench-latency-"))
     procs = []
+    (logs / "signals.toml").write_text(SIGNALS_CONFIG)
     for name in ("features", "signals"):
         log = open(logs / f"{name}.log", "wb")
+        config = ["--config", str(logs / "signals.toml")] if name == "signals" else []
         procs.append(subprocess.Popen([sys.executable, "-m", "ticktide.cli", "consume", name, "--bus", url,
-                                       "--profile", args.profile, "--group", f"{prefix}{name}"],
-                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+                                       "--profile", args.profile, "--group", f"{prefix}{name}", *config],
+                                      cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
         await asyncio.sleep(8)  # join both groups (kernels warm, partitions assigned)
         got: dict[str, list[tuple[float, float]]] = {}
         stop = asyncio.Event()
         reader = asyncio.create_task(_read(bootstrap, [f"{prefix}features.v1", f"{prefix}signals.v1"], stop, got))
-        t0 = time.time()
-        sent = await _send(bus, args.rate, args.seconds)
+        t0 = time.time() + args.warmup  # the measured part starts after the warm-up
+        sent = await _send(bus, args.rate, args.seconds + args.warmup)
         await asyncio.sleep(5)  # let the tail arrive
         stop.set()
         await reader
@@ -121,12 +138,21 @@ async def latency(args) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
         await bus.close()
-    print(f"\n--latency: {sent} ticks at {args.rate:,.0f}/s for {args.seconds:.0f}s, profile {args.profile} "
-          f"(features and signals as separate processes; logs {logs})")
+    return sent, t0, got, logs
+
+
+def _report(args, label: str, sent: int, t0: float, got: dict[str, list[tuple[float, float]]], logs: Path) -> None:
+    print(f"\n--latency, {label}: {sent} ticks at {args.rate:,.0f}/s for {args.warmup:.0f}+{args.seconds:.0f}s, "
+          f"profile {args.profile} (features and signals as separate processes, signals with 1 s cooldowns; "
+          f"logs {logs})")
     print("| topic | messages | p50 ms | p99 ms | max ms | p99 per 10 s window (ms) |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
     for topic in ("features.v1", "signals.v1"):
-        rows = got.get(topic, [])
+        warm = [ms for t, ms in got.get(topic, []) if t < t0]
+        rows = [(t, ms) for t, ms in got.get(topic, []) if t >= t0]
+        if warm:
+            print(f"| {topic}, first {args.warmup:.0f} s (warm-up, not counted) | {len(warm)} | "
+                  f"{_pct(warm, 50):.1f} | {_pct(warm, 99):.1f} | {max(warm):.1f} | |")
         lat = [ms for _, ms in rows]
         windows = []
         for w in range(0, int(args.seconds) + 5, 10):
@@ -136,6 +162,24 @@ async def latency(args) -> int:
         print(f"| {topic} | {len(rows)} | {_pct(lat, 50):.1f} | {_pct(lat, 99):.1f} | "
               f"{max(lat) if lat else float('nan'):.1f} | {' '.join(windows)} |")
     features = len(got.get("features.v1", []))
+    if len(got.get("signals.v1", [])) < 100:
+        print("signals.v1: fewer than 100 signals, the p99 above means little")
     if features < sent:
         print(f"features.v1 received {features} of {sent}: the consumer fell behind")
+
+
+async def latency(args) -> int:
+    """Each variant (this checkout; ``--baseline-root`` too when given) ``--repeat`` times, rotated."""
+    variants = [("ticktide", str(ROOT))] + ([("baseline", args.baseline_root)] if args.baseline_root else [])
+    summary: dict[str, list[str]] = {label: [] for label, _ in variants}
+    for run in range(args.repeat):
+        for label, root in variants[run % len(variants):] + variants[:run % len(variants)]:
+            sent, t0, got, logs = await _one_run(args, root)
+            _report(args, label, sent, t0, got, logs)
+            p99 = [_pct([ms for t, ms in got.get(topic, []) if t >= t0], 99) for topic in ("features.v1", "signals.v1")]
+            summary[label].append(f"{p99[0]:.1f} / {p99[1]:.1f}")
+    print("\n| variant | tick->feature p99 / tick->signal p99 ms, each run |")
+    print("| --- | --- |")
+    for label, runs in summary.items():
+        print(f"| {label} | {' · '.join(runs)} |")
     return 0

@@ -28,6 +28,7 @@ from streaming.batch import decode_records
 from streaming.bus.columns import Columns
 from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPartition
 from streaming.codec import encode
+from streaming.inflight import InFlight
 from streaming.processor import Envelope, Processor, ProcessResult
 from streaming.runner_columns import BatchPaths
 from streaming.runner_state import StateHooks
@@ -91,6 +92,8 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
         self._committed: dict[TopicPartition, int] = {}  # next offset, as committed
         self._reported_lag: set[TopicPartition] = set()
         self._outage_seen = False  # the broker went away since the last health report
+        # at-least-once: the next batch is fetched while this one's outputs are acknowledged
+        self._inflight = InFlight(self._commit_offsets, self._committed.update, self.name)
 
     async def _in_transaction(self, work, *args) -> None:
         """Run ``work`` (which publishes and returns input offsets to commit) as one unit:
@@ -109,6 +112,10 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
             self._committed.update(offsets)
             return
         offsets = await work(*args)
+        take_pending = getattr(self.bus, "take_pending", None)
+        if take_pending is not None and self._sub is not None:
+            await self._inflight.submit(take_pending(), offsets)  # acks and commit in the background
+            return
         await self.bus.flush()
         if offsets and self._sub is not None:
             try:
@@ -119,6 +126,10 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
                 log.warning("%s: offsets not committed, the group rebalanced (%s); rejoining", self.name, exc)
                 return
             self._committed.update(offsets)
+
+    async def _commit_offsets(self, offsets) -> None:
+        if self._sub is not None:
+            await self._sub.commit(offsets)
 
     # -- the loop -------------------------------------------------------------
     async def open(self) -> None:
@@ -187,6 +198,7 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
 
     async def _final_flush(self) -> None:
         async with self._lock:  # not while a rebalance hook restores or snapshots
+            await self._inflight.drain()
             await self.bus.flush()
             if self.processor.stateful:
                 await self._snapshot()

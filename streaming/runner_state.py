@@ -56,6 +56,7 @@ class StateHooks:
             await self._release(lost)
 
     async def _release(self, lost: list[TopicPartition]) -> None:
+        await self._inflight.drain()  # commit what was processed before the partitions go
         if self.processor.stateful:
             lost_parts = {tp.partition for tp in lost}
             await self._snapshot(lost_parts)
@@ -75,6 +76,8 @@ class StateHooks:
     async def _snapshot(self, partitions: set[int] | None = None) -> None:
         parts = self._dirty if partitions is None else (partitions & self._dirty)
         if parts:
+            # a snapshot names the inputs it reflects: never before their outputs are acknowledged
+            await self._inflight.drain()
             await self._in_transaction(self._write_snapshot, parts)
 
     async def _write_snapshot(self, parts: set[int]) -> dict:

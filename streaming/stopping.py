@@ -85,6 +85,7 @@ class BoundedStop:
         except asyncio.TimeoutError:
             self._interrupted = True
         finally:
+            self._inflight.cancel()  # what the broker never acknowledged stays uncommitted
             if self._sub is not None:
                 failed = await bounded(self._sub.close(), max(0.5, self._remaining() * 0.5))
                 if failed:

@@ -161,6 +161,11 @@ class KafkaBus:
         if pending:
             await asyncio.gather(*pending)
 
+    def take_pending(self) -> list[asyncio.Future]:
+        """The acks of everything published since the last call (the caller awaits them, not ``flush``)."""
+        pending, self._pending = self._pending, []
+        return pending
+
     def subscribe(self, topics: Sequence[str], group: str, on_assign: RebalanceHook | None = None,
                   on_revoke: RebalanceHook | None = None, from_beginning: bool = True) -> "KafkaSubscription":
         return KafkaSubscription(self.settings, tuple(topics), group, on_assign, on_revoke, from_beginning)
