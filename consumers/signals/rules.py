@@ -77,14 +77,19 @@ def crossings(series: np.ndarray, level: float | np.ndarray) -> np.ndarray:
     s = np.asarray(series, dtype=float)
     lv = np.broadcast_to(np.asarray(level, dtype=float), s.shape)
     out = np.zeros(s.shape, dtype=np.int8)
-    if s.size < 2:
-        return out
-    prev, cur, lp, lc = s[:-1], s[1:], lv[:-1], lv[1:]
+    if s.size >= 2:
+        out[1:] = crossed(s[:-1], s[1:], lv[1:], lv[:-1])
+    return out
+
+
+def crossed(prev: np.ndarray, cur: np.ndarray, level, level_prev=None) -> np.ndarray:
+    """``crossings`` for explicit (previous, current) pairs: +1 up (prev < level <= cur), -1 down
+    (prev > level >= cur), else 0 (NaN on either side too). ``level_prev`` defaults to ``level``."""
+    lp = level if level_prev is None else level_prev
+    out = np.zeros(np.shape(cur), dtype=np.int8)
     with np.errstate(invalid="ignore"):
-        up = (prev < lp) & (cur >= lc)
-        down = (prev > lp) & (cur <= lc)
-    out[1:][up] = 1
-    out[1:][down] = -1
+        out[(prev < lp) & (cur >= level)] = 1
+        out[(prev > lp) & (cur <= level)] = -1
     return out
 
 
