@@ -153,7 +153,8 @@ class MacdArrays:
     def evaluate(self, rows: Rows, states: list[dict]) -> Fired:
         rule = self.rule
         macd, sig = rows.columns["macd"], rows.columns["macd_signal"]
-        cur = macd - sig
+        with np.errstate(over="ignore"):  # finite values whose difference overflows: inf, as per row
+            cur = macd - sig
         prev = rows.previous(cur, [_number(st.get("prev")) for st in states])
         # the sign of macd - signal changes; unlike `crossed`, a zero counts on the old side
         fires = ((prev <= 0) & (cur > 0)) | ((prev >= 0) & (cur < 0))
