@@ -58,8 +58,9 @@ def process_columns(proc, cols: Columns) -> tuple[ColumnResult, list[Signal]]:
 def signals_of(vectors: Sequence[FeatureVector], parts: Sequence[int], engine_for: Callable[[int], SignalEngine],
                array_rules: Sequence, now_ns: int, walk_all: bool = False) -> list[Signal]:
     """The Signals of ``vectors`` (``parts``: each one's partition, whose engine holds its state)."""
-    group_of: dict[tuple[int, str], int] = {}
-    group = [group_of.setdefault((p, v.symbol), len(group_of)) for p, v in zip(parts, vectors)]
+    keys = list(zip(parts, [v.symbol for v in vectors]))
+    group_of = {key: g for g, key in enumerate(dict.fromkeys(keys))}  # numbered by first appearance
+    group = list(map(group_of.__getitem__, keys))
     engines = [engine_for(p) for p, _ in group_of]  # created and filled in first-appearance order, as per row
     states = [eng.symbol_state(symbol) for eng, (_, symbol) in zip(engines, group_of)]
     rows = Rows(vectors, group, [f for rule in array_rules for f in rule.features])
@@ -87,6 +88,7 @@ def signals_of(vectors: Sequence[FeatureVector], parts: Sequence[int], engine_fo
     walk[hit_rows] = True
     rewound = set(np.flatnonzero(rewinds).tolist())
     cooldowns = [engines[0].cooldown_ns(a.rule.cooldown_s) for a in array_rules]
+    names = [a.rule.name for a in array_rules]  # built-in hits have no type of their own: the rule's
     out: list[Signal] = []
     k = 0
     for i in np.flatnonzero(walk).tolist():
@@ -96,7 +98,10 @@ def signals_of(vectors: Sequence[FeatureVector], parts: Sequence[int], engine_fo
             eng.rewind(fv.symbol, st, int(seen_before[i]) - fv.ts_event)
         while k < len(hit_rows) and hit_rows[k] == i:
             j = hit_rules[k]
-            eng.emit(fv, array_rules[j].rule.name, hit_of[j](i), cooldowns[j], st["last"], now_ns, out)
+            name = names[j]
+            # the cooldown first: most hits of a busy stream are suppressed, their text never built
+            if not eng.cooling(fv, name, name, cooldowns[j], st["last"]):
+                eng.record(fv, name, hit_of[j](i), st["last"], now_ns, out)
             k += 1
         if walk_all:
             eng.run_plugins(fv, st, now_ns, out)

@@ -46,7 +46,12 @@ class Rows:
         self.group = np.asarray(group, dtype=np.intp)
         order = np.argsort(self.group, kind="stable")  # each group's rows together, in row order
         sorted_groups = self.group[order]
-        first = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
+        first = np.empty(n, dtype=bool)  # in sorted order: the first row of its group
+        first[0] = True
+        np.not_equal(sorted_groups[1:], sorted_groups[:-1], out=first[1:])
+        last = np.empty(n, dtype=bool)
+        last[-1] = True
+        last[:-1] = first[1:]
         previous = np.empty(n, dtype=np.intp)
         previous[order[1:]] = order[:-1]
         previous[order[first]] = 0  # a group's first row reads the state instead (has_previous False)
@@ -54,7 +59,7 @@ class Rows:
         self.has_previous[order[first]] = False
         self.previous_row = previous
         # groups are numbered by first appearance, so sorted by group the last rows come in group order
-        self.last_rows = order[np.r_[first[1:], True]]
+        self.last_rows = order[last]
         self.columns = self._columns([e.values for e in events], features)
         # the price a rule sees: fv.price, falling back to values["mid"] (as SignalEngine.on_features)
         self.prices = [e.price if e.price is not None else e.values.get("mid") for e in events]

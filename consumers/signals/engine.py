@@ -87,11 +87,21 @@ class SignalEngine:
     def emit(self, fv: FeatureVector, kind: str, hit: SignalHit, cooldown_ns: int, last: dict,
              now_ns: int, out: list[Signal]) -> None:
         """Append the Signal of ``hit`` to ``out`` unless ``kind`` is cooling down for the symbol."""
-        signal_type = hit.type or kind
+        if not self.cooling(fv, kind, hit.type or kind, cooldown_ns, last):
+            self.record(fv, kind, hit, last, now_ns, out)
+
+    def cooling(self, fv: FeatureVector, kind: str, signal_type: str, cooldown_ns: int, last: dict) -> bool:
+        """Whether ``kind`` is still cooling down for the symbol (the suppression is logged)."""
         prev = last.get(kind)
         if prev is not None and fv.ts_event - prev < cooldown_ns:
             self._suppressed.note(fv.symbol, signal_type, (prev + cooldown_ns - fv.ts_event) / 1e9)
-            return
+            return True
+        return False
+
+    def record(self, fv: FeatureVector, kind: str, hit: SignalHit, last: dict, now_ns: int,
+               out: list[Signal]) -> None:
+        """Append the Signal of ``hit`` (past its cooldown) and start the cooldown."""
+        signal_type = hit.type or kind
         last[kind] = fv.ts_event
         out.append(Signal(
             signal_id=f"{fv.symbol}:{signal_type}:{fv.seq}", symbol=fv.symbol, type=signal_type,

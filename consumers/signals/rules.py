@@ -78,7 +78,8 @@ def crossings(series: np.ndarray, level: float | np.ndarray) -> np.ndarray:
     lv = np.broadcast_to(np.asarray(level, dtype=float), s.shape)
     out = np.zeros(s.shape, dtype=np.int8)
     if s.size >= 2:
-        out[1:] = crossed(s[:-1], s[1:], lv[1:], lv[:-1])
+        with np.errstate(invalid="ignore"):
+            out[1:] = crossed(s[:-1], s[1:], lv[1:], lv[:-1])
     return out
 
 
@@ -87,9 +88,8 @@ def crossed(prev: np.ndarray, cur: np.ndarray, level, level_prev=None) -> np.nda
     (prev > level >= cur), else 0 (NaN on either side too). ``level_prev`` defaults to ``level``."""
     lp = level if level_prev is None else level_prev
     out = np.zeros(np.shape(cur), dtype=np.int8)
-    with np.errstate(invalid="ignore"):
-        out[(prev < lp) & (cur >= level)] = 1
-        out[(prev > lp) & (cur <= level)] = -1
+    out[(prev < lp) & (cur >= level)] = 1
+    out[(prev > lp) & (cur <= level)] = -1
     return out
 
 
