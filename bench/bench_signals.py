@@ -99,6 +99,7 @@ def columnar(proc: SignalsProcessor, recs: list[Record], cols: Columns, events: 
     else:
         cols.events = events
     res = proc.process_columns(cols)
+    cols.events = None  # the runner drops a batch once handled (else every decoded batch stays in memory)
     return [v for out in res.outputs for v in out.values]
 
 

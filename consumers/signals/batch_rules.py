@@ -98,6 +98,24 @@ def _number(v) -> float:
 Fired = tuple[np.ndarray, Callable[[int], SignalHit]]
 
 
+def warmed_up(rows: Rows, valid: np.ndarray, states: list[dict]) -> np.ndarray:
+    """The threshold rules' warm-up: ``valid`` on this row and on the previous one of its group
+    (``state["warm"]`` before the batch); leaves ``state["warm"]`` as the per-row rule does."""
+    warm = rows.previous(valid, [bool(st.get("warm", False)) for st in states])
+    for st, v in zip(states, rows.last(valid)):
+        st["warm"] = v
+    return valid & warm
+
+
+def carried(rows: Rows, cur: np.ndarray, states: list[dict]) -> np.ndarray:
+    """The crossing rules' previous value (``state["prev"]`` before the batch); leaves
+    ``state["prev"]`` as the per-row rule does."""
+    prev = rows.previous(cur, [_number(st.get("prev")) for st in states])
+    for st, v in zip(states, rows.last(cur)):
+        st["prev"] = v
+    return prev
+
+
 class PriceMovementArrays:
     def __init__(self, rule: PriceMovement) -> None:
         self.rule = rule
@@ -106,11 +124,7 @@ class PriceMovementArrays:
     def evaluate(self, rows: Rows, states: list[dict]) -> Fired:
         rule = self.rule
         r, vol = rows.columns[rule.ret], rows.columns[rule.vol]
-        valid = ~np.isnan(r) & (vol > 0)
-        warm = rows.previous(valid, [bool(st.get("warm", False)) for st in states])
-        fires = valid & warm & (np.abs(r) > rule.k * vol)
-        for st, v in zip(states, rows.last(valid)):
-            st["warm"] = v
+        fires = warmed_up(rows, ~np.isnan(r) & (vol > 0), states) & (np.abs(r) > rule.k * vol)
         return fires, lambda i: rule.hit(float(r[i]), float(vol[i]))
 
 
@@ -122,11 +136,7 @@ class VolumeSpikeArrays:
     def evaluate(self, rows: Rows, states: list[dict]) -> Fired:
         rule = self.rule
         ratio = rows.columns[rule.ratio]
-        valid = ~np.isnan(ratio)
-        warm = rows.previous(valid, [bool(st.get("warm", False)) for st in states])
-        fires = valid & warm & (ratio > rule.m)
-        for st, v in zip(states, rows.last(valid)):
-            st["warm"] = v
+        fires = warmed_up(rows, ~np.isnan(ratio), states) & (ratio > rule.m)
         return fires, lambda i: rule.hit(float(ratio[i]))
 
 
@@ -138,11 +148,9 @@ class RsiArrays:
     def evaluate(self, rows: Rows, states: list[dict]) -> Fired:
         rule = self.rule
         cur = rows.columns[rule.feature]
-        prev = rows.previous(cur, [_number(st.get("prev")) for st in states])
+        prev = carried(rows, cur, states)
         down = crossed(prev, cur, rule.low) < 0  # from above `oversold` to at or below it
         up = crossed(prev, cur, rule.high) > 0  # from below `overbought` to at or above it
-        for st, v in zip(states, rows.last(cur)):
-            st["prev"] = v
 
         def hit(i: int) -> SignalHit:
             p, c = float(prev[i]), float(cur[i])
@@ -160,11 +168,9 @@ class MacdArrays:
         macd, sig = rows.columns["macd"], rows.columns["macd_signal"]
         with np.errstate(over="ignore"):  # finite values whose difference overflows: inf, as per row
             cur = macd - sig
-        prev = rows.previous(cur, [_number(st.get("prev")) for st in states])
+        prev = carried(rows, cur, states)
         # the sign of macd - signal changes; unlike `crossed`, a zero counts on the old side
         fires = ((prev <= 0) & (cur > 0)) | ((prev >= 0) & (cur < 0))
-        for st, v in zip(states, rows.last(cur)):
-            st["prev"] = v
         return fires, lambda i: rule.hit(float(macd[i]), float(sig[i]), rows.prices[i])
 
 
