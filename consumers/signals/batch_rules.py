@@ -215,4 +215,7 @@ ARRAYS = {PriceMovement: PriceMovementArrays, VolumeSpike: VolumeSpikeArrays, Rs
 
 def array_rules(rules: Sequence[Rule]) -> list:
     """The batch form of each built-in rule, in the same order (the order signals come in)."""
+    missing = [type(rule).__name__ for rule in rules if type(rule) not in ARRAYS]
+    if missing:  # a new built-in rule needs its batch form here too (and the parity test proves it)
+        raise TypeError(f"no batch form in consumers/signals/batch_rules.py for the rule(s) {missing}")
     return [ARRAYS[type(rule)](rule) for rule in rules]
