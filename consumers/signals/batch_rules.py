@@ -42,7 +42,6 @@ class Rows:
 
     def __init__(self, events: Sequence[FeatureVector], group: list[int], features: Sequence[str]) -> None:
         n = len(events)
-        self.events = events
         self.group = np.asarray(group, dtype=np.intp)
         order = np.argsort(self.group, kind="stable")  # each group's rows together, in row order
         sorted_groups = self.group[order]
