@@ -80,17 +80,28 @@ class SignalEngine:
         self.on_plugin_error = on_plugin_error
         self._suppressed = SuppressionLog()
 
-    def _cooldown_ns(self, override: float | None) -> int:
+    def cooldown_ns(self, override: float | None) -> int:
         seconds = self.config.cooldown_s if override is None else override
         return int(round(seconds * 1e9))
 
-    def _emit(self, fv: FeatureVector, kind: str, hit: SignalHit, cooldown_ns: int, last: dict,
-              now_ns: int, out: list[Signal]) -> None:
-        signal_type = hit.type or kind
+    def emit(self, fv: FeatureVector, kind: str, hit: SignalHit, cooldown_ns: int, last: dict,
+             now_ns: int, out: list[Signal]) -> None:
+        """Append the Signal of ``hit`` to ``out`` unless ``kind`` is cooling down for the symbol."""
+        if not self.cooling(fv, kind, hit.type or kind, cooldown_ns, last):
+            self.record(fv, kind, hit, last, now_ns, out)
+
+    def cooling(self, fv: FeatureVector, kind: str, signal_type: str, cooldown_ns: int, last: dict) -> bool:
+        """Whether ``kind`` is still cooling down for the symbol (the suppression is logged)."""
         prev = last.get(kind)
         if prev is not None and fv.ts_event - prev < cooldown_ns:
             self._suppressed.note(fv.symbol, signal_type, (prev + cooldown_ns - fv.ts_event) / 1e9)
-            return
+            return True
+        return False
+
+    def record(self, fv: FeatureVector, kind: str, hit: SignalHit, last: dict, now_ns: int,
+               out: list[Signal]) -> None:
+        """Append the Signal of ``hit`` (past its cooldown) and start the cooldown."""
+        signal_type = hit.type or kind
         last[kind] = fv.ts_event
         out.append(Signal(
             signal_id=f"{fv.symbol}:{signal_type}:{fv.seq}", symbol=fv.symbol, type=signal_type,
@@ -99,15 +110,22 @@ class SignalEngine:
             features={k: (None if v is None else float(v)) for k, v in hit.features.items()},
         ))
 
+    def symbol_state(self, symbol: str) -> dict:
+        return self.state.setdefault(symbol, {"last": {}, "rules": {}, "plugins": {}})
+
+    def rewind(self, symbol: str, st: dict, back_ns: int) -> None:
+        """Event time went back more than REWIND_NS (the same recording replayed again, an older
+        file): the old cooldowns would silence this symbol until the new stream caught up, so they
+        restart."""
+        self._suppressed.rewound(symbol, back_ns / 1e9)
+        st["last"].clear()
+
     def on_features(self, fv: FeatureVector, now_ns: int) -> list[Signal]:
         """Signals for one FeatureVector, in rule order then plug-in order."""
-        st = self.state.setdefault(fv.symbol, {"last": {}, "rules": {}, "plugins": {}})
+        st = self.symbol_state(fv.symbol)
         seen = st.get("seen")
         if seen is not None and fv.ts_event < seen - REWIND_NS:
-            # event time went back (the same recording replayed again, an older file): the old
-            # cooldowns would silence this symbol until the new stream caught up, so they restart
-            self._suppressed.rewound(fv.symbol, (seen - fv.ts_event) / 1e9)
-            st["last"].clear()
+            self.rewind(fv.symbol, st, seen - fv.ts_event)
         st["seen"] = fv.ts_event
         values = fv.values
         price = fv.price if fv.price is not None else values.get("mid")
@@ -115,7 +133,12 @@ class SignalEngine:
         for rule in self.rules:
             hit = rule.evaluate(values, price, st["rules"].setdefault(rule.name, {}))
             if hit is not None:
-                self._emit(fv, rule.name, hit, self._cooldown_ns(rule.cooldown_s), st["last"], now_ns, out)
+                self.emit(fv, rule.name, hit, self.cooldown_ns(rule.cooldown_s), st["last"], now_ns, out)
+        self.run_plugins(fv, st, now_ns, out)
+        return out
+
+    def run_plugins(self, fv: FeatureVector, st: dict, now_ns: int, out: list[Signal]) -> None:
+        """The plug-ins' signals for one vector (after the rules', which share ``st["last"]``)."""
         for plugin in self.plugins:
             pstate = st["plugins"].setdefault(plugin.name, {})
             try:
@@ -131,8 +154,7 @@ class SignalEngine:
                 if kind in seen:  # one signal per type per vector keeps signal_id unique
                     continue
                 seen.add(kind)
-                self._emit(fv, kind, hit, self._cooldown_ns(plugin.cooldown_s), st["last"], now_ns, out)
-        return out
+                self.emit(fv, kind, hit, self.cooldown_ns(plugin.cooldown_s), st["last"], now_ns, out)
 
     def run(self, vectors: Iterable[FeatureVector], now_ns: int = 0) -> list[Signal]:
         """Every signal for a sequence of vectors (research, tests)."""

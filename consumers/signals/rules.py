@@ -77,14 +77,19 @@ def crossings(series: np.ndarray, level: float | np.ndarray) -> np.ndarray:
     s = np.asarray(series, dtype=float)
     lv = np.broadcast_to(np.asarray(level, dtype=float), s.shape)
     out = np.zeros(s.shape, dtype=np.int8)
-    if s.size < 2:
-        return out
-    prev, cur, lp, lc = s[:-1], s[1:], lv[:-1], lv[1:]
-    with np.errstate(invalid="ignore"):
-        up = (prev < lp) & (cur >= lc)
-        down = (prev > lp) & (cur <= lc)
-    out[1:][up] = 1
-    out[1:][down] = -1
+    if s.size >= 2:
+        with np.errstate(invalid="ignore"):
+            out[1:] = crossed(s[:-1], s[1:], lv[1:], lv[:-1])
+    return out
+
+
+def crossed(prev: np.ndarray, cur: np.ndarray, level, level_prev=None) -> np.ndarray:
+    """``crossings`` for explicit (previous, current) pairs: +1 up (prev < level <= cur), -1 down
+    (prev > level >= cur), else 0 (NaN on either side too). ``level_prev`` defaults to ``level``."""
+    lp = level if level_prev is None else level_prev
+    out = np.zeros(np.shape(cur), dtype=np.int8)
+    out[(prev < lp) & (cur >= level)] = 1
+    out[(prev > lp) & (cur <= level)] = -1
     return out
 
 
@@ -109,11 +114,13 @@ class PriceMovement:
         valid = r is not None and vol is not None and vol > 0
         warm = state.get("warm", False)  # inputs valid on the previous vector: past the warm-up
         state["warm"] = valid
-        if not (valid and warm):
+        if not (valid and warm) or abs(r) <= self.k * vol:
             return None
+        return self.hit(r, vol)
+
+    def hit(self, r: float, vol: float) -> SignalHit:
+        """The signal of a move that fired (shared with the batch path, consumers.signals.batch_rules)."""
         threshold = self.k * vol
-        if abs(r) <= threshold:
-            return None
         strength = abs(r) / threshold
         urgency = grade(strength)
         direction = "up" if r > 0 else "down"
@@ -138,6 +145,9 @@ class VolumeSpike:
         state["warm"] = ratio is not None
         if ratio is None or not warm or ratio <= self.m:
             return None
+        return self.hit(ratio)
+
+    def hit(self, ratio: float) -> SignalHit:
         strength = ratio / self.m
         return SignalHit(
             action="review", urgency=grade(strength), strength=strength,
@@ -162,16 +172,22 @@ class RsiCross:
         if cur is None or prev is None:
             return None
         if prev > self.low >= cur:
-            return SignalHit(
-                action="buy", urgency="medium", strength=1.0 + (self.low - cur) / 10.0,
-                reason=f"{self.feature} crossed below {self.low:g} ({prev:.2f} -> {cur:.2f}): oversold",
-                features={self.feature: cur, f"{self.feature}_prev": prev})
+            return self.oversold(prev, cur)
         if prev < self.high <= cur:
-            return SignalHit(
-                action="sell", urgency="medium", strength=1.0 + (cur - self.high) / 10.0,
-                reason=f"{self.feature} crossed above {self.high:g} ({prev:.2f} -> {cur:.2f}): overbought",
-                features={self.feature: cur, f"{self.feature}_prev": prev})
+            return self.overbought(prev, cur)
         return None
+
+    def oversold(self, prev: float, cur: float) -> SignalHit:
+        return SignalHit(
+            action="buy", urgency="medium", strength=1.0 + (self.low - cur) / 10.0,
+            reason=f"{self.feature} crossed below {self.low:g} ({prev:.2f} -> {cur:.2f}): oversold",
+            features={self.feature: cur, f"{self.feature}_prev": prev})
+
+    def overbought(self, prev: float, cur: float) -> SignalHit:
+        return SignalHit(
+            action="sell", urgency="medium", strength=1.0 + (cur - self.high) / 10.0,
+            reason=f"{self.feature} crossed above {self.high:g} ({prev:.2f} -> {cur:.2f}): overbought",
+            features={self.feature: cur, f"{self.feature}_prev": prev})
 
 
 class MacdCross:
@@ -187,16 +203,21 @@ class MacdCross:
         state["prev"] = cur
         if cur is None or prev is None:
             return None
+        if prev <= 0 < cur or prev >= 0 > cur:
+            return self.hit(macd, sig, price)
+        return None
+
+    def hit(self, macd: float, sig: float, price: float | None) -> SignalHit:
+        """The signal of a crossing (up when ``macd > sig``, the sign of the new difference)."""
+        cur = macd - sig
         ref = abs(price) if price else max(abs(macd), abs(sig), 1e-12)
         strength = abs(cur) / ref * 1e4
         feats = {"macd": macd, "macd_signal": sig}
-        if prev <= 0 < cur:
+        if cur > 0:
             return SignalHit(action="buy", urgency="low", strength=strength, features=feats,
                              reason=f"MACD crossed above its signal line ({macd:.6g} > {sig:.6g})")
-        if prev >= 0 > cur:
-            return SignalHit(action="sell", urgency="low", strength=strength, features=feats,
-                             reason=f"MACD crossed below its signal line ({macd:.6g} < {sig:.6g})")
-        return None
+        return SignalHit(action="sell", urgency="low", strength=strength, features=feats,
+                         reason=f"MACD crossed below its signal line ({macd:.6g} < {sig:.6g})")
 
 
 class Breakout:
@@ -206,6 +227,8 @@ class Breakout:
         if not cfg.windows:
             raise ValueError("breakout needs at least one window")
         self.windows = sorted(set(cfg.windows), reverse=True)  # longest first
+        # the features the rule remembers, in the order of its state
+        self.levels = [f"{kind}_{n}" for n in self.windows for kind in ("resistance", "support")]
         self.cooldown_s = cfg.cooldown_s
 
     def _urgency(self, i: int) -> str:
@@ -218,20 +241,28 @@ class Breakout:
             for i, n in enumerate(self.windows):
                 res, sup = prev.get(f"resistance_{n}"), prev.get(f"support_{n}")
                 if res is not None and price > res:
-                    hit = SignalHit(
-                        action="buy", urgency=self._urgency(i), strength=(price / res - 1.0) * 100.0,
-                        reason=f"breakout: price {price:.6g} above {n}-period resistance {res:.6g}",
-                        features={"price": price, f"resistance_{n}": res})
+                    hit = self.breakout(i, price, res)
                     break
                 if sup is not None and price < sup:
-                    hit = SignalHit(
-                        action="sell", urgency=self._urgency(i), strength=(1.0 - price / sup) * 100.0,
-                        reason=f"breakdown: price {price:.6g} below {n}-period support {sup:.6g}",
-                        features={"price": price, f"support_{n}": sup})
+                    hit = self.breakdown(i, price, sup)
                     break
-        state["prev"] = {f"{kind}_{n}": _num(values, f"{kind}_{n}")
-                         for n in self.windows for kind in ("resistance", "support")}
+        state["prev"] = {name: _num(values, name) for name in self.levels}
         return hit
+
+    def breakout(self, i: int, price: float, res: float) -> SignalHit:
+        """Price above the previous resistance of ``self.windows[i]``."""
+        n = self.windows[i]
+        return SignalHit(
+            action="buy", urgency=self._urgency(i), strength=(price / res - 1.0) * 100.0,
+            reason=f"breakout: price {price:.6g} above {n}-period resistance {res:.6g}",
+            features={"price": price, f"resistance_{n}": res})
+
+    def breakdown(self, i: int, price: float, sup: float) -> SignalHit:
+        n = self.windows[i]
+        return SignalHit(
+            action="sell", urgency=self._urgency(i), strength=(1.0 - price / sup) * 100.0,
+            reason=f"breakdown: price {price:.6g} below {n}-period support {sup:.6g}",
+            features={"price": price, f"support_{n}": sup})
 
 
 def build_rules(cfg: RulesConfig) -> list[Rule]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 from streaming.kernels.config import FeatureConfig
 from streaming.kernels.engine import FeatureEngine, compute
 from streaming.kernels.reference import reference_features
+from tests.real_features import btcusdt_trades
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 REL, ABS = 1e-9, 1e-12
@@ -39,16 +38,8 @@ def assert_parity(prices, sizes=None, config=None, label=""):
 
 @pytest.fixture(scope="module")
 def btc_trades():
-    prices, sizes = [], []
-    with gzip.open(DATA / "spot_btcusdt_20240808.ndjson.gz", "rt") as f:
-        for line in f:
-            _, frame = line.split(" ", 1)
-            if '"btcusdt@trade"' not in frame:
-                continue
-            d = json.loads(frame)["data"]
-            prices.append(float(d["p"]))
-            sizes.append(float(d["q"]))
-    return np.array(prices), np.array(sizes)
+    trades = btcusdt_trades()
+    return np.array([t.price for t in trades]), np.array([t.size for t in trades])
 
 
 @pytest.fixture(scope="module")
