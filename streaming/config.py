@@ -83,3 +83,12 @@ class TomlConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if path is None:
             return cls()
         return _from_file(path, cls.toml_section, cls.from_mapping)  # type: ignore[attr-defined]
+
+
+def config_error(path: str | Path | None, exc: BaseException) -> str:
+    """``bad config <file>: <what>`` for an error raised while loading ``path`` (named once: the
+    loader's errors already start with the file)."""
+    what = str(exc)
+    if path is None:
+        return f"bad config: {what}"
+    return f"bad config {what}" if what.startswith(str(path)) else f"bad config {path}: {what}"

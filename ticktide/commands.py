@@ -16,6 +16,7 @@ from streaming.commandline import (EMBEDDED_DEFAULT, CommandError, add_bus_optio
                                    cli_bus_url, ensure_reachable, install_stop_handlers, split_symbols,
                                    start_cli_bus, unless_stopped, unreachable)
 from streaming.deadline import bounded
+from streaming.config import config_error
 from streaming.metrics import serve_metrics
 from ticktide.processors import CONSUMERS, create_processor
 
@@ -81,7 +82,7 @@ def load_processor(args: argparse.Namespace):
         raise CommandError(f"cannot import {exc.name or exc}", "check the module path; a plug-in module must be "
                            "importable (installed, or under the current directory)") from exc
     except (ValueError, TypeError, KeyError, msgspec.MsgspecError) as exc:
-        raise CommandError(f"bad config {args.config}: {exc}" if args.config else str(exc),
+        raise CommandError(config_error(args.config, exc) if args.config else str(exc),
                            "fix the config file") from exc
 
 

@@ -11,13 +11,14 @@ import msgspec
 from consumers.alerts.config import AlertsConfig
 from schemas.events import Alert
 from streaming.commandline import CommandError, add_config_option
+from streaming.config import config_error
 
 
 def cmd_alerts_send(args: argparse.Namespace) -> int:
     try:
         config = AlertsConfig.load(args.config)
     except (ValueError, TypeError, msgspec.MsgspecError) as exc:
-        raise CommandError(f"bad --config {args.config}: {exc}", "fix the file") from None
+        raise CommandError(config_error(args.config, exc), "fix the file") from None
     if not config.destinations:
         print("ticktide alerts-send: the config has no destinations (add a [[destinations]] table)",
               file=sys.stderr)

@@ -11,6 +11,7 @@ import msgspec
 import numpy as np
 
 from streaming.commandline import add_config_option, add_input_option
+from streaming.config import config_error
 
 log = logging.getLogger("ticktide.features")
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = FeatureConfig.load(args.config) if args.config else FeatureConfig()
     except (OSError, ValueError, msgspec.MsgspecError) as exc:
-        print(f"ticktide features: bad --config {args.config}: {exc} (fix the file)", file=sys.stderr)
+        print(f"ticktide features: {config_error(args.config, exc)} (fix the file)", file=sys.stderr)
         return 2
     try:
         table = read_input(args.input)

@@ -37,6 +37,7 @@ import msgspec
 from consumers.risk.config import RiskConfig
 from streaming.commandline import (CommandError, add_bus_option, add_config_option, add_input_option,
                                    input_file, start_cli_bus)
+from streaming.config import config_error
 
 # pandas, numpy and the risk maths load when a command runs, not when the CLI registers its commands
 
@@ -168,7 +169,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
     try:
         config = RiskConfig.load(args.config)
     except (ValueError, msgspec.MsgspecError) as exc:
-        raise CommandError(f"bad --config {args.config}: {exc}", "fix the file") from None
+        raise CommandError(config_error(args.config, exc), "fix the file") from None
     if args.lookback is not None:
         config.lookback = args.lookback
     if args.benchmark:

@@ -34,6 +34,7 @@ from schemas.events import FeatureVector, Signal
 from schemas.topics import FEATURES
 from streaming.bus.memory import partition_for
 from streaming.commandline import CommandError, add_config_option, add_input_option
+from streaming.config import config_error
 from streaming.processor import Envelope
 
 META_KEYS = {"symbol", "ts", "ts_event", "ts_ingest", "ts_proc", "seq", "source", "price", "venue", "kind"}
@@ -159,7 +160,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
     try:
         processor = SignalsProcessor(SignalsConfig.load(args.config))
     except (ValueError, TypeError, msgspec.MsgspecError) as exc:
-        raise CommandError(f"bad --config {args.config}: {exc}", "fix the file; see "
+        raise CommandError(config_error(args.config, exc), "fix the file; see "
                            "consumers/signals/signals.example.toml") from None
     out: IO[bytes] = sys.stdout.buffer if args.output in (None, "-") else open(args.output, "wb")
     enc = msgspec.json.Encoder()

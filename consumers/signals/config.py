@@ -45,6 +45,18 @@ import msgspec
 from streaming.config import TomlConfig
 
 
+def _positive(**values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:  # also NaN
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def _at_least_one(**windows: int) -> None:
+    for name, value in windows.items():
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value!r}")
+
+
 class PriceMovementConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     return_window: int = 1
@@ -52,12 +64,20 @@ class PriceMovementConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     k: float = 3.0
     cooldown_s: float | None = None
 
+    def __post_init__(self) -> None:
+        _positive(k=self.k)  # the threshold is k x volatility: 0 would fire on any move (and divide by 0)
+        _at_least_one(return_window=self.return_window, volatility_window=self.volatility_window)
+
 
 class VolumeSpikeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     window: int = 21
     m: float = 3.0
     cooldown_s: float | None = None
+
+    def __post_init__(self) -> None:
+        _positive(m=self.m)  # strength is ratio / m
+        _at_least_one(window=self.window)
 
 
 class RsiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

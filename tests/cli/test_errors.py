@@ -37,6 +37,7 @@ def write_files(tmp: Path) -> dict[str, str]:
         "weights.json": b'{"AAPL": 0.5, "GOOG": 0.3}',
         "bad.toml": b"cooldown_s = = 3\n",
         "unknown_key.toml": b"cooldown = 3\n",
+        "k_zero.toml": b"[rules.price_movement]\nk = 0\n",
         "backwards.jsonl": b'{"symbol":"A","ts":"2020-01-03","kind":"bar","price":1.0,"return_1":null}\n'
                            b'{"symbol":"A","ts":"2020-01-02","kind":"bar","price":1.0,"return_1":null}\n',
     }
@@ -66,6 +67,7 @@ def cases(tmp: Path, busy: int) -> list[tuple[str, list[str], str]]:
         ("consume-missing-config", ["consume", "signals", "--config", missing], "no such file"),
         ("consume-bad-toml", ["consume", "signals", "--config", f["bad.toml"]], "TOML"),
         ("consume-unknown-config-key", ["consume", "signals", "--config", f["unknown_key.toml"]], "cooldown"),
+        ("consume-signals-k-zero", ["consume", "signals", "--config", f["k_zero.toml"]], "k must be > 0"),
         ("consume-no-name", ["consume"], "NAME"),
         ("consume-unknown-consumer", ["consume", "featurez"], "invalid choice"),
         ("consume-processor-not-found", ["consume", "--processor", "no_such_module_xyz:Thing"], "no_such_module"),
