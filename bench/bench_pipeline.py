@@ -11,6 +11,9 @@ tests/data continued by their own log returns, one scaled copy per symbol,
 interleaved) and lets one contender drain them in a fresh consumer group:
 
 * ``passthrough``: bare aiokafka, batch API (bench/pipeline_contenders.py);
+* ``bare-features``: the same loop around ticktide's features computation
+  (decode, kernel, bulk encoder) without the runtime: what the runtime costs
+  is the gap between it and ``ticktide``;
 * ``ticktide``: ``ticktide consume features`` (31 features, one FeatureVector per tick);
 * ``ticktide-eos``: the same with ``--exactly-once``;
 * ``quix``: a Quix Streams app computing 9 of the features in Python (``pip install -e '.[bench]'``).
@@ -18,7 +21,8 @@ interleaved) and lets one contender drain them in a fresh consumer group:
 Order rotated per repetition. Throughput and CPU are measured between the
 first and the last output (process start-up excluded): msgs/s from the
 output topic's end offsets, CPU µs/msg from the process's user+system time
-(/proc/<pid>/stat). Every contender's output is read back (read_committed):
+(/proc/<pid>/stat); the broker's too when it runs on this machine (the
+process listening on the bootstrap port, found with ``ss``). Every contender's output is read back (read_committed):
 the count must equal the ticks, and sampled values must equal the offline
 kernels' (FeatureEngine over the same series), else the run fails.
 """
@@ -54,7 +58,7 @@ from streaming.kernels.engine import FeatureEngine  # noqa: E402
 
 SYMBOLS = tuple(f"SYM{i:02d}USDT" for i in range(10))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CONTENDERS = ("passthrough", "ticktide", "ticktide-eos", "quix")
+CONTENDERS = ("passthrough", "bare-features", "ticktide", "ticktide-eos", "quix")
 # ticktide-2: two instances in one group; baseline: `consume features` of another checkout
 # (--baseline-root, e.g. `git archive <commit>` unpacked), for a same-run before/after
 EXTRA = ("ticktide-2", "baseline")
@@ -220,7 +224,7 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
                     proc.kill()
                     proc.wait()
     # timed from the first output to the n-th (transaction markers make exactly-once's count
-    # run slightly ahead; < 0.2 % here): start-up and the final commit wait are excluded
+    # run slightly ahead; < 0.2 % here): start-up and the final commit wait are excluded.
     started = next(s for s in samples if s[1] > 0)
     end = next(s for s in samples if s[1] >= n)
     drained = end[1] - started[1]

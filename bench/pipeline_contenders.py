@@ -8,6 +8,12 @@
   settings as ticktide's (acks=all, idempotent, linger 5 ms), offsets committed
   after every output of a poll is acknowledged: the ceiling a Python consumer
   built on aiokafka can reach.
+* ``bare-features``: the passthrough's loop around ticktide's own features
+  computation (one-pass decode, ``FeaturesProcessor.process_columns``: the
+  kernel and the bulk encoder), without the runtime (no state changelog,
+  metrics, dead letters, rebalance hooks): the gap between it and
+  ``ticktide consume features`` is what the runtime costs; the gap between it
+  and ``passthrough`` is the computation and its 1 KB JSON output.
 * ``quix``: a Quix Streams app computing 9 of ticktide's features per tick in
   plain Python with its keyed state (``stateful=True``), one output per tick.
 
@@ -79,6 +85,35 @@ def run_quix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features_step():
+    """For ``bare-features``: records of one poll -> {partition: encoded FeatureVectors} (keys kept)."""
+    from consumers.features.processor import FeaturesProcessor
+    from streaming.batch import Columns, decode_columns
+
+    proc = FeaturesProcessor()
+    proc.warm_up()
+
+    def step(got) -> dict[int, tuple[list, list]]:
+        cols = Columns()
+        for tp in sorted(got, key=lambda t: t.partition):
+            recs = got[tp]
+            cols.add_partition("ticks.v1", tp.partition, [r.offset for r in recs], [r.key for r in recs],
+                               [r.value for r in recs], [r.timestamp for r in recs])
+        if decode_columns(cols):
+            raise RuntimeError("bare-features: undecodable tick")
+        outputs = proc.process_columns(cols).outputs
+        by_part: dict[int, tuple[list, list]] = {}
+        for out in outputs:  # keyed by symbol like the input, so the output partition is the input's
+            part_of = {k: s.partition for s in cols.segments for k in cols.keys[s.start:s.stop]}
+            for key, value in zip(out.keys, out.values):
+                keys, values = by_part.setdefault(part_of[key], ([], []))
+                keys.append(key)
+                values.append(value)
+        return by_part
+
+    return step
+
+
 async def _passthrough(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.structs import TopicPartition
@@ -89,11 +124,14 @@ async def _passthrough(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     consumer = AIOKafkaConsumer(args.source, bootstrap_servers=args.bootstrap, group_id=args.group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
-                                isolation_level="read_committed")
+                                isolation_level="read_committed", fetch_max_wait_ms=args.fetch_max_wait_ms)
     producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5, max_batch_size=256 * 1024)
+                                linger_ms=args.linger_ms, max_batch_size=256 * 1024)
+    step = _features_step() if args.contender == "bare-features" else None
     await consumer.start()
     await producer.start()
+    await producer.client._wait_on_metadata(args.sink)  # send_batch does not wait for it
+    sink_partitions = len(producer.client.cluster.partitions_for_topic(args.sink))
     try:
         while not stop.is_set():
             got = await consumer.getmany(timeout_ms=100, max_records=args.max_records)
@@ -101,14 +139,23 @@ async def _passthrough(args: argparse.Namespace) -> int:
                 continue
             futures = []
             offsets = {}
-            for tp, records in got.items():
+            if step is None:  # copy
+                out = {}  # same partition when the sink has as many (the benchmark's), else folded
+                for tp, recs in got.items():
+                    keys, values = out.setdefault(tp.partition % sink_partitions, ([], []))
+                    keys += [r.key for r in recs]
+                    values += [r.value for r in recs]
+            else:
+                out = step(got)
+            for partition, (keys, values) in out.items():
                 batch = producer.create_batch()
-                for r in records:
-                    if batch.append(key=r.key, value=r.value, timestamp=None) is None:
-                        futures.append(await producer.send_batch(batch, args.sink, partition=tp.partition))
+                for key, value in zip(keys, values):
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        futures.append(await producer.send_batch(batch, args.sink, partition=partition))
                         batch = producer.create_batch()
-                        batch.append(key=r.key, value=r.value, timestamp=None)
-                futures.append(await producer.send_batch(batch, args.sink, partition=tp.partition))
+                        batch.append(key=key, value=value, timestamp=None)
+                futures.append(await producer.send_batch(batch, args.sink, partition=partition))
+            for tp, records in got.items():
                 offsets[TopicPartition(tp.topic, tp.partition)] = records[-1].offset + 1
             await asyncio.gather(*futures)
             await consumer.commit(offsets)
@@ -120,12 +167,15 @@ async def _passthrough(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("contender", choices=("passthrough", "quix"))
+    ap.add_argument("contender", choices=("passthrough", "bare-features", "quix"))
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--source", required=True)
     ap.add_argument("--sink", required=True)
     ap.add_argument("--group", required=True)
     ap.add_argument("--max-records", type=int, default=5000)
+    # defaults: ticktide's throughput profile; the latency run passes its latency profile's
+    ap.add_argument("--linger-ms", type=int, default=5)
+    ap.add_argument("--fetch-max-wait-ms", type=int, default=100)
     ap.add_argument("--state-dir", default="/tmp/ticktide-bench-quix-state")
     args = ap.parse_args(argv)
     if args.contender == "quix":

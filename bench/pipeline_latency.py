@@ -4,13 +4,21 @@
 processes (``--profile``, default latency) on fresh topics; ticks are sent at
 ``--rate`` per second for ``--seconds`` with ``ts_recv`` stamped at send time;
 a reader on features.v1 and signals.v1 records, per message, receive time
-minus the tick's ``ts_recv`` (FeatureVector/Signal ``ts_ingest``). Prints
-p50/p99/max per topic, per 10-second window too, so a growing backlog shows
-(each window's p99 larger than the one before).
+minus the tick's ``ts_recv`` (FeatureVector/Signal ``ts_ingest``); it reads
+ticks.v1 too, the floor that no consumer can beat (producer -> broker ->
+reader on the same machine). Prints p50/p99/max per topic, per 10-second
+window too, so a growing backlog shows (each window's p99 larger than the one
+before).
+
+Variants, in rotated order, ``--repeat`` times: ``ticktide``; ``passthrough``,
+the same two hops made of bare aiokafka copies (bench/pipeline_contenders.py
+with the profile's linger, fetch wait and batch size), the latency a Python
+consumer on this client, broker and machine gets without any work; and
+``baseline`` (``--baseline-root``), another checkout's consumers.
 
 The first ``--warmup`` seconds of ticks (default 5) are sent at the same rate but
 reported on their own row: they include the groups' first fetches and the
-producers' first metadata requests. The signals consumer runs with every
+producers' first metadata requests. The signals consumer runs with its
 cooldowns at 1 s of event time (``SIGNALS_CONFIG``): with the default 300 s a minute
 of ticks gives a few dozen signals, too few for a p99.
 """
@@ -32,8 +40,10 @@ import numpy as np
 
 from bench_pipeline import ROOT, SYMBOLS, make_series
 from schemas.events import Tick
+from streaming.profiles import PROFILES
 
 
+TOPICS = ("ticks.v1", "features.v1", "signals.v1")
 SIGNALS_CONFIG = """# bench: every rule, 1 s (event time) cooldowns, so signals flow all the time
 cooldown_s = 1
 [rules.breakout]
@@ -42,7 +52,8 @@ windows = [20, 50]
 
 
 class _Stamp(msgspec.Struct):
-    ts_ingest: int = 0
+    ts_ingest: int = 0  # FeatureVector, Signal
+    ts_recv: int = 0  # Tick: the row ticks.v1 is the floor (producer -> broker -> reader, no consumer)
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -64,7 +75,8 @@ async def _read(bootstrap: str, topics: list[str], stop: asyncio.Event,
             for tp, recs in batch.items():
                 out = got.setdefault(tp.topic.split(".", 1)[1], [])
                 for r in recs:
-                    ingest = dec.decode(r.value).ts_ingest
+                    stamp = dec.decode(r.value)
+                    ingest = stamp.ts_ingest or stamp.ts_recv
                     if ingest:
                         out.append((ingest / 1e9, (now - ingest) / 1e6))
     finally:
@@ -109,21 +121,29 @@ async def _one_run(args, root: str) -> tuple[int, float, dict[str, list[tuple[fl
     bus.settings.linger_ms = 0
     await bus.ensure_topics(["ticks.v1", "features.v1", "signals.v1", "alerts.v1", "dlq.v1", "health.v1"])
     await bus.start()
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT if root == "passthrough" else root)}
     logs = Path(tempfile.mkdtemp(prefix="ticktide-bench-latency-"))
     procs = []
     (logs / "signals.toml").write_text(SIGNALS_CONFIG)
-    for name in ("features", "signals"):
+    for name, source in (("features", "ticks.v1"), ("signals", "features.v1")):
         log = open(logs / f"{name}.log", "wb")
-        config = ["--config", str(logs / "signals.toml")] if name == "signals" else []
-        procs.append(subprocess.Popen([sys.executable, "-m", "ticktide.cli", "consume", name, "--bus", url,
-                                       "--profile", args.profile, "--group", f"{prefix}{name}", *config],
-                                      cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT))
+        if root == "passthrough":  # two bare aiokafka hops: ticks -> "features" -> "signals", copies
+            profile = PROFILES[args.profile]
+            cmd = [sys.executable, str(ROOT / "bench" / "pipeline_contenders.py"), "passthrough",
+                   "--bootstrap", bootstrap, "--source", prefix + source, "--sink", f"{prefix}{name}.v1",
+                   "--group", f"{prefix}{name}", "--max-records", str(profile.max_records),
+                   "--linger-ms", str(profile.linger_ms), "--fetch-max-wait-ms", str(profile.fetch_max_wait_ms)]
+        else:
+            config = ["--config", str(logs / "signals.toml")] if name == "signals" else []
+            cmd = [sys.executable, "-m", "ticktide.cli", "consume", name, "--bus", url,
+                   "--profile", args.profile, "--group", f"{prefix}{name}", *config]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT if root == "passthrough" else root, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT))
     try:
         await asyncio.sleep(8)  # join both groups (kernels warm, partitions assigned)
         got: dict[str, list[tuple[float, float]]] = {}
         stop = asyncio.Event()
-        reader = asyncio.create_task(_read(bootstrap, [f"{prefix}features.v1", f"{prefix}signals.v1"], stop, got))
+        reader = asyncio.create_task(_read(bootstrap, [f"{prefix}{t}" for t in TOPICS], stop, got))
         t0 = time.time() + args.warmup  # the measured part starts after the warm-up
         sent = await _send(bus, args.rate, args.seconds + args.warmup)
         await asyncio.sleep(5)  # let the tail arrive
@@ -147,7 +167,7 @@ def _report(args, label: str, sent: int, t0: float, got: dict[str, list[tuple[fl
           f"logs {logs})")
     print("| topic | messages | p50 ms | p99 ms | max ms | p99 per 10 s window (ms) |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
-    for topic in ("features.v1", "signals.v1"):
+    for topic in TOPICS:
         warm = [ms for t, ms in got.get(topic, []) if t < t0]
         rows = [(t, ms) for t, ms in got.get(topic, []) if t >= t0]
         if warm:
@@ -170,15 +190,16 @@ def _report(args, label: str, sent: int, t0: float, got: dict[str, list[tuple[fl
 
 async def latency(args) -> int:
     """Each variant (this checkout; ``--baseline-root`` too when given) ``--repeat`` times, rotated."""
-    variants = [("ticktide", str(ROOT))] + ([("baseline", args.baseline_root)] if args.baseline_root else [])
+    variants = [("ticktide", str(ROOT)), ("passthrough", "passthrough")]
+    variants += [("baseline", args.baseline_root)] if args.baseline_root else []
     summary: dict[str, list[str]] = {label: [] for label, _ in variants}
     for run in range(args.repeat):
         for label, root in variants[run % len(variants):] + variants[:run % len(variants)]:
             sent, t0, got, logs = await _one_run(args, root)
             _report(args, label, sent, t0, got, logs)
-            p99 = [_pct([ms for t, ms in got.get(topic, []) if t >= t0], 99) for topic in ("features.v1", "signals.v1")]
-            summary[label].append(f"{p99[0]:.1f} / {p99[1]:.1f}")
-    print("\n| variant | tick->feature p99 / tick->signal p99 ms, each run |")
+            p99 = [_pct([ms for t, ms in got.get(topic, []) if t >= t0], 99) for topic in TOPICS]
+            summary[label].append(" / ".join(f"{v:.1f}" for v in p99))
+    print("\n| variant | p99 ms tick->reader (no consumer) / tick->feature / tick->signal, each run |")
     print("| --- | --- |")
     for label, runs in summary.items():
         print(f"| {label} | {' · '.join(runs)} |")
