@@ -30,7 +30,7 @@ from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPar
 from streaming.codec import encode
 from streaming.inflight import InFlight
 from streaming.processor import Envelope, Processor, ProcessResult
-from streaming.runner_columns import BatchPaths
+from streaming.runner_columns import BatchFailed, BatchPaths
 from streaming.runner_state import StateHooks
 from streaming.stopping import BoundedStop
 
@@ -84,6 +84,8 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
         # after a restore: inputs below the group's committed offset rebuild state, but their
         # outputs were already published, so they are not published again
         self._mute: dict[TopicPartition, int] = {}
+        # after a stateful batch failed and was rewound: inputs below these offsets one at a time
+        self._isolate: dict[TopicPartition, int] = {}
         self._eos = self.settings.exactly_once
         self._fatal: BaseException | None = None  # raised by the loop (a hook cannot stop it)
         self._deadline: float | None = None  # monotonic end of the shutdown bound, once stopping
@@ -209,13 +211,17 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
         self._children(metrics.BATCH_SIZE, self.name).observe(len(records))
         if self.processor.columnar and not isinstance(records, Columns):
             records = Columns.from_records(records)  # a bus without columnar fetches (memory://)
-        if isinstance(records, Columns):
-            if self.processor.columnar and not (self._mute or self._floors):
-                await self._in_transaction(self._handle_columns, records)
-            else:  # just restored: per-input skips and silent replays take the Envelope path
-                await self._in_transaction(self._handle, records.records())
-        else:
-            await self._in_transaction(self._handle, records)
+        try:
+            if isinstance(records, Columns):
+                if self.processor.columnar and not (self._mute or self._floors or self._isolate):
+                    await self._in_transaction(self._handle_columns, records)
+                else:  # just restored: per-input skips and silent replays take the Envelope path
+                    await self._in_transaction(self._handle, records.records())
+            else:
+                await self._in_transaction(self._handle, records)
+        except BatchFailed as failed:
+            ends = records.next_offsets() if isinstance(records, Columns) else _next_offsets(records)
+            await self._rewind(ends, failed.__cause__ or failed)
         self._children(metrics.PROCESSING_SECONDS, self.name).observe(time.perf_counter() - t0)
 
     async def _handle(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
@@ -223,11 +229,12 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
         envelopes: list[Envelope] = []
         by_topic: dict[str, int] = defaultdict(int)
         events, errors = decode_records(records)  # one msgspec call per run of one topic
+        undecodable: list[tuple[str, Record]] = []  # dead-lettered once the batch went through
         for i, r in enumerate(records):
             by_topic[r.topic] += 1
             if i in errors:
                 if not self._muted(r):
-                    await self._dead_letter("decode", errors[i], r)
+                    undecodable.append((errors[i], r))
                 continue
             env = Envelope(r.topic, r.partition, r.offset, r.key, events[i])
             if self._floors and self._already_reflected(env):
@@ -238,8 +245,10 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
         self._counts["in"] += len(records)
         if replayed:
             self._process_isolating_failures(replayed)
-        if envelopes:
-            result = self._process_isolating_failures(envelopes)
+        result = self._process_isolating_failures(envelopes) if envelopes else None
+        for reason, r in undecodable:
+            await self._dead_letter("decode", reason, r)
+        if result is not None:
             for env, reason in result.rejected:
                 await self._dead_letter("process", reason, env)
             await self._emit(result)
@@ -253,6 +262,8 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
             self._dirty.add(r.partition)
         self._next_offsets.update(offsets)
         for tp, nxt in offsets.items():
+            if tp in self._isolate and nxt >= self._isolate[tp]:
+                del self._isolate[tp]  # past the failed batch: whole batches again
             seen = self._seen.get(tp)
             if seen is None:
                 seen = (min(r.offset for r in records if r.partition == tp.partition and r.topic == tp.topic), 0)
@@ -260,11 +271,15 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
         return offsets
 
     def _process_isolating_failures(self, envelopes: list[Envelope]) -> ProcessResult:
-        """Process the batch; if it raises, retry one input at a time so only the poison is rejected."""
-        try:
-            return self.processor.process(envelopes)
-        except Exception:  # noqa: BLE001 - any bug in one input must not stop the stream
-            log.exception("%s: batch failed, isolating the bad input", self.name)
+        """Process the batch; if it raises, retry one input at a time so only the poison is rejected
+        (a stateful processor's batch is rewound first: ``BatchFailed``, see ``_rewind``)."""
+        if not self._isolate:
+            try:
+                return self.processor.process(envelopes)
+            except Exception as exc:  # noqa: BLE001 - any bug in one input must not stop the stream
+                if self.processor.stateful:
+                    raise BatchFailed() from exc
+                log.exception("%s: batch failed, isolating the bad input", self.name)
         merged = ProcessResult()
         for env in envelopes:
             try:
@@ -314,6 +329,14 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
         )
         await self.bus.publish(HEALTH.name, self.name.encode(), encode(health))
         return {}
+
+
+def _next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    out: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        out[tp] = max(out.get(tp, 0), r.offset + 1)
+    return out
 
 
 async def run(processor: Processor, bus: Bus, settings: RunnerSettings | None = None,

@@ -20,6 +20,11 @@ from streaming.bus.base import Record, TopicPartition
 from streaming.codec import encode, key_for
 from streaming.processor import ColumnResult, Envelope, ProcessResult
 
+
+class BatchFailed(Exception):
+    """A stateful processor's batch raised (the cause): the runner rewinds its partitions, then
+    processes the inputs one at a time (``streaming.runner_state._rewind``)."""
+
 log = logging.getLogger("streaming.runner")
 
 
@@ -39,11 +44,11 @@ class BatchPaths:
             child(metrics.EVENTS_IN, self.name, s.topic).inc(s.stop - s.start)
         self._counts["in"] += len(cols)
         errors = decode_columns(cols)
-        for i, reason in sorted(errors.items()):
-            await self._dead_letter("decode", reason, row_record(cols, i))
         good = cols.without(set(errors))
-        if len(good):
-            result = self._process_columns_isolating(good)
+        result = self._process_columns_isolating(good) if len(good) else None
+        for i, reason in sorted(errors.items()):  # after the batch went through: a rewind repeats it
+            await self._dead_letter("decode", reason, row_record(cols, i))
+        if result is not None:
             if isinstance(result, ProcessResult):  # the batch failed: the Envelope path isolated it
                 for env, reason in result.rejected:
                     await self._dead_letter("process", reason, env)
@@ -65,7 +70,9 @@ class BatchPaths:
     def _process_columns_isolating(self, cols: Columns) -> ColumnResult | ProcessResult:
         try:
             return self.processor.process_columns(cols)
-        except Exception:  # noqa: BLE001 - a bug in one input must not stop the stream
+        except Exception as exc:  # noqa: BLE001 - a bug in one input must not stop the stream
+            if self.processor.stateful:
+                raise BatchFailed() from exc  # its state may hold part of the batch: rewind first
             log.exception("%s: columnar batch failed, isolating the bad input", self.name)
         envelopes = [Envelope(s.topic, s.partition, cols.offsets[i], cols.keys[i], cols.events[i])
                      for s in cols.segments for i in range(s.start, s.stop)]

@@ -26,7 +26,26 @@ class StateHooks:
                 log.exception("%s: restoring state failed", self.name)
                 self._fatal = exc
 
-    async def _restore(self, gained: list[TopicPartition]) -> None:
+    async def _rewind(self, ends: dict[TopicPartition, int], exc: BaseException) -> None:
+        """A stateful processor's batch raised part way: its partitions' state may already hold
+        some of the batch, so processing the inputs again one by one would apply them twice
+        (a count, a rolling window). The partitions go back to their last snapshot instead
+        (dropped, restored from the changelog, inputs sought to where it ends, those already
+        published replayed silently), and inputs up to ``ends`` (the failed batch's end) are
+        then processed one at a time, so only the one that fails is dead-lettered."""
+        log.warning("%s: a batch failed (%s: %s); partitions %s go back to their last snapshot and "
+                    "the batch is processed again one input at a time", self.name, type(exc).__name__, exc,
+                    sorted({tp.partition for tp in ends}))
+        await self._inflight.drain()  # the committed offsets must cover everything published
+        parts = {tp.partition for tp in ends}
+        for p in parts:
+            self.processor.drop(p)
+        self._dirty -= parts
+        await self._restore([tp for tp in self._sub.assignment() if tp.partition in parts], rewind=True)
+        for tp, end in ends.items():
+            self._isolate[tp] = max(self._isolate.get(tp, 0), end)
+
+    async def _restore(self, gained: list[TopicPartition], rewind: bool = False) -> None:
         log.info("%s: reading %s", self.name, self.changelog)
         states = changelog.read_latest(await self.bus.read_all(self.changelog))
         log.info("%s: changelog holds state for partitions %s", self.name, sorted(states))
@@ -36,7 +55,7 @@ class StateHooks:
             for tp in (tp for tp in gained if tp.partition == p):
                 offset = state.start_offset(tp.topic)
                 if offset is None:
-                    if await self._sub.seek_to_beginning(tp):  # no state yet: rebuild it from the start
+                    if await self._sub.seek_to_beginning(tp, force=rewind):  # no state yet: from the start
                         self._seeks[tp] = self._seeks.get(tp, 0) + 1
                 else:
                     await self._sub.seek(tp, offset)
@@ -66,6 +85,7 @@ class StateHooks:
             self._next_offsets.pop(tp, None)
             self._floors.pop(tp, None)
             self._mute.pop(tp, None)
+            self._isolate.pop(tp, None)
             try:  # the new owner reports this partition's lag now
                 self._children.forget(metrics.CONSUMER_LAG, self.group, tp.topic, str(tp.partition))
                 metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))

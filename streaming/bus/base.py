@@ -44,8 +44,9 @@ class Subscription(Protocol):
     async def seek(self, tp: TopicPartition, offset: int) -> None:
         """Read ``tp`` from ``offset`` on (used when restoring state)."""
 
-    async def seek_to_beginning(self, tp: TopicPartition) -> bool:
-        """Read ``tp`` from its first offset; False when the position was already there."""
+    async def seek_to_beginning(self, tp: TopicPartition, force: bool = False) -> bool:
+        """Read ``tp`` from its first offset; False when the position was already there (without
+        ``force``, a partition with no committed offset is taken to be there)."""
 
     def assignment(self) -> set[TopicPartition]: ...
 

@@ -105,10 +105,10 @@ class KafkaSubscription:
         await self._consumer.position(ktp)
         self._consumer.seek(ktp, offset)
 
-    async def seek_to_beginning(self, tp: TopicPartition) -> bool:
+    async def seek_to_beginning(self, tp: TopicPartition, force: bool = False) -> bool:
         ktp = self._physical(tp)
-        if await self._consumer.committed(ktp) is None:
-            return False  # nothing committed: auto_offset_reset=earliest already starts there
+        if not force and await self._consumer.committed(ktp) is None:
+            return False  # a new assignment, nothing committed: auto_offset_reset=earliest starts there
         # seek_to_beginning() while the new partition's reset is pending delivers records twice
         await self._consumer.position(ktp)
         self._consumer.seek(ktp, (await self._consumer.beginning_offsets([ktp]))[ktp])

@@ -224,7 +224,7 @@ class MemorySubscription:
     async def seek(self, tp: TopicPartition, offset: int) -> None:
         self._position[tp] = offset
 
-    async def seek_to_beginning(self, tp: TopicPartition) -> bool:
+    async def seek_to_beginning(self, tp: TopicPartition, force: bool = False) -> bool:
         moved = self._position.get(tp) != 0
         self._position[tp] = 0
         return moved
