@@ -17,11 +17,12 @@ from tests.integration.conftest import wait_until
 pytestmark = pytest.mark.kafka
 
 
-async def test_poison_mid_batch_is_dead_lettered_and_nothing_is_counted_twice(kafka_url, processes):
-    bus = KafkaBus(kafka_url)
+@pytest.mark.parametrize("mode", [[], ["--exactly-once"]], ids=["at-least-once", "exactly-once"])
+async def test_poison_mid_batch_is_dead_lettered_and_nothing_is_counted_twice(kafka_url, processes, mode):
+    bus = KafkaBus(kafka_url)  # reads read_committed: aborted transactions' outputs are not counted
     await bus.ensure_topics(["ticks.v1", "features.v1", "dlq.v1", "health.v1"])
     proc = processes.start("consume", "--processor", "tests.helpers:CountingProcessor", "--bus", kafka_url,
-                           "--group", "rewind", name="counting")
+                           "--group", "rewind", *mode, name="counting")
     await bus.start()
 
     async def vectors(n: int):
