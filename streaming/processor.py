@@ -84,6 +84,9 @@ class Processor(ABC):
 
     name: str = "processor"
     inputs: tuple[str, ...] = ()
+    # the topics it writes: created with its inputs when it starts (the catalogue's partitions and
+    # settings), never left to the broker's auto-creation (one partition, or an error when disabled)
+    outputs: tuple[str, ...] = ()
     stateful: bool = False
     # True: the runner hands whole decoded batches to ``process_columns`` (see streaming.batch)
     columnar: bool = False

@@ -147,7 +147,7 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
             # aborts the transaction a crash left open (else readers wait for it to time out)
             self.bus.enable_transactions(f"ticktide.{self.group}.{self.settings.instance or socket.gethostname()}")
         await self.bus.start()
-        topics = list(self.processor.inputs) + [DLQ.name]
+        topics = list(dict.fromkeys([*self.processor.inputs, *self.processor.outputs, DLQ.name, HEALTH.name]))
         if self.processor.stateful:
             topics.append(self.changelog)
         await self.bus.ensure_topics(topics)

@@ -41,6 +41,7 @@ SUPPRESSED = counter("ticktide_alerts_suppressed_total", "Alerts not sent, per r
 class AlertsProcessor(Processor):
     name = "alerts"
     inputs = (ALERTS.name, HEALTH.name)
+    outputs = (ALERTS.name,)
     stateful = False
 
     def __init__(self, config: AlertsConfig | None = None, clock: Callable[[], int] = time.time_ns,

@@ -62,6 +62,7 @@ class ExecutionProcessor(SingleInstanceState, Processor):
     def __init__(self, config: ExecutionConfig | None = None, clock: Callable[[], int] = time.time_ns):
         self.config = config or ExecutionConfig()
         self.inputs = tuple(self.config.inputs)
+        self.outputs = (ORDERS.name, FILLS.name)
         self.clock = clock
         self.state = ExecutionState()
 

@@ -98,6 +98,7 @@ class FeaturesProcessor(Processor):
     stateful = True
     columnar = True
     output_topic = "features.v1"
+    outputs = (output_topic,)
 
     def __init__(
         self,

@@ -71,6 +71,7 @@ class PortfolioProcessor(SingleInstanceState, Processor):
         self.config = config or PortfolioConfig()
         self.source = source  # the config file, named in infeasibility messages
         self.inputs = tuple(self.config.inputs)
+        self.outputs = (TARGETS.name, REBALANCES.name, ALERTS.name)
         self.clock = clock
         self.state = PortfolioState()
         self._schedule = self.config.schedule_rule()

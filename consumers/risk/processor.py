@@ -79,6 +79,7 @@ class RiskProcessor(SingleInstanceState, Processor):
     def __init__(self, config: RiskConfig | None = None, clock: Callable[[], int] = time.time_ns) -> None:
         self.config = config or RiskConfig()
         self.inputs = tuple(self.config.inputs)
+        self.outputs = (RISK.name, ALERTS.name)
         self.clock = clock
         self.state = RiskState()
         self._interval_ns = int(round(self.config.publish_interval_s * 1e9))

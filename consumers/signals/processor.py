@@ -49,6 +49,7 @@ def _count(signals: Iterable[Signal]) -> None:
 class SignalsProcessor(Processor):
     name = "signals"
     inputs = (FEATURES.name,)
+    outputs = (SIGNALS.name,)
     stateful = True
     columnar = True
 

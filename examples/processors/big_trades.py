@@ -27,6 +27,7 @@ from streaming.processor import Envelope, Output, ProcessResult, Processor
 class BigTrades(Processor):
     name = "big-trades"  # the consumer group (and metrics label)
     inputs = ("ticks.v1",)
+    outputs = ("alerts.v1",)
 
     def __init__(self, config_path: str | None = None, min_notional: float = 100_000.0) -> None:
         if config_path:

@@ -137,5 +137,4 @@ class KafkaSubscription:
         if self._closed:
             return
         self._closed = True
-        if self._started:
-            await self._consumer.stop()
+        await self._consumer.stop()  # also when never started: it closes its client (no ResourceWarning)

@@ -109,3 +109,24 @@ async def test_python_client_subscribe_on_kafka(kafka_url):
     got = [t async for t in subscribe("ticks.v1", kafka_url, symbols={"AAA"}, from_beginning=True, limit=20)]
     assert got == [t for t in ticks if t.symbol == "AAA"] and all(type(t) is Tick for t in got)
     await bus.close()
+
+
+async def test_a_consumer_creates_the_topics_it_writes_with_the_catalogues_partitions(kafka_url):
+    """Not left to the broker's auto-creation on first write (one partition by default; an error
+    where auto-creation is off): signals.v1 and health.v1 exist before the first signal."""
+    from consumers.signals.processor import SignalsProcessor
+    from schemas.topics import lookup
+
+    bus = KafkaBus(kafka_url)
+    runner = Runner(SignalsProcessor(), bus, RunnerSettings(poll_timeout_ms=10))
+    await runner.open()
+    try:
+        assert await bus.missing_topics(["features.v1", "signals.v1", "dlq.v1", "health.v1"]) == []
+        client = bus._producer.client
+        for name in ("signals.v1", "health.v1"):
+            physical = bus.settings.physical(name)
+            await client._wait_on_metadata(physical)
+            assert len(client.cluster.partitions_for_topic(physical)) == lookup(name).partitions
+    finally:
+        await runner.close()
+        await bus.close()

@@ -132,3 +132,15 @@ async def test_item_snapshots_skip_inputs_each_item_already_reflects():
     outs = _features(await bus.read_all("features.v1"))
     assert [f.seq for f in outs if f.symbol == a] == [1, 2, 3, 4, 5, 6], "a's inputs were skipped, not redone"
     assert [f.seq for f in outs if f.symbol == b] == [1, 2, 3, 4, 5]
+
+
+def test_every_built_in_consumer_names_the_catalogue_topics_it_writes():
+    """The runner creates them at start (tests/integration/test_kafka_bus.py): a consumer without
+    ``outputs`` would leave its topics to the broker's auto-creation."""
+    from schemas.topics import lookup
+    from ticktide.processors import CONSUMERS, create_processor
+
+    for name in CONSUMERS:
+        proc = create_processor(name)
+        assert proc.outputs, name
+        assert all(lookup(t) is not None for t in proc.outputs), (name, proc.outputs)
