@@ -24,6 +24,7 @@ import weakref
 from typing import Any, Iterator
 from wsgiref.simple_server import make_server
 
+import numpy as np
 from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
                                make_wsgi_app)
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
@@ -118,11 +119,12 @@ EVENTS_IN = counter("ticktide_events_in_total", "Input events read, per consumer
 EVENTS_OUT = counter("ticktide_events_out_total", "Events published, per component and topic", ["consumer", "topic"])
 BATCH_SIZE = histogram("ticktide_batch_size", "Records per processed batch", ["consumer"], buckets=BATCH_BUCKETS)
 PROCESSING_SECONDS = histogram(
-    "ticktide_processing_seconds", "Time to decode, process, publish and commit one batch",
+    "ticktide_processing_seconds",
+    "Time to decode, process and publish one batch (exactly-once: and commit its transaction)",
     ["consumer"], buckets=LATENCY_BUCKETS)
 END_TO_END_SECONDS = histogram(
     "ticktide_end_to_end_latency_seconds",
-    "Wall-clock time from ingest (a tick's receive stamp) to publishing a derived event",
+    "Wall-clock time from ingest (a tick's receive stamp) to publishing a derived event, every event",
     ["consumer", "topic"], buckets=LATENCY_BUCKETS)
 CONSUMER_LAG = gauge("ticktide_consumer_lag", "Messages behind the end of an assigned partition",
                      ["consumer", "topic", "partition"])
@@ -203,3 +205,25 @@ class Children:
 
     def forget(self, metric, *labels: str) -> None:
         self._cache.pop((id(metric), labels), None)
+
+
+def observe_latencies(child, now_ns: int, stamps_ns) -> None:
+    """Every ``now_ns - stamp`` (seconds; stamps of 0 are unknown and skipped) into the histogram
+    ``child`` at once, so the distribution is per event, not per batch, for ~0.01 µs an event:
+    bucket counts by numpy, then one increment per bucket. Equal to ``observe`` per value
+    (a parity test checks); falls back to it if prometheus-client's internals ever change."""
+    stamps = np.asarray(stamps_ns, dtype=np.int64)
+    stamps = stamps[stamps != 0]
+    if not stamps.size:
+        return
+    seconds = np.maximum(now_ns - stamps, 0) / 1e9
+    bounds, buckets, total = (getattr(child, a, None) for a in ("_upper_bounds", "_buckets", "_sum"))
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for s in seconds.tolist():
+            child.observe(s)
+        return
+    counts = np.bincount(np.searchsorted(np.asarray(bounds, dtype=np.float64), seconds, side="left"),
+                         minlength=len(bounds))
+    for i in np.flatnonzero(counts).tolist():  # the first bucket whose bound is >= the value, as observe()
+        buckets[i].inc(int(counts[i]))
+    total.inc(float(seconds.sum()))

@@ -88,35 +88,30 @@ class BatchPaths:
             n = len(out.values)
             child(metrics.EVENTS_OUT, self.name, out.topic).inc(n)
             self._counts["out"] += n
-            if out.oldest_ingest_ns:
-                child(metrics.END_TO_END_SECONDS, self.name, out.topic).observe(
-                    max(0.0, (now - out.oldest_ingest_ns) / 1e9))
+            stamps = out.ingest_ns or (out.oldest_ingest_ns,)
+            metrics.observe_latencies(child(metrics.END_TO_END_SECONDS, self.name, out.topic), now, stamps)
         if result.last_ts_event:
             child(metrics.LAST_EVENT_TS, self.name).set(result.last_ts_event / 1e9)
 
     async def _emit(self, result: ProcessResult) -> None:
-        """Publish a ProcessResult: encoded per message, sent per topic with the batch API;
-        one end-to-end latency sample (the oldest output) per topic and batch."""
+        """Publish a ProcessResult: encoded per message, sent per topic with the batch API; every
+        output's end-to-end latency observed in one step per topic."""
         if not result.outputs:
             return
-        by_topic: dict[str, tuple[list, list]] = {}
-        oldest: dict[str, int] = {}
+        by_topic: dict[str, tuple[list, list, list]] = {}
         for out in result.outputs:
             key = out.key if out.key is not None else key_for(out.topic, out.event)
-            keys, values = by_topic.setdefault(out.topic, ([], []))
+            keys, values, stamps = by_topic.setdefault(out.topic, ([], [], []))
             keys.append(key)
             values.append(encode(out.event))
-            ingest = getattr(out.event, "ts_ingest", 0)
-            if ingest and (out.topic not in oldest or ingest < oldest[out.topic]):
-                oldest[out.topic] = ingest
+            stamps.append(getattr(out.event, "ts_ingest", 0) or 0)
         now = time.time_ns()
         child = self._children
-        for topic, (keys, values) in by_topic.items():
+        for topic, (keys, values, stamps) in by_topic.items():
             await self.bus.publish_batch(topic, keys, values)
             child(metrics.EVENTS_OUT, self.name, topic).inc(len(values))
             self._counts["out"] += len(values)
-            if topic in oldest:
-                child(metrics.END_TO_END_SECONDS, self.name, topic).observe(max(0.0, (now - oldest[topic]) / 1e9))
+            metrics.observe_latencies(child(metrics.END_TO_END_SECONDS, self.name, topic), now, stamps)
 
     def _forget_uncommitted_state(self, exc: BaseException) -> None:
         """Exactly-once, the transaction was aborted after a rebalance: the in-memory state has

@@ -72,7 +72,7 @@ def process_columns(proc, cols: Columns) -> ColumnResult:
     values = proc.encoder.encode(symbols, [e.ts_event for e in events], ts_ingest, proc.clock(), seqs, "tick",
                                  price[emit].tolist(), out[emit].tolist())
     keys = proc.symbol_keys(symbols)
-    result.outputs.append(EncodedOutputs(proc.output_topic, keys, values, min(ts_ingest) if ts_ingest else 0))
+    result.outputs.append(EncodedOutputs(proc.output_topic, keys, values, ingest_ns=ts_ingest))
     result.last_ts_event = events[-1].ts_event if events else 0
     return result
 
@@ -106,12 +106,10 @@ def _through_envelopes(proc, cols: Columns) -> ColumnResult:
     result = ColumnResult(rejected=[(row_of[id(env)], reason) for env, reason in res.rejected])
     by_topic: dict[str, EncodedOutputs] = {}
     for o in res.outputs:
-        enc = by_topic.setdefault(o.topic, EncodedOutputs(o.topic, [], []))
+        enc = by_topic.setdefault(o.topic, EncodedOutputs(o.topic, [], [], ingest_ns=[]))
         enc.keys.append(o.key)
         enc.values.append(encode(o.event))
-        ingest = o.event.ts_ingest
-        if ingest and (not enc.oldest_ingest_ns or ingest < enc.oldest_ingest_ns):
-            enc.oldest_ingest_ns = ingest
+        enc.ingest_ns.append(o.event.ts_ingest)
     result.outputs = list(by_topic.values())
     last = getattr(envelopes[-1].event, "ts_event", 0) if envelopes else 0
     result.last_ts_event = last or 0

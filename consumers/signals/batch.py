@@ -50,8 +50,7 @@ def process_columns(proc, cols: Columns) -> tuple[ColumnResult, list[Signal]]:
     if signals:
         keys = proc.symbol_keys([s.symbol for s in signals])
         values = _encoder.encode_lines(signals).split(b"\n")[:-1]
-        ingest = [s.ts_ingest for s in signals if s.ts_ingest]
-        result.outputs.append(EncodedOutputs(SIGNALS.name, keys, values, min(ingest) if ingest else 0))
+        result.outputs.append(EncodedOutputs(SIGNALS.name, keys, values, ingest_ns=[s.ts_ingest for s in signals]))
     return result, signals
 
 
