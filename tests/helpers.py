@@ -56,6 +56,16 @@ class CountingProcessor(Processor):
         self.counts.pop(partition, None)
 
 
+async def drain(runner, max_records: int = 1000) -> None:
+    """Open ``runner`` on a memory bus, hand it every batch there is (``handle``), close it."""
+    await runner.open()
+    async for records in runner._sub.batches(max_records, 10):  # the memory bus: lists, made columns
+        if not records:
+            break
+        await runner.handle(records)
+    await runner.close()
+
+
 async def wait_for(cond, timeout: float = 5.0, what: str = "condition") -> None:
     """Poll ``cond()`` every 10 ms until it is true; TimeoutError after ``timeout`` seconds."""
     async with asyncio.timeout(timeout):

@@ -17,6 +17,7 @@ from streaming.bus.memory import MemoryBus
 from streaming.codec import encode
 from streaming.processor import Envelope
 from streaming.runner import Runner, RunnerSettings
+from tests.helpers import drain
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
@@ -130,12 +131,7 @@ async def test_runner_columnar_path_publishes_features_and_dead_letters_garbage(
         if i == 100:
             await bus.publish("ticks.v1", b"BTCUSDT", b"{garbage")
     runner = Runner(FeaturesProcessor(), bus, RunnerSettings(poll_timeout_ms=10, max_records=max_records))
-    await runner.open()
-    async for records in runner._sub.batches(max_records, 10):  # the memory bus: lists, made columns
-        if not records:
-            break
-        await runner.handle(records)
-    await runner.close()
+    await drain(runner, max_records)
     features = [msgspec.json.decode(r.value, type=FeatureVector) for r in await bus.read_all("features.v1")]
     assert len(features) == 300
     assert {(f.symbol, f.seq) for f in features} == {(s, k) for s in SYMBOLS for k in range(1, 76)}
@@ -143,22 +139,13 @@ async def test_runner_columnar_path_publishes_features_and_dead_letters_garbage(
     assert letter.raw == b"{garbage" and letter.stage == "features:decode" and letter.key == "BTCUSDT"
 
 
-async def _drain(runner: Runner) -> None:
-    await runner.open()
-    async for records in runner._sub.batches(1000, 10):
-        if not records:
-            break
-        await runner.handle(records)
-    await runner.close()
-
-
 async def test_a_new_group_starts_from_empty_state_with_its_own_changelog():
     bus = MemoryBus()
     for t in _trades(200):
         await bus.publish("ticks.v1", t.symbol.encode(), encode(t))
-    await _drain(Runner(FeaturesProcessor(), bus, RunnerSettings(group="alpha")))
+    await drain(Runner(FeaturesProcessor(), bus, RunnerSettings(group="alpha")))
     assert await bus.read_all("changelog.alpha.features.v1"), "alpha snapshots its state"
-    await _drain(Runner(FeaturesProcessor(), bus, RunnerSettings(group="beta")))
+    await drain(Runner(FeaturesProcessor(), bus, RunnerSettings(group="beta")))
     assert await bus.read_all("changelog.beta.features.v1")
     features = [msgspec.json.decode(r.value, type=FeatureVector) for r in await bus.read_all("features.v1")]
     # beta did not restore alpha's state: it computed every tick again from seq 1, the same values

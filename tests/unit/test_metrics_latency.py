@@ -10,7 +10,7 @@ from streaming import metrics
 from streaming.bus.memory import MemoryBus
 from streaming.codec import encode
 from streaming.runner import Runner, RunnerSettings
-from tests.helpers import trade
+from tests.helpers import drain, trade
 
 BOUNDS = metrics.LATENCY_BUCKETS
 
@@ -41,12 +41,7 @@ async def test_a_batch_of_features_observes_one_latency_per_vector():
             t = trade(("AAA", "BBB", "CCC")[i % 3], 100.0 + i, i)
             await bus.publish("ticks.v1", t.symbol.encode(), encode(t))
         runner = Runner(FeaturesProcessor(), bus, RunnerSettings(poll_timeout_ms=10, max_records=1000))
-        await runner.open()
-        async for records in runner._sub.batches(1000, 10):
-            if not records:
-                break
-            await runner.handle(records)
-        await runner.close()
+        await drain(runner)
         assert len(await bus.read_all("features.v1")) == 120
         count = registry.get_sample_value("ticktide_end_to_end_latency_seconds_count",
                                           {"consumer": "features", "topic": "features.v1"})

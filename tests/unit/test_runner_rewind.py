@@ -13,7 +13,7 @@ from schemas.events import DeadLetter, FeatureVector
 from streaming.bus.memory import MemoryBus
 from streaming.codec import encode
 from streaming.runner import Runner, RunnerSettings
-from tests.helpers import CountingProcessor, trade, wait_for
+from tests.helpers import CountingProcessor, drain, trade, wait_for
 
 
 def _count(bus: MemoryBus, topic: str) -> int:
@@ -70,12 +70,7 @@ async def test_a_columnar_batch_failing_after_the_kernel_gives_the_uninterrupted
 
         proc.encoder.encode = flaky
         runner = Runner(proc, bus, RunnerSettings(poll_timeout_ms=10, max_records=40))
-        await runner.open()
-        async for records in runner._sub.batches(40, 10):  # the memory bus: lists, made columns
-            if not records:
-                break
-            await runner.handle(records)
-        await runner.close()
+        await drain(runner, max_records=40)
         return await _vectors(bus)
 
     def comparable(vectors: list[FeatureVector]) -> list[tuple]:
