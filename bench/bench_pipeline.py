@@ -51,10 +51,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_features import load_trades, tiled  # noqa: E402
-from pipeline_contenders import QUIX_FEATURES  # noqa: E402
+from pipeline_verify import offline_features, verify  # noqa: E402
 
 from schemas.events import Tick  # noqa: E402
-from streaming.kernels.engine import FeatureEngine  # noqa: E402
 
 SYMBOLS = tuple(f"SYM{i:02d}USDT" for i in range(10))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -121,6 +120,18 @@ async def preload(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
 
 
 # -- one run -------------------------------------------------------------------------
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to all, then wait for each (30 s; SIGKILL after that)."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
@@ -215,14 +226,7 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
         finally:
             await admin.close()
             await watcher.stop()
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_processes(procs)
     # timed from the first output to the n-th (transaction markers make exactly-once's count
     # run slightly ahead; < 0.2 % here): start-up and the final commit wait are excluded.
     started = next(s for s in samples if s[1] > 0)
@@ -249,85 +253,6 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
             await admin.delete_topics(names)
     finally:
         await admin.close()
-
-
-# -- verification ----------------------------------------------------------------------
-class _Out(msgspec.Struct):
-    symbol: str
-    seq: int = 0
-    values: dict[str, float | None] = {}
-
-
-EXPECTED: dict[str, np.ndarray] = {}  # per symbol, the offline features (rows = seq - 1)
-NAMES: list[str] = []
-
-
-def offline_features(ps: np.ndarray, qs: np.ndarray, per_symbol: list[int]) -> None:
-    eng = FeatureEngine()
-    NAMES[:] = eng.names
-    for i, sym in enumerate(SYMBOLS):
-        row = eng.add_symbol(sym)
-        k = per_symbol[i]
-        EXPECTED[sym] = eng.update_trades(np.full(k, row, dtype=np.int64), ps[i, :k], qs[i, :k])
-
-
-async def verify(contender: str, bootstrap: str, topic: str, n: int) -> int:
-    """Read the output back: every tick has one output (distinct per symbol/seq), samples match."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer._client.add_topic(topic)
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        dec = msgspec.json.Decoder(_Out)
-        seen: set[tuple[str, int]] = set()
-        records = 0
-        checked = 0
-        deadline = time.monotonic() + 120
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{contender}: reading {topic} back timed out")
-            got = await consumer.getmany(timeout_ms=500, max_records=20000)
-            for recs in got.values():
-                for r in recs:
-                    records += 1
-                    if contender == "passthrough":
-                        continue
-                    out = dec.decode(r.value)
-                    seen.add((out.symbol, out.seq))
-                    if out.seq % 997 == 0:
-                        checked += check_values(contender, out)
-    finally:
-        await consumer.stop()
-    distinct = records if contender == "passthrough" else len(seen)
-    if distinct != n:
-        raise RuntimeError(f"{contender}: {distinct} distinct outputs ({records} records), expected {n}")
-    if contender != "passthrough" and checked == 0:
-        raise RuntimeError(f"{contender}: no output sampled")
-    return records
-
-
-def check_values(contender: str, out: _Out) -> int:
-    want = EXPECTED[out.symbol][out.seq - 1]
-    names = QUIX_FEATURES if contender == "quix" else NAMES
-    for name in names:
-        w = want[NAMES.index(name)]
-        got = out.values.get(name)
-        if got is None:
-            if w == w:
-                raise RuntimeError(f"{contender}: {out.symbol}#{out.seq} {name} is null, expected {w}")
-            continue
-        tol = 1e-9 * max(1.0, abs(w)) if contender == "quix" else 0.0
-        if not abs(got - w) <= tol:
-            raise RuntimeError(f"{contender}: {out.symbol}#{out.seq} {name} = {got!r}, expected {w!r}")
-    return 1
 
 
 # -- report ------------------------------------------------------------------------------
@@ -374,7 +299,7 @@ async def throughput(args: argparse.Namespace) -> int:
     ps, qs = make_series(args.ticks)
     messages = encode_ticks(ps, qs, args.ticks, 1_700_000_000_000_000_000)
     per_symbol = [len(range(i, args.ticks, len(SYMBOLS))) for i in range(len(SYMBOLS))]
-    offline_features(ps, qs, per_symbol)
+    offline_features(SYMBOLS, ps, qs, per_symbol)
     log_dir = Path(tempfile.mkdtemp(prefix="ticktide-bench-pipeline-"))
     results = []
     for rep in range(args.repeat):

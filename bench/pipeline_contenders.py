@@ -105,9 +105,10 @@ def _features_step():
         if decode_columns(cols):
             raise RuntimeError("bare-features: undecodable tick")
         outputs = proc.process_columns(cols).outputs
+        # keyed by symbol like the input, so the output partition is the input's
+        part_of = {k: s.partition for s in cols.segments for k in cols.keys[s.start:s.stop]}
         by_part: dict[int, tuple[list, list]] = {}
-        for out in outputs:  # keyed by symbol like the input, so the output partition is the input's
-            part_of = {k: s.partition for s in cols.segments for k in cols.keys[s.start:s.stop]}
+        for out in outputs:
             for key, value in zip(out.keys, out.values):
                 keys, values = by_part.setdefault(part_of[key], ([], []))
                 keys.append(key)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from bench_pipeline import ROOT, SYMBOLS, make_series
+from bench_pipeline import ROOT, SYMBOLS, make_series, stop_processes
 from schemas.events import Tick
 from streaming.profiles import PROFILES
 
@@ -150,13 +149,7 @@ async def _one_run(args, root: str) -> tuple[int, float, dict[str, list[tuple[fl
         stop.set()
         await reader
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         await bus.close()
     return sent, t0, got, logs
 

@@ -33,7 +33,7 @@ import websockets
 from schemas.events import Bar
 from streaming.bus.kafka import KafkaBus
 from tests.integration.conftest import ROOT
-from tests.integration.test_gateway import Gateway, gateway_command, probe, publish, tick, wait_ready
+from tests.integration.test_gateway import Gateway, gateway_command, publish, served, tick
 from tests.unit.test_gateway_support import TOKEN, free_port
 
 pytestmark = pytest.mark.kafka
@@ -69,25 +69,8 @@ def gateway(kafka_broker, tmp_path_factory):
     proc = subprocess.Popen(gateway_command("--bus", url, "--port", str(port), "--tokens-file", str(tmp / "tokens"),
                                             "--prices", str(redated_prices(tmp / "prices.csv"))),
                             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    gw = Gateway(url, port, proc, log)
-
-    async def ready() -> None:
-        bus = KafkaBus(url)
-        try:
-            await wait_ready(gw)
-            await probe(gw, bus)
-        finally:
-            await bus.close()
-
-    try:
-        asyncio.run(ready())
+    with served(Gateway(url, port, proc, log), url) as gw:
         yield gw
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_the_documents_rest_client(gateway, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -90,13 +91,11 @@ async def probe(gw: Gateway, bus: KafkaBus, timeout: float = 20) -> None:
         raise AssertionError(f"no probe tick came through in {timeout}s:\n{gw.log()[-3000:]}")
 
 
-def running_gateway(kafka_broker: str, tmp: Path, *extra: str):
-    """Start a gateway on a fresh topic prefix, wait until it delivers, yield it, stop it."""
-    url = f"{kafka_broker}{'&' if '?' in kafka_broker else '?'}prefix=t{uuid.uuid4().hex[:8]}."
-    gw = start_gateway(url, tmp, *extra)
-
-    async def setup():
-        bus = KafkaBus(url)
+@contextlib.contextmanager
+def served(gw: Gateway, bus_url: str):
+    """``gw`` once it answers and relays a probe tick from Kafka; stopped afterwards."""
+    async def ready() -> None:
+        bus = KafkaBus(bus_url)
         try:
             await wait_ready(gw)
             await probe(gw, bus)
@@ -104,7 +103,7 @@ def running_gateway(kafka_broker: str, tmp: Path, *extra: str):
             await bus.close()
 
     try:
-        asyncio.run(setup())
+        asyncio.run(ready())
         yield gw
     finally:
         gw.proc.terminate()
@@ -112,6 +111,13 @@ def running_gateway(kafka_broker: str, tmp: Path, *extra: str):
             gw.proc.wait(15)
         except subprocess.TimeoutExpired:
             gw.proc.kill()
+
+
+def running_gateway(kafka_broker: str, tmp: Path, *extra: str):
+    """Start a gateway on a fresh topic prefix, wait until it delivers, yield it, stop it."""
+    url = f"{kafka_broker}{'&' if '?' in kafka_broker else '?'}prefix=t{uuid.uuid4().hex[:8]}."
+    with served(start_gateway(url, tmp, *extra), url) as gw:
+        yield gw
 
 
 @pytest.fixture(scope="module")

@@ -18,18 +18,22 @@ SLOW_SOCKETS = 200
 DEADLINE_S = 1.0
 
 
+async def _serve() -> tuple[DeadlineAppRunner, int]:
+    """The gateway's app behind the deadline runner on a free local port."""
+    app = create_app(TokenStore([TOKEN]), run_workflow=lambda request, progress: {}, prices=None,
+                     symbols=frozenset())
+    runner = DeadlineAppRunner(app, request_timeout_s=DEADLINE_S)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, runner.addresses[0][1]
+
+
 def _timed_out() -> float:
     return gm.TIMED_OUT.labels("http_request")._value.get()
 
 
 async def test_sockets_that_never_finish_a_request_are_closed_by_the_deadline():
-    app = create_app(TokenStore([TOKEN]), run_workflow=lambda request, progress: {}, prices=None,
-                     symbols=frozenset())
-    runner = DeadlineAppRunner(app, request_timeout_s=DEADLINE_S)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, port = await _serve()
     before = _timed_out()
     slow: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
@@ -63,13 +67,7 @@ async def test_sockets_that_never_finish_a_request_are_closed_by_the_deadline():
 
 
 async def test_a_slow_but_complete_request_is_served():
-    app = create_app(TokenStore([TOKEN]), run_workflow=lambda request, progress: {}, prices=None,
-                     symbols=frozenset())
-    runner = DeadlineAppRunner(app, request_timeout_s=DEADLINE_S)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, port = await _serve()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         for part in (b"GET /health HTTP/1.1\r\n", b"Host: x\r\n", b"Connection: close\r\n\r\n"):
