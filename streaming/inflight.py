@@ -46,7 +46,7 @@ class InFlight:
 
     def __len__(self) -> int:
         """Batches whose acks or commit are still outstanding."""
-        while self._tasks and self._tasks[0].done():
+        while self._tasks and self._tasks[0].done():  # settled in order: done ones are at the front
             self._tasks.popleft()
         return len(self._tasks)
 
@@ -68,9 +68,8 @@ class InFlight:
 
     async def drain(self) -> None:
         """Wait until every batch handed over is acknowledged and committed; raise a failure."""
-        while self._tasks:
+        while len(self):
             await asyncio.wait({self._tasks[-1]})
-            len(self)
         self._check()
 
     def cancel(self) -> None:

@@ -63,7 +63,6 @@ class EncodedOutputs:
     topic: str
     keys: list[bytes | None]
     values: list[bytes]
-    oldest_ingest_ns: int = 0  # the oldest output's ingest stamp (when ``ingest_ns`` is not given)
     ingest_ns: Sequence[int] = ()  # each output's ingest stamp (0: unknown): the end-to-end latencies
 
 

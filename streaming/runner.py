@@ -114,23 +114,11 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
             self._committed.update(offsets)
             return
         offsets = await work(*args)
-        take_pending = getattr(self.bus, "take_pending", None)
-        if take_pending is not None and self._sub is not None:
-            await self._inflight.submit(take_pending(), offsets)  # acks and commit in the background
-            return
-        await self.bus.flush()
-        if offsets and self._sub is not None:
-            try:
-                await self._sub.commit(offsets)
-            except CommitFailed as exc:
-                # the outputs are out; the partitions' new owner reads these inputs again
-                # (at-least-once), and this member rejoins the group on its next poll
-                log.warning("%s: offsets not committed, the group rebalanced (%s); rejoining", self.name, exc)
-                return
-            self._committed.update(offsets)
+        # the acks and the commit follow in the background (streaming/inflight.py)
+        await self._inflight.submit(self.bus.take_pending(), offsets)
 
     async def _commit_offsets(self, offsets) -> None:
-        if self._sub is not None:
+        if self._sub is not None and offsets:
             await self._sub.commit(offsets)
 
     # -- the loop -------------------------------------------------------------

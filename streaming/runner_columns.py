@@ -88,8 +88,7 @@ class BatchPaths:
             n = len(out.values)
             child(metrics.EVENTS_OUT, self.name, out.topic).inc(n)
             self._counts["out"] += n
-            stamps = out.ingest_ns or (out.oldest_ingest_ns,)
-            metrics.observe_latencies(child(metrics.END_TO_END_SECONDS, self.name, out.topic), now, stamps)
+            metrics.observe_latencies(child(metrics.END_TO_END_SECONDS, self.name, out.topic), now, out.ingest_ns)
         if result.last_ts_event:
             child(metrics.LAST_EVENT_TS, self.name).set(result.last_ts_event / 1e9)
 

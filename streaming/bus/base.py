@@ -78,6 +78,10 @@ class Bus(Protocol):
 
     async def flush(self) -> None: ...
 
+    def take_pending(self) -> list[Awaitable]:
+        """The acknowledgements of everything published since the last call; whoever takes them
+        awaits them (``flush`` no longer does)."""
+
     # exactly-once mode: outputs and input offsets committed in one transaction
     def enable_transactions(self, transactional_id: str) -> None: ...
 

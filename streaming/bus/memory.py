@@ -84,6 +84,9 @@ class MemoryBus:
     async def flush(self) -> None:
         return None
 
+    def take_pending(self) -> list:
+        return []  # every publish is in the log already: nothing to wait for
+
     # Transactions: everything here is atomic already; committing offsets is all there is to do.
     def enable_transactions(self, transactional_id: str) -> None:
         return None
