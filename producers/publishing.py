@@ -26,19 +26,17 @@ async def open_publisher(url: str | None, capacity: int, command: str) -> Buffer
     url = bus_url(url)
     bus = open_bus(url)
     shown = url.split("?")[0]
-    missing_topics = getattr(bus, "missing_topics", None)
-    if missing_topics is not None:
-        try:
-            missing = await asyncio.wait_for(missing_topics(REQUIRED_TOPICS), 30)
-        except Exception as exc:  # noqa: BLE001 - any failure here means no broker to talk to
-            print(f"ticktide {command}: cannot reach the broker at {shown} ({type(exc).__name__}: {exc}) "
-                  "(start it, or fix --bus)", file=sys.stderr)
-            return None
-        if missing:
-            what = f"topic {missing[0]} does not" if len(missing) == 1 else f"topics {', '.join(missing)} do not"
-            print(f"ticktide {command}: {what} exist on {shown} "
-                  f"(create the topics: ticktide topics create --bus '{url}')", file=sys.stderr)
-            return None
+    try:
+        missing = await asyncio.wait_for(bus.missing_topics(REQUIRED_TOPICS), 30)
+    except Exception as exc:  # noqa: BLE001 - any failure here means no broker to talk to
+        print(f"ticktide {command}: cannot reach the broker at {shown} ({type(exc).__name__}: {exc}) "
+              "(start it, or fix --bus)", file=sys.stderr)
+        return None
+    if missing:
+        what = f"topic {missing[0]} does not" if len(missing) == 1 else f"topics {', '.join(missing)} do not"
+        print(f"ticktide {command}: {what} exist on {shown} "
+              f"(create the topics: ticktide topics create --bus '{url}')", file=sys.stderr)
+        return None
     log.info("bus %s, publish buffer %d messages", shown, capacity)
     publisher = BufferedBus(bus, capacity)
     await publisher.start()

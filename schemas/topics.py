@@ -66,12 +66,15 @@ CATALOGUE: dict[str, Topic] = {
 
 
 def changelog_topic(consumer: str, group: str | None = None) -> Topic:
-    """The compacted state changelog of one consumer group: ``changelog.<group>.<consumer>.v1``.
+    """The compacted state changelog of one consumer group: ``changelog.<group>.<consumer>.v2``.
 
     Named per group (the group defaults to the consumer's name), so a new group starts from
-    empty state and two groups never share state. Keyed by partition or item (symbol).
+    empty state and two groups never share state. Keyed by partition or item (symbol); the records
+    of input partition p are in changelog partition p (``streaming.changelog``). v1 spread them by
+    key hash and was written beside per-batch commits: v2 is a new topic, and a group upgraded
+    from v1 rebuilds its state from its inputs (publishing nothing it already published).
     """
-    return Topic(f"changelog.{group or consumer}.{consumer}.v1", None, "partition", partitions=6, compacted=True)
+    return Topic(f"changelog.{group or consumer}.{consumer}.v2", None, "partition", partitions=6, compacted=True)
 
 
 CHANGELOG_CONSUMERS = ("features", "signals", "risk", "portfolio", "execution")
@@ -85,7 +88,7 @@ def lookup(name: str) -> Topic | None:
     if name in CATALOGUE:
         return CATALOGUE[name]
     parts = name.split(".")
-    if len(parts) >= 4 and parts[0] == "changelog" and parts[-1] == "v1" and parts[-2] in CHANGELOG_CONSUMERS:
+    if len(parts) >= 4 and parts[0] == "changelog" and parts[-1] == "v2":  # any consumer's, built in or not
         return changelog_topic(parts[-2], ".".join(parts[1:-2]))
     return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import msgspec
 
@@ -88,6 +88,10 @@ class Processor(ABC):
     # settings), never left to the broker's auto-creation (one partition, or an error when disabled)
     outputs: tuple[str, ...] = ()
     stateful: bool = False
+    # "partition": the state of each input partition is its own (moves with the partition, and in
+    # exactly-once mode commits in that partition's transaction); "instance": one state spans every
+    # partition (a portfolio-wide consumer that runs as one instance: ``streaming.state``)
+    state_scope: str = "partition"
     # True: the runner hands whole decoded batches to ``process_columns`` (see streaming.batch)
     columnar: bool = False
 

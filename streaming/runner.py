@@ -1,12 +1,22 @@
-"""The one consumer loop: poll, decode, process, publish, flush, commit, snapshot.
+"""The one consumer loop: poll -> process -> checkpoint.
 
-At-least-once: offsets are committed only after every output of the batch is
-acknowledged. Stateful processors keep their state per input partition in a
-compacted changelog of its group (``changelog.<group>.<name>.v1``) together with the input
-offsets it reflects; when a partition is assigned, the state is restored and
-the inputs are re-read from exactly those offsets, so a restarted or
-rebalanced consumer continues where the old one stopped, publishing the same
-values (possibly twice, never differently).
+What it composes, each readable on its own:
+
+- ``streaming.partition``: a ``PartitionState`` per assigned input partition,
+  the only place offsets are kept (where the state is, what is committed,
+  what a restore still skips or replays);
+- ``streaming.processing``: one batch decoded, processed and published
+  (columnar, or per input right after a restore or a rewind);
+- ``streaming.checkpoint``: the only place that commits (outputs, changelog,
+  offsets, in that order; in exactly-once mode one transaction per partition,
+  with a producer per partition that fences the partition's previous owner);
+- ``streaming.recovery``: on assignment, each partition's changelog partition
+  is restored and its inputs sought;
+- ``streaming.stopping``: a stop that ends within ``--shutdown-timeout``.
+
+Rebalance hooks run from the Kafka client's own task: a lock keeps them at
+batch boundaries, and records of a partition sought after the batch was
+fetched are dropped (the seek makes the consumer fetch them again).
 """
 
 from __future__ import annotations
@@ -16,23 +26,21 @@ import gc
 import logging
 import socket
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
-
 
 from schemas.events import Health
 from schemas.topics import DLQ, HEALTH, changelog_topic
 from streaming import metrics
-from streaming.batch import decode_records
+from streaming.bus.base import Bus, Record, Subscription, TopicPartition
 from streaming.bus.columns import Columns
-from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPartition
+from streaming.checkpoint import Checkpoint
 from streaming.codec import encode
-from streaming.inflight import InFlight
-from streaming.processor import Envelope, Processor, ProcessResult
-from streaming.runner_columns import BatchFailed, BatchPaths
-from streaming.runner_state import StateHooks
-from streaming.stopping import BoundedStop
+from streaming.partition import PartitionState, Partitions
+from streaming.processing import BatchFailed, BatchHandler, Counts
+from streaming.processor import Processor
+from streaming.recovery import Recovery
+from streaming.stopping import StopBound, Uncommitted, describe, log_uncommitted
 
 log = logging.getLogger(__name__)
 
@@ -42,86 +50,58 @@ class RunnerSettings:
     group: str | None = None  # defaults to the processor's name
     max_records: int = 1000
     poll_timeout_ms: int = 100
-    snapshot_interval_s: float = 2.0
+    # how often a checkpoint commits (None: 0.1 s exactly-once, where read_committed readers wait
+    # for it; 1 s at-least-once, where it only bounds what a crash re-reads)
+    commit_interval_s: float | None = None
     timer_interval_s: float = 1.0
     health_interval_s: float = 10.0
     lag_interval_s: float = 2.0
     duration_s: float | None = None  # stop after this long (demo, tests)
     shutdown_timeout_s: float = 10.0  # a stop ends within this, whatever the broker does
-    exactly_once: bool = False  # Kafka transactions: outputs and input offsets commit atomically
+    exactly_once: bool = False  # Kafka transactions: outputs, changelog and input offsets commit atomically
     instance: str = ""
     # move everything alive after start-up out of the cyclic GC's way (gc.freeze): a batch
     # allocates thousands of objects, and each collection would scan the whole heap
     # (Numba, aiokafka, ...) again; for processes that run one consumer (``ticktide consume``)
     freeze_heap: bool = False
 
+    def commit_interval(self) -> float:
+        if self.commit_interval_s is not None:
+            return self.commit_interval_s
+        return 0.1 if self.exactly_once else 1.0
 
-class Runner(BatchPaths, StateHooks, BoundedStop):
+
+class Runner:
     def __init__(self, processor: Processor, bus: Bus, settings: RunnerSettings | None = None,
                  stop: asyncio.Event | None = None) -> None:
         self.processor = processor
         self.bus = bus
-        self.settings = settings or RunnerSettings()
+        self.settings = s = settings or RunnerSettings()
         self.stop = stop or asyncio.Event()
         self.name = processor.name
-        self.group = self.settings.group or processor.name
-        self.instance = self.settings.instance or f"{socket.gethostname()}:{id(self) & 0xFFFF:x}"
-        self.changelog = changelog_topic(self.name, self.group).name  # one per group: never shared
+        self.group = s.group or processor.name
+        self.instance = s.instance or f"{socket.gethostname()}:{id(self) & 0xFFFF:x}"
+        self.changelog = changelog_topic(self.name, self.group)
+        self.subscription: Subscription | None = None
+        self.partitions = Partitions()
+        self.counts = Counts()
         self._children = metrics.Children()
-        self._sub: Subscription | None = None
-        self._next_offsets: dict[TopicPartition, int] = {}  # next offset to read, per processed input
-        self._dirty: set[int] = set()  # partitions whose state changed since the last snapshot
-        self._counts = {"in": 0, "out": 0, "errors": 0}
-        self._last_health = (time.monotonic(), 0)
-        # Rebalance hooks may run concurrently with the loop (aiokafka calls them from its
-        # coordinator task): the lock keeps them at batch boundaries, and records of a
-        # partition that a hook sought after the batch was fetched are dropped (the seek
-        # makes the consumer fetch them again from the new position).
+        self.batches = BatchHandler(processor, self.name, self._children, self.counts)
+        self.checkpoint = Checkpoint(
+            bus=bus, processor=processor, partitions=self.partitions, group=self.group,
+            changelog_topic=self.changelog.name, exactly_once=s.exactly_once, interval_s=s.commit_interval(),
+            transactional_prefix=f"ticktide.{self.group}.{self.name}", name=self.name)
+        self.recovery = Recovery(bus, processor, self.changelog.name, self.name)
+        self.bound = StopBound(s.shutdown_timeout_s)
         self._lock = asyncio.Lock()
-        self._seeks: dict[TopicPartition, int] = {}  # per partition: how many seeks so far
-        # after a restore from item snapshots: per partition, item -> first offset not yet reflected
-        self._floors: dict[TopicPartition, dict[str, int]] = {}
-        # after a restore: inputs below the group's committed offset rebuild state, but their
-        # outputs were already published, so they are not published again
-        self._mute: dict[TopicPartition, int] = {}
-        # after a stateful batch failed and was rewound: inputs below these offsets one at a time
-        self._isolate: dict[TopicPartition, int] = {}
-        self._eos = self.settings.exactly_once
         self._fatal: BaseException | None = None  # raised by the loop (a hook cannot stop it)
-        self._deadline: float | None = None  # monotonic end of the shutdown bound, once stopping
-        self._interrupted = False  # the bound cut the loop or the final flush short
-        self._seen: dict[TopicPartition, tuple[int, int]] = {}  # first offset read, next offset to read
-        self._committed: dict[TopicPartition, int] = {}  # next offset, as committed
+        self._abandoned: Uncommitted = {}  # what revoked partitions left uncommitted
+        self._last_health = (time.monotonic(), 0)
         self._reported_lag: set[TopicPartition] = set()
         self._outage_seen = False  # the broker went away since the last health report
-        # at-least-once: the next batch is fetched while this one's outputs are acknowledged
-        self._inflight = InFlight(self._commit_offsets, self._committed.update, self.name)
+        self._closing = False
 
-    async def _in_transaction(self, work, *args) -> None:
-        """Run ``work`` (which publishes and returns input offsets to commit) as one unit:
-        a Kafka transaction in exactly-once mode, else publish, wait for acks, commit."""
-        if self._eos:
-            await self.bus.begin_transaction()
-            try:
-                offsets = await work(*args)
-                await self.bus.commit_transaction(offsets, self.group)
-            except CommitFailed as exc:
-                await self.bus.abort_transaction()
-                self._forget_uncommitted_state(exc)
-            except BaseException:
-                await asyncio.wait_for(self.bus.abort_transaction(), self._remaining())
-                raise
-            self._committed.update(offsets)
-            return
-        offsets = await work(*args)
-        # the acks and the commit follow in the background (streaming/inflight.py)
-        await self._inflight.submit(self.bus.take_pending(), offsets)
-
-    async def _commit_offsets(self, offsets) -> None:
-        if self._sub is not None and offsets:
-            await self._sub.commit(offsets)
-
-    # -- the loop -------------------------------------------------------------
+    # -- life cycle -------------------------------------------------------------------
     async def open(self) -> None:
         """Create the topics this consumer needs and join its group (run() calls it)."""
         t0 = time.perf_counter()
@@ -130,201 +110,256 @@ class Runner(BatchPaths, StateHooks, BoundedStop):
         if self.settings.freeze_heap:
             gc.collect()
             gc.freeze()
-        if self._eos:
-            # stable across restarts of this instance, so a new producer fences the old one and
-            # aborts the transaction a crash left open (else readers wait for it to time out)
-            self.bus.enable_transactions(f"ticktide.{self.group}.{self.settings.instance or socket.gethostname()}")
         await self.bus.start()
-        topics = list(dict.fromkeys([*self.processor.inputs, *self.processor.outputs, DLQ.name, HEALTH.name]))
-        if self.processor.stateful:
-            topics.append(self.changelog)
+        p = self.processor
+        topics = list(dict.fromkeys([*p.inputs, *p.outputs, DLQ.name, HEALTH.name]))
+        if p.stateful:
+            topics.append(self.changelog.name)
         await self.bus.ensure_topics(topics)
-        self._sub = self.bus.subscribe(self.processor.inputs, self.group,
-                                       on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.subscription = self.bus.subscribe(p.inputs, self.group, on_assign=self._on_assign,
+                                               on_revoke=self._on_revoke)
+        self.checkpoint.subscription = self.subscription
+
+    async def run(self) -> None:
+        await self.open()
+        metrics.UP.labels(self.name).set(1)
+        watch = self.bus.watch
+        if watch is not None:
+            watch.on_change(self._on_connectivity)
+            watch.describe_waiting(self._describe_uncommitted)
+        loop_task = asyncio.get_running_loop().create_task(self._loop(), name=f"{self.name} loop")
+        try:
+            await self.bound.run_loop(loop_task, self.stop)
+        finally:
+            if watch is not None:
+                watch.forget_listener(self._on_connectivity)
+                watch.forget_waiting(self._describe_uncommitted)
+            await self.close()
 
     async def close(self) -> None:
-        """Flush, snapshot, leave the group (bounded in time)."""
-        await self._shutdown()
+        """The final checkpoint, then leave the group, within the shutdown bound."""
+        self.bound.begin()
+        self._closing = True
+        try:
+            if self.bound.interrupted:
+                raise asyncio.TimeoutError  # the broker held the last batch: do not wait again
+            await asyncio.wait_for(self._final_checkpoint(), self.bound.remaining() * 0.6)
+        except asyncio.TimeoutError:
+            self.bound.interrupted = True
+        except Exception as exc:  # noqa: BLE001 - the stop goes on: what is not committed is reported
+            log.warning("%s: the final checkpoint failed (%s: %s)", self.name, type(exc).__name__, exc)
+        finally:
+            self.checkpoint.cancel()  # what the broker never acknowledged stays uncommitted
+            left = self._uncommitted()
+            if self.subscription is not None:
+                try:
+                    await asyncio.wait_for(self.subscription.close(), max(0.5, self.bound.remaining() * 0.5))
+                except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
+                    log.warning("%s: leaving the group did not finish (%s); the broker will expire the "
+                                "membership", self.name, type(exc).__name__)
+            try:
+                await asyncio.wait_for(self.checkpoint.close(list(self.partitions.values()), everything=True),
+                                       max(0.5, self.bound.remaining()))
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - their open transactions time out
+                pass
+            log_uncommitted(self.name, left, self.bound, self.settings.exactly_once)
+            self.processor.close()
+            metrics.UP.labels(self.name).set(0)
 
+    def remaining_shutdown_s(self) -> float:
+        """What is left of ``--shutdown-timeout`` for the caller's own cleanup (closing the bus)."""
+        return self.bound.remaining()
 
+    async def _final_checkpoint(self) -> None:
+        async with self._lock:  # not while a rebalance hook restores or commits
+            await self.checkpoint.commit(wait=True)
+            await self.bus.flush()
+
+    # -- the loop -------------------------------------------------------------------------
     async def _loop(self) -> None:
         s = self.settings
         started = time.monotonic()
-        due = {"snapshot": started + s.snapshot_interval_s, "timer": started,
-               "health": started + s.health_interval_s, "lag": started}
-        columnar = self.processor.columnar and hasattr(self._sub, "column_batches")
-        fetch = self._sub.column_batches if columnar else self._sub.batches
-        async for records in fetch(s.max_records, s.poll_timeout_ms):
-            seeks = dict(self._seeks)  # as they were when this batch was fetched
+        due = {"timer": started, "health": started + s.health_interval_s, "lag": started}
+        sub = self.subscription
+        fetch = sub.column_batches if self.processor.columnar else sub.batches
+        async for batch in fetch(s.max_records, s.poll_timeout_ms):
+            marks = self.partitions.seek_marks()  # as they were when this batch was fetched
             async with self._lock:
                 if self._fatal is not None:
                     raise RuntimeError(f"{self.name}: cannot continue") from self._fatal
-                if seeks != self._seeks:  # a hook sought partitions after this batch was fetched
-                    def unmoved(topic: str, partition: int) -> bool:
-                        tp = TopicPartition(topic, partition)
-                        return self._seeks.get(tp) == seeks.get(tp)
-
-                    records = (records.keep(unmoved) if isinstance(records, Columns)
-                               else [r for r in records if unmoved(r.topic, r.partition)])
-                if len(records):
-                    await self.handle(records)
-                # timers and snapshots under the lock too: a rebalance hook never lands
-                # in the middle of one (in exactly-once mode, inside its transaction)
+                self.checkpoint.raise_failure()
+                batch = self._current(batch, marks)
+                if len(batch):
+                    await self.handle(batch)
                 now = time.monotonic()
                 if now >= due["timer"]:
                     due["timer"] = now + s.timer_interval_s
-                    await self._in_transaction(self._emit_timer)
+                    await self.batches.emit(self.bus, self.processor.tick(time.time_ns()))
                 if now >= due["lag"]:
                     due["lag"] = now + s.lag_interval_s
                     await self._report_lag()
                 if now >= due["health"]:
                     due["health"] = now + s.health_interval_s
-                    await self._in_transaction(self._publish_health)
-                if self.processor.stateful and now >= due["snapshot"]:
-                    due["snapshot"] = now + s.snapshot_interval_s
-                    await self._snapshot()
+                    await self._publish_health()
+                if self.checkpoint.due():
+                    await self.checkpoint.commit()
             if self.stop.is_set() or (s.duration_s is not None and now - started >= s.duration_s):
                 break
 
-    async def _final_flush(self) -> None:
-        async with self._lock:  # not while a rebalance hook restores or snapshots
-            await self._inflight.drain()
-            await self.bus.flush()
-            if self.processor.stateful:
-                await self._snapshot()
+    def _current(self, batch: Columns | list[Record], marks: dict[int, int]) -> Columns | list[Record]:
+        """The records still to process: assigned, not lost, not sought since they were fetched."""
+        current = self.partitions.current
+        if isinstance(batch, Columns):
+            return batch.keep(lambda topic, partition: current(topic, partition, marks))
+        return [r for r in batch if current(r.topic, r.partition, marks)]
 
-    async def handle(self, records: Sequence[Record] | Columns) -> None:
-        """Process one batch end to end; public so tests can drive it without polling."""
+    async def handle(self, batch: Sequence[Record] | Columns) -> None:
+        """Process one batch end to end (public so tests and the workflow can drive it)."""
         t0 = time.perf_counter()
-        self._children(metrics.BATCH_SIZE, self.name).observe(len(records))
-        if self.processor.columnar and not isinstance(records, Columns):
-            records = Columns.from_records(records)  # a bus without columnar fetches (memory://)
-        try:
-            if isinstance(records, Columns):
-                if self.processor.columnar and not (self._mute or self._floors or self._isolate):
-                    await self._in_transaction(self._handle_columns, records)
-                else:  # just restored: per-input skips and silent replays take the Envelope path
-                    await self._in_transaction(self._handle, records.records())
-            else:
-                await self._in_transaction(self._handle, records)
-        except BatchFailed as failed:
-            ends = records.next_offsets() if isinstance(records, Columns) else _next_offsets(records)
-            await self._rewind(ends, failed.__cause__ or failed)
+        self._children(metrics.BATCH_SIZE, self.name).observe(len(batch))
+        if self.processor.columnar and not isinstance(batch, Columns):
+            batch = Columns.from_records(batch)
+        for states, part in self._units(batch):
+            publisher = self.checkpoint.publisher(states[0])
+            try:
+                await self.batches.handle(part, {ps.partition: ps for ps in states}, publisher)
+            except BatchFailed as failed:
+                await self._rewind(failed, states)
         self._children(metrics.PROCESSING_SECONDS, self.name).observe(time.perf_counter() - t0)
 
-    async def _handle(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
-        replayed: list[Envelope] = []  # rebuild state only: their outputs are out already
-        envelopes: list[Envelope] = []
-        by_topic: dict[str, int] = defaultdict(int)
-        events, errors = decode_records(records)  # one msgspec call per run of one topic
-        undecodable: list[tuple[str, Record]] = []  # dead-lettered once the batch went through
-        for i, r in enumerate(records):
-            by_topic[r.topic] += 1
-            if i in errors:
-                if not self._muted(r):
-                    undecodable.append((errors[i], r))
-                continue
-            env = Envelope(r.topic, r.partition, r.offset, r.key, events[i])
-            if self._floors and self._already_reflected(env):
-                continue
-            (replayed if self._mute and self._muted(r) else envelopes).append(env)
-        for topic, n in by_topic.items():
-            self._children(metrics.EVENTS_IN, self.name, topic).inc(n)
-        self._counts["in"] += len(records)
-        if replayed:
-            self._process_isolating_failures(replayed)
-        result = self._process_isolating_failures(envelopes) if envelopes else None
-        for reason, r in undecodable:
-            await self._dead_letter("decode", reason, r)
-        if result is not None:
-            for env, reason in result.rejected:
-                await self._dead_letter("process", reason, env)
-            await self._emit(result)
-            last_ts = getattr(envelopes[-1].event, "ts_event", None)
-            if last_ts:
-                self._children(metrics.LAST_EVENT_TS, self.name).set(last_ts / 1e9)
-        offsets: dict[TopicPartition, int] = {}
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-            self._dirty.add(r.partition)
-        self._next_offsets.update(offsets)
-        for tp, nxt in offsets.items():
-            if tp in self._isolate and nxt >= self._isolate[tp]:
-                del self._isolate[tp]  # past the failed batch: whole batches again
-            seen = self._seen.get(tp)
-            if seen is None:
-                seen = (min(r.offset for r in records if r.partition == tp.partition and r.topic == tp.topic), 0)
-            self._seen[tp] = (seen[0], nxt)
-        return offsets
+    def _units(self, batch: Columns | Sequence[Record]):
+        """The batch as (partitions, their records) per commit unit: per partition in exactly-once
+        mode (each commits in its own transaction), else the whole batch."""
+        if isinstance(batch, Columns):
+            parts = sorted({s.partition for s in batch.segments})
+        else:
+            parts = sorted({r.partition for r in batch})
+        states = [self.partitions[p] for p in parts if p in self.partitions]
+        if not (self.settings.exactly_once and not self.checkpoint.instance_scope) or len(states) <= 1:
+            return [(states, batch)] if states else []
+        if isinstance(batch, Columns):
+            return [([ps], batch.keep(lambda _t, p, q=ps.partition: p == q)) for ps in states]
+        return [([ps], [r for r in batch if r.partition == ps.partition]) for ps in states]
 
-    def _process_isolating_failures(self, envelopes: list[Envelope]) -> ProcessResult:
-        """Process the batch; if it raises, retry one input at a time so only the poison is rejected
-        (a stateful processor's batch is rewound first: ``BatchFailed``, see ``_rewind``)."""
-        if not self._isolate:
-            try:
-                return self.processor.process(envelopes)
-            except Exception as exc:  # noqa: BLE001 - any bug in one input must not stop the stream
-                if self.processor.stateful:
-                    raise BatchFailed() from exc
-                log.exception("%s: batch failed, isolating the bad input", self.name)
-        merged = ProcessResult()
-        for env in envelopes:
-            try:
-                one = self.processor.process([env])
-            except Exception as exc:  # noqa: BLE001
-                merged.rejected.append((env, f"{type(exc).__name__}: {exc}"))
-                continue
-            merged.outputs.extend(one.outputs)
-            merged.rejected.extend(one.rejected)
-        return merged
+    async def _rewind(self, failed: BatchFailed, states: list[PartitionState]) -> None:
+        """A stateful processor's batch raised part way: its partitions' state may already hold some
+        of it, so processing the inputs again one by one would apply them twice (a count, a rolling
+        window). The partitions go back to their last checkpoint instead (exactly-once: their open
+        transaction aborted; at-least-once: inputs whose outputs are out replayed silently), and the
+        failed batch is then processed one input at a time, so only the one that fails is
+        dead-lettered."""
+        cause = failed.__cause__ or failed
+        log.warning("%s: a batch failed (%s: %s); partitions %s go back to their last checkpoint and "
+                    "the batch is processed again one input at a time", self.name, type(cause).__name__, cause,
+                    sorted(ps.partition for ps in states))
+        if self.settings.exactly_once:
+            affected = await self.checkpoint.abort(states)
+        else:
+            await self.checkpoint.drain()  # the last checkpoint is committed: the restore starts there
+            affected = states
+        for ps in affected:
+            self.processor.drop(ps.partition)
+        await self.recovery.restore(self.subscription, affected)
+        for ps in affected:
+            for topic, position in ps.inputs.items():
+                tp = TopicPartition(topic, ps.partition)
+                if tp in failed.ends:
+                    position.isolate_below = failed.ends[tp]
+                if not self.settings.exactly_once and tp in failed.starts:
+                    position.replay_below = max(position.replay_below, failed.starts[tp])
 
-    async def _emit_timer(self) -> dict:
-        await self._emit(self.processor.tick(time.time_ns()))
-        return {}
+    # -- rebalance hooks ---------------------------------------------------------------------
+    async def _on_assign(self, gained: list[TopicPartition]) -> None:
+        log.info("%s assigned %s", self.name, [f"{t}:{p}" for t, p in gained])
+        async with self._lock:
+            try:
+                states = []
+                for p in sorted({tp.partition for tp in gained}):
+                    if self.processor.stateful and p >= self.changelog.partitions:
+                        raise RuntimeError(
+                            f"input partition {p} has no changelog partition ({self.changelog.name} has "
+                            f"{self.changelog.partitions}); give the inputs at most that many partitions")
+                    states.append(PartitionState(p, [t for t in self.processor.inputs
+                                                     if TopicPartition(t, p) in gained]))
+                await self.checkpoint.open(states)  # exactly-once: fences the previous owners first
+                await self.recovery.restore(self.subscription, states)
+                for ps in states:
+                    self.partitions[ps.partition] = ps
+            except Exception as exc:  # noqa: BLE001 - surfaced by the loop: never run on a bad restore
+                log.exception("%s: restoring state failed", self.name)
+                self._fatal = exc
+
+    async def _on_revoke(self, lost: list[TopicPartition]) -> None:
+        log.info("%s revoked %s", self.name, [f"{t}:{p}" for t, p in lost])
+        async with self._lock:
+            states = self.partitions.for_tps(lost)
+            try:
+                await self.checkpoint.commit(states, wait=True)  # what was processed, before they go
+            except Exception as exc:  # noqa: BLE001 - the new owner re-reads what is not committed
+                log.warning("%s: the checkpoint of revoked partitions failed (%s: %s)", self.name,
+                            type(exc).__name__, exc)
+            for ps in states:
+                self._abandoned.update(ps.uncommitted())
+                if not self._closing:  # at the end of a run the last state stays for whoever embeds it
+                    self.processor.drop(ps.partition)
+                del self.partitions[ps.partition]
+            await self.checkpoint.close(states)
+            for tp in lost:  # the new owner reports these partitions' lag now
+                self._forget_lag(tp)
+
+    # -- what the loop reports ------------------------------------------------------------------
+    def _uncommitted(self) -> Uncommitted:
+        left = dict(self._abandoned)
+        for ps in self.partitions.values():
+            left.update(ps.uncommitted())
+        return left
+
+    def _describe_uncommitted(self) -> str:
+        return describe(self.name, self._uncommitted())
+
+    def _forget_lag(self, tp: TopicPartition) -> None:
+        self._children.forget(metrics.CONSUMER_LAG, self.group, tp.topic, str(tp.partition))
+        try:
+            metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
+        except KeyError:
+            pass
+        self._reported_lag.discard(tp)
+
+    def _on_connectivity(self, up: bool) -> None:
+        if not up:  # a lag measured before the outage would be a lie now: no number at all
+            for tp in list(self._reported_lag):
+                self._forget_lag(tp)
+            self._outage_seen = True
 
     def _broker_reason(self) -> str:
-        watch = getattr(self.bus, "watch", None)
-        return watch.reason() if watch is not None else ""
+        return self.bus.watch.reason() if self.bus.watch is not None else ""
+
     async def _report_lag(self) -> None:
-        if self._sub is None:
-            return
-        if self._broker_reason():
+        if self.subscription is None or self._broker_reason():
             return  # no number while the broker is away (the listener removed the old ones)
-        for tp, lag in (await self._sub.lag()).items():
+        for tp, lag in (await self.subscription.lag()).items():
             self._children(metrics.CONSUMER_LAG, self.group, tp.topic, str(tp.partition)).set(lag)
             self._reported_lag.add(tp)
 
-    async def _publish_health(self) -> dict:
+    async def _publish_health(self) -> None:
         if self._broker_reason():  # nothing reaches health.v1 now: the next report after the outage says it
             self._outage_seen = True
-            return {}
+            return
         now = time.monotonic()
         then, out_then = self._last_health
-        self._last_health = (now, self._counts["out"])
-        n_in, errors = self._counts["in"], self._counts["errors"]
-        error_rate = errors / n_in if n_in else 0.0
-        reason = ""
-        if self._outage_seen:
-            reason = "broker was unreachable since the last report"
+        c = self.counts
+        self._last_health = (now, c.outputs)
+        error_rate = c.errors / c.inputs if c.inputs else 0.0
+        reason = "broker was unreachable since the last report" if self._outage_seen else ""
         self._outage_seen = False
         status = "failing" if error_rate > 0.1 else "degraded" if reason else "ok"
         health = Health(
             component=self.name, instance=self.instance, status=status, reason=reason, ts_proc=time.time_ns(),
-            events_in=n_in, events_out=self._counts["out"], errors=errors, error_rate=error_rate,
-            queue_size=sum((await self._sub.lag()).values()) if self._sub else 0,
-            throughput=(self._counts["out"] - out_then) / max(now - then, 1e-9),
+            events_in=c.inputs, events_out=c.outputs, errors=c.errors, error_rate=error_rate,
+            queue_size=sum((await self.subscription.lag()).values()) if self.subscription else 0,
+            throughput=(c.outputs - out_then) / max(now - then, 1e-9),
         )
         await self.bus.publish(HEALTH.name, self.name.encode(), encode(health))
-        return {}
-
-
-def _next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
-    out: dict[TopicPartition, int] = {}
-    for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        out[tp] = max(out.get(tp, 0), r.offset + 1)
-    return out
 
 
 async def run(processor: Processor, bus: Bus, settings: RunnerSettings | None = None,

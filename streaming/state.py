@@ -1,13 +1,11 @@
 """Whole-state snapshots for a single-instance, portfolio-wide processor.
 
 Some consumers (portfolio, execution, risk) keep one state for everything
-they read rather than one per input partition, and run as one instance. The
-runner still snapshots per input partition, so every partition's changelog
-record carries the whole state, stamped with a version the processor bumps
-as it changes. On restore the newest wins: whichever partitions are assigned
-and in whatever order, the state is the most recent one written, and the
-input offsets recorded with each partition's snapshot are never older than
-that state.
+they read rather than one per input partition, and run as one instance
+(``state_scope = "instance"``). Each checkpoint writes the whole state as one
+changelog record together with the offsets of every input partition it
+reflects (``streaming.changelog``), stamped with a version the processor
+bumps as it changes; on restore the newest wins.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ class SingleInstanceState:
     """
 
     stateful = True
+    state_scope = "instance"
     state_type: ClassVar[type[msgspec.Struct]]
     _state_decoder: ClassVar[msgspec.json.Decoder]
     state: VersionedState
@@ -49,4 +48,6 @@ class SingleInstanceState:
             self.state = state
 
     def drop(self, partition: int) -> None:
-        return None  # the whole state stays (single-instance consumer)
+        # the runtime drops state only when it must go (revoked, or uncommitted after a failure): it is
+        # restored from the changelog when the partitions come back
+        self.state = self.state_type()

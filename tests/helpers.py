@@ -59,7 +59,7 @@ class CountingProcessor(Processor):
 async def drain(runner, max_records: int = 1000) -> None:
     """Open ``runner`` on a memory bus, hand it every batch there is (``handle``), close it."""
     await runner.open()
-    async for records in runner._sub.batches(max_records, 10):  # the memory bus: lists, made columns
+    async for records in runner.subscription.batches(max_records, 10):  # the memory bus: lists, made columns
         if not records:
             break
         await runner.handle(records)

@@ -43,12 +43,11 @@ class BufferedBus:
         self._drain_task: asyncio.Task | None = None
         self._full_logged = False
         self.high_water = 0  # most messages buffered at once
-        settings = getattr(bus, "settings", None)
-        if settings is not None and hasattr(settings, "request_timeout_ms"):
+        settings = getattr(bus, "settings", None)  # kafka:// only: how long a message may wait for the broker
+        if settings is not None:
             settings.request_timeout_ms = max(settings.request_timeout_ms, OUTAGE_TOLERANCE_MS)
-        watch = getattr(bus, "watch", None)
-        if watch is not None:
-            watch.describe_waiting(self.describe)
+        if bus.watch is not None:
+            bus.watch.describe_waiting(self.describe)
 
     def describe(self) -> str:
         return f"{len(self._queue):,} messages buffered (of {self.capacity:,})" if self._queue else ""
@@ -62,7 +61,7 @@ class BufferedBus:
             self._drain_task = asyncio.get_running_loop().create_task(self._drain(), name="buffered-bus drain")
 
     async def publish(self, topic: str, key: bytes | None, value: bytes,
-                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+                      headers: Sequence[tuple[str, bytes]] = (), partition: int | None = None) -> None:
         if self._drain_task is None:
             await self.start()
         while len(self._queue) >= self.capacity:
@@ -72,7 +71,7 @@ class BufferedBus:
                             self.capacity)
             self._room.clear()
             await self._room.wait()
-        self._queue.append((topic, key, value, tuple(headers)))
+        self._queue.append((topic, key, value, tuple(headers), partition))
         self.high_water = max(self.high_water, len(self._queue))
         self._drained.clear()
         self._data.set()
@@ -86,9 +85,9 @@ class BufferedBus:
                 self._data.clear()
                 await self._data.wait()
                 continue
-            topic, key, value, headers = self._queue[0]
+            topic, key, value, headers, partition = self._queue[0]
             try:
-                await self.bus.publish(topic, key, value, headers)
+                await self.bus.publish(topic, key, value, headers, partition)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the broker refused it for now: same message again
@@ -107,19 +106,44 @@ class BufferedBus:
         await self.bus.flush()
 
     def pending(self) -> int:
-        inner = getattr(self.bus, "pending", None)
-        return len(self._queue) + (inner() if inner else 0)
+        return len(self._queue) + self.bus.pending()
 
     async def close(self) -> None:
-        watch = getattr(self.bus, "watch", None)
-        if watch is not None:
-            watch.forget_waiting(self.describe)
+        if self.bus.watch is not None:
+            self.bus.watch.forget_waiting(self.describe)
         if self._drain_task is not None:
             self._drain_task.cancel()
             await asyncio.gather(self._drain_task, return_exceptions=True)
             self._drain_task = None
         await self.bus.close()
 
-    # everything else (subscribe, ensure_topics, transactions...) is the wrapped bus's
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.bus, name)
+    # the rest of the Bus protocol is the wrapped bus's, unbuffered
+    @property
+    def watch(self):
+        return self.bus.watch
+
+    async def publish_batch(self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes],
+                            partition: int | None = None) -> None:
+        for key, value in zip(keys, values):  # through the buffer, in order with publish()
+            await self.publish(topic, key, value)
+
+    def take_acks(self):
+        return self.bus.take_acks()
+
+    def transactional_producer(self, transactional_id: str):
+        return self.bus.transactional_producer(transactional_id)
+
+    def subscribe(self, *args, **kwargs):
+        return self.bus.subscribe(*args, **kwargs)
+
+    async def read_partitions(self, *args, **kwargs):
+        return await self.bus.read_partitions(*args, **kwargs)
+
+    async def read_all(self, topic: str, timeout_s: float = 5.0):
+        return await self.bus.read_all(topic, timeout_s)
+
+    async def ensure_topics(self, names: Sequence[str]) -> None:
+        await self.bus.ensure_topics(names)
+
+    async def missing_topics(self, names: Sequence[str]) -> list[str]:
+        return await self.bus.missing_topics(names)

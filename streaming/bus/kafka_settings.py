@@ -26,6 +26,9 @@ class KafkaSettings:
     # how long a queued message may wait for its partition's leader (a broker outage) before it fails
     request_timeout_ms: int = 40_000
     isolation_level: str = "read_committed"
+    # exactly-once: how long the broker lets a transaction stay open before aborting it (a producer that
+    # died with one open; the partition's next owner aborts it at once when its producer starts)
+    transaction_timeout_ms: int = 60_000
     topic_prefix: str = ""  # namespaces every topic, e.g. "staging." or one per test
 
     def physical(self, topic: str) -> str:

@@ -4,21 +4,22 @@ seeks, lag, and a rebalance listener that forwards to the runner's hooks."""
 from __future__ import annotations
 
 import logging
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition as KafkaTP
 
-from streaming.bus.base import CommitFailed, Record, RebalanceHook, TopicPartition
+from streaming.bus.base import CommitFailed, Committed, Record, RebalanceHook, TopicPartition
 from streaming.bus.columns import Columns
 from streaming.bus.kafka_settings import KafkaSettings
 from streaming.bus.memory import _call
 
 log = logging.getLogger("streaming.bus.kafka")
 
-def _to_record(r: Any, settings: KafkaSettings) -> Record:
+def to_record(r: Any, settings: KafkaSettings) -> Record:
     return Record(settings.logical(r.topic), r.partition, r.offset, r.key, r.value, r.timestamp,
                   tuple(r.headers or ()))
 
@@ -57,6 +58,7 @@ class KafkaSubscription:
         )
         self._started = False
         self._closed = False
+        self._admin: AIOKafkaAdminClient | None = None
 
     async def _start(self) -> None:
         if not self._started:
@@ -70,7 +72,7 @@ class KafkaSubscription:
             got = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
             batch: list[Record] = []
             for tp in sorted(got, key=lambda t: (t.topic, t.partition)):
-                batch.extend(_to_record(r, self.settings) for r in got[tp])
+                batch.extend(to_record(r, self.settings) for r in got[tp])
             yield batch
 
     async def column_batches(self, max_records: int = 500, timeout_ms: int = 200) -> AsyncIterator[Columns]:
@@ -86,10 +88,10 @@ class KafkaSubscription:
                                    [r.key for r in recs], [r.value for r in recs], [r.timestamp for r in recs])
             yield cols
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    async def commit(self, offsets: Mapping[TopicPartition, int], metadata: str = "") -> None:
         if offsets:
             try:
-                await self._consumer.commit({self._physical(tp): off for tp, off in offsets.items()})
+                await self._consumer.commit({self._physical(tp): (off, metadata) for tp, off in offsets.items()})
             except CommitFailedError as exc:  # the group rebalanced under us: the consumer rejoins
                 raise CommitFailed(str(exc)) from exc
 
@@ -105,20 +107,32 @@ class KafkaSubscription:
         await self._consumer.position(ktp)
         self._consumer.seek(ktp, offset)
 
-    async def seek_to_beginning(self, tp: TopicPartition, force: bool = False) -> bool:
+    async def seek_to_beginning(self, tp: TopicPartition) -> None:
         ktp = self._physical(tp)
-        if not force and await self._consumer.committed(ktp) is None:
-            return False  # a new assignment, nothing committed: auto_offset_reset=earliest starts there
         # seek_to_beginning() while the new partition's reset is pending delivers records twice
         await self._consumer.position(ktp)
         self._consumer.seek(ktp, (await self._consumer.beginning_offsets([ktp]))[ktp])
-        return True
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._logical(self._consumer.assignment()))
 
-    async def committed(self, tp: TopicPartition) -> int | None:
-        return await self._consumer.committed(self._physical(tp))
+    async def committed(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, Committed]:
+        """The group's committed positions with their metadata (the admin API: the consumer's
+        own ``committed`` drops the metadata)."""
+        if not tps:
+            return {}
+        if self._admin is None:
+            s = self.settings
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, client_id=s.client_id, **s.security)
+            await self._admin.start()
+        got = await self._admin.list_consumer_group_offsets(self.settings.physical(self.group),
+                                                            partitions=[self._physical(tp) for tp in tps])
+        out: dict[TopicPartition, Committed] = {}
+        for ktp, meta in got.items():
+            if meta.offset is not None and meta.offset >= 0:
+                out[TopicPartition(self.settings.logical(ktp.topic), ktp.partition)] = Committed(
+                    meta.offset, meta.metadata or "")
+        return out
 
     async def lag(self) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}
@@ -137,4 +151,6 @@ class KafkaSubscription:
         if self._closed:
             return
         self._closed = True
+        if self._admin is not None:
+            await self._admin.close()
         await self._consumer.stop()  # also when never started: it closes its client (no ResourceWarning)

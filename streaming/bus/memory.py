@@ -3,8 +3,11 @@
 Same semantics as Kafka where consumers can tell: topics have partitions
 (Kafka's murmur2 partitioner, so a symbol lands on the same partition number
 on both backends), consumer groups share partitions and keep committed
-offsets, and a rebalance calls the same hooks. Everything lives in one
-process; nothing is durable.
+offsets (with their metadata), a rebalance calls the same hooks (eagerly, as
+aiokafka), an expired member's commits fail until it rejoins, and transactions are
+real: a transaction's messages appear only when it commits (an aborted one
+is never seen), and starting a producer with a transactional id fences every
+older producer of that id. Everything lives in one process; nothing is durable.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import AsyncIterator, Mapping, Sequence
 from aiokafka.partitioner import murmur2
 
 from schemas.topics import lookup
-from streaming.bus.base import Record, RebalanceHook, TopicPartition
+from streaming.bus.base import (Acks, CommitFailed, Committed, Fenced, Progress, RebalanceHook, Record,
+                                TopicPartition)
+from streaming.bus.columns import Columns
 
 DEFAULT_PARTITIONS = 3
 
@@ -41,14 +46,18 @@ async def _call(hook: RebalanceHook | None, tps: list[TopicPartition]) -> None:
 class _Group:
     def __init__(self) -> None:
         self.members: list[MemorySubscription] = []
-        self.committed: dict[TopicPartition, int] = {}
+        self.committed: dict[TopicPartition, Committed] = {}
+        self.generation = 0
 
 
 class MemoryBus:
+    watch = None  # nothing to lose connection to
+
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._logs: dict[str, list[list[Record]]] = {}
         self._groups: dict[str, _Group] = defaultdict(_Group)
+        self._epochs: dict[str, int] = defaultdict(int)  # transactional id -> newest producer's epoch
         self._counter = 0
         self._waiters: list[asyncio.Future] = []
 
@@ -64,54 +73,66 @@ class MemoryBus:
         for name in names:
             self._partitions(name)
 
+    async def missing_topics(self, names: Sequence[str]) -> list[str]:
+        return []  # every topic exists on first use (with the catalogue's partitions)
+
     async def start(self) -> None:
         return None
 
     # -- producing ----------------------------------------------------------
-    async def publish(self, topic: str, key: bytes | None, value: bytes,
-                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+    def _append(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = (),
+                partition: int | None = None) -> None:
         parts = self._partitions(topic)
         self._counter += 1
-        p = partition_for(key, len(parts), self._counter)
+        p = partition_for(key, len(parts), self._counter) if partition is None else partition
         log = parts[p]
         log.append(Record(topic, p, len(log), key, value, int(time.time() * 1000), tuple(headers)))
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes,
+                      headers: Sequence[tuple[str, bytes]] = (), partition: int | None = None) -> None:
+        self._append(topic, key, value, headers, partition)
         self._wake()
 
-    async def publish_batch(self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes]) -> None:
+    async def publish_batch(self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes],
+                            partition: int | None = None) -> None:
         for key, value in zip(keys, values):
-            await self.publish(topic, key, value)
+            self._append(topic, key, value, (), partition)
+        self._wake()
 
     async def flush(self) -> None:
         return None
 
-    def take_pending(self) -> list:
-        return []  # every publish is in the log already: nothing to wait for
+    def take_acks(self) -> Acks:
+        return Acks()  # every publish is in the log already: nothing to wait for
 
-    # Transactions: everything here is atomic already; committing offsets is all there is to do.
-    def enable_transactions(self, transactional_id: str) -> None:
-        return None
+    def pending(self) -> int:
+        return 0
 
-    async def begin_transaction(self) -> None:
-        return None
-
-    async def commit_transaction(self, offsets: Mapping[TopicPartition, int], group: str) -> None:
-        self._groups[group].committed.update(offsets)
-
-    async def abort_transaction(self) -> None:
-        return None
+    def transactional_producer(self, transactional_id: str) -> "MemoryTransactionalProducer":
+        return MemoryTransactionalProducer(self, transactional_id)
 
     # -- consuming ----------------------------------------------------------
     def subscribe(self, topics: Sequence[str], group: str, on_assign: RebalanceHook | None = None,
                   on_revoke: RebalanceHook | None = None, from_beginning: bool = True) -> "MemorySubscription":
         sub = MemorySubscription(self, tuple(topics), group, on_assign, on_revoke, from_beginning)
         self._groups[group].members.append(sub)
-        self._mark_rebalance(group)
+        self.force_rebalance(group)
         return sub
 
-    def _mark_rebalance(self, group: str) -> None:
-        for member in self._groups[group].members:
+    def force_rebalance(self, group: str) -> None:
+        """A new generation of ``group`` (a member joined or left): every member gets its partitions
+        again on its next poll (eager, as aiokafka: all revoked, then the new assignment given)."""
+        g = self._groups[group]
+        g.generation += 1
+        for member in g.members:
             member._needs_rebalance = True
         self._wake()
+
+    def expire(self, member: "MemorySubscription") -> None:
+        """``member``'s session timed out (it froze, or lost the network): the group moved on without
+        it, so its commits fail until it rejoins on its next poll."""
+        member._expired = True
+        self.force_rebalance(member.group)
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -137,7 +158,12 @@ class MemoryBus:
         members = self._groups[sub.group].members
         if sub in members:
             members.remove(sub)
-            self._mark_rebalance(sub.group)
+            self.force_rebalance(sub.group)
+
+    async def read_partitions(self, topic: str, partitions: Sequence[int], progress: Progress | None = None,
+                              stall_timeout_s: float = 60.0) -> list[Record]:
+        logs = self._partitions(topic)
+        return [r for p in partitions if p < len(logs) for r in logs[p]]
 
     async def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Record]:
         return [r for log in self._partitions(topic) for r in log]
@@ -158,6 +184,53 @@ class MemoryBus:
         return None
 
 
+class MemoryTransactionalProducer:
+    """A transaction's messages are held back and appended when it commits, together with the
+    group's offsets; a newer producer of the same id makes every call of this one raise Fenced."""
+
+    def __init__(self, bus: MemoryBus, transactional_id: str) -> None:
+        self.bus = bus
+        self.transactional_id = transactional_id
+        self._epoch: int | None = None
+        self._held: list[tuple[str, bytes | None, bytes, int | None]] = []
+
+    async def start(self) -> None:
+        self.bus._epochs[self.transactional_id] += 1
+        self._epoch = self.bus._epochs[self.transactional_id]
+
+    def _check(self) -> None:
+        if self._epoch is None:
+            raise RuntimeError("the transactional producer was not started")
+        if self._epoch != self.bus._epochs[self.transactional_id]:
+            self._held = []
+            raise Fenced(f"producer {self.transactional_id!r} was fenced by a newer one")
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+        self._check()
+        self._held.append((topic, key, value, partition))
+
+    async def publish_batch(self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes],
+                            partition: int | None = None) -> None:
+        self._check()
+        self._held.extend((topic, k, v, partition) for k, v in zip(keys, values))
+
+    async def commit(self, offsets: Mapping[TopicPartition, int], group: str, metadata: str = "") -> None:
+        self._check()
+        held, self._held = self._held, []
+        for topic, key, value, partition in held:
+            self.bus._append(topic, key, value, (), partition)
+        committed = self.bus._groups[group].committed
+        for tp, offset in offsets.items():
+            committed[tp] = Committed(offset, metadata)
+        self.bus._wake()
+
+    async def abort(self) -> None:
+        self._held = []
+
+    async def close(self) -> None:
+        self._held = []
+
+
 class MemorySubscription:
     _ids = 0
 
@@ -172,26 +245,27 @@ class MemorySubscription:
         self._assigned: set[TopicPartition] = set()
         self._position: dict[TopicPartition, int] = {}
         self._needs_rebalance = True
+        self._expired = False
         self._closed = False
 
     async def _rebalance(self) -> None:
         self._needs_rebalance = False
         new = self.bus._assignment_for(self)
-        lost = sorted(self._assigned - new)
-        gained = sorted(new - self._assigned)
-        if lost:
-            await _call(self.on_revoke, lost)
-            for tp in lost:
-                self._position.pop(tp, None)
+        # eager, as aiokafka: every partition is revoked (an expired member's commits still fail
+        # here), then the new assignment given
+        if self._assigned:
+            await _call(self.on_revoke, sorted(self._assigned))
+        self._expired = False
+        self._position = {}
         self._assigned = new
         committed = self.bus._groups[self.group].committed
-        for tp in gained:
+        for tp in new:
             if tp in committed:
-                self._position[tp] = committed[tp]
+                self._position[tp] = committed[tp].offset
             else:
                 self._position[tp] = 0 if self.from_beginning else self.bus.end_offset(tp)
-        if gained:
-            await _call(self.on_assign, gained)
+        if new:
+            await _call(self.on_assign, sorted(new))
 
     async def batches(self, max_records: int = 500, timeout_ms: int = 200) -> AsyncIterator[list[Record]]:
         while not self._closed:
@@ -206,6 +280,10 @@ class MemorySubscription:
             yield batch
             await asyncio.sleep(0)  # let producers run between batches
 
+    async def column_batches(self, max_records: int = 500, timeout_ms: int = 200) -> AsyncIterator[Columns]:
+        async for batch in self.batches(max_records, timeout_ms):
+            yield Columns.from_records(batch)
+
     def _take(self, max_records: int) -> list[Record]:
         out: list[Record] = []
         for tp in sorted(self._assigned):
@@ -218,25 +296,25 @@ class MemorySubscription:
                 break
         return out
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        committed = self.bus._groups[self.group].committed
+    async def commit(self, offsets: Mapping[TopicPartition, int], metadata: str = "") -> None:
+        group = self.bus._groups[self.group]
+        if self._expired:
+            raise CommitFailed(f"member {self.member_id} of group {self.group!r} expired: the group rebalanced")
         for tp, offset in offsets.items():
-            if tp in self._assigned:
-                committed[tp] = offset
+            group.committed[tp] = Committed(offset, metadata)
 
     async def seek(self, tp: TopicPartition, offset: int) -> None:
         self._position[tp] = offset
 
-    async def seek_to_beginning(self, tp: TopicPartition, force: bool = False) -> bool:
-        moved = self._position.get(tp) != 0
+    async def seek_to_beginning(self, tp: TopicPartition) -> None:
         self._position[tp] = 0
-        return moved
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._assigned)
 
-    async def committed(self, tp: TopicPartition) -> int | None:
-        return self.bus._groups[self.group].committed.get(tp)
+    async def committed(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, Committed]:
+        committed = self.bus._groups[self.group].committed
+        return {tp: committed[tp] for tp in tps if tp in committed}
 
     async def lag(self) -> dict[TopicPartition, int]:
         return {tp: self.bus.end_offset(tp) - self._position.get(tp, 0) for tp in self._assigned}

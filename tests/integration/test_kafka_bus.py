@@ -122,11 +122,8 @@ async def test_a_consumer_creates_the_topics_it_writes_with_the_catalogues_parti
     await runner.open()
     try:
         assert await bus.missing_topics(["features.v1", "signals.v1", "dlq.v1", "health.v1"]) == []
-        client = bus._producer.client
         for name in ("signals.v1", "health.v1"):
-            physical = bus.settings.physical(name)
-            await client._wait_on_metadata(physical)
-            assert len(client.cluster.partitions_for_topic(physical)) == lookup(name).partitions
+            assert len(await bus.partitions_of(name)) == lookup(name).partitions
     finally:
         await runner.close()
         await bus.close()

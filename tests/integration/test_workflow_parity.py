@@ -35,7 +35,7 @@ async def test_live_consumers_on_kafka_equal_the_workflow_replay(kafka_url, tmp_
         for _ in range(240):  # until every group has consumed everything and the output stopped growing
             await asyncio.sleep(0.5)
             sizes = tuple([len(await bus.read_all(t)) for t in TOPICS])
-            lag = sum([sum((await r._sub.lag()).values()) for r in runners if r._sub is not None])
+            lag = sum([sum((await r.subscription.lag()).values()) for r in runners if r.subscription is not None])
             if lag == 0 and sizes == last and sizes[3] > 0:
                 break
             last = sizes

@@ -54,4 +54,4 @@ def test_unknown_and_untyped_topics_are_refused():
     with pytest.raises(KeyError, match="unknown topic 'nope.v1'"):
         subscribe("nope.v1", "memory://")
     with pytest.raises(ValueError, match="carries no event type"):
-        subscribe("changelog.features.features.v1", "memory://")
+        subscribe("changelog.features.features.v2", "memory://")

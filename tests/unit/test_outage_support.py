@@ -77,6 +77,7 @@ def test_client_log_limiter_drops_connection_noise_and_rate_limits_the_rest(capl
 async def test_buffer_keeps_order_through_refusals_and_pushes_back_when_full():
     class FlakyBus:
         url = "flaky://"
+        watch = None
 
         def __init__(self) -> None:
             self.down = True
@@ -84,7 +85,10 @@ async def test_buffer_keeps_order_through_refusals_and_pushes_back_when_full():
 
         async def start(self) -> None: ...
 
-        async def publish(self, topic, key, value, headers=()) -> None:
+        def pending(self) -> int:
+            return 0
+
+        async def publish(self, topic, key, value, headers=(), partition=None) -> None:
             if self.down:
                 raise ConnectionError("broker away")
             self.got.append(value)

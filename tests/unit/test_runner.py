@@ -50,7 +50,7 @@ async def test_restart_restores_state_from_the_changelog():
     symbols = ["AAA", "BBB", "CCC", "DDD"]
     await _publish_trades(bus, symbols, 5)
     await _run_for(Runner(CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=10)), 0.3)
-    assert await bus.read_all("changelog.counting.counting.v1"), "a snapshot was written at shutdown"
+    assert await bus.read_all("changelog.counting.counting.v2"), "a snapshot was written at shutdown"
     await _publish_trades(bus, symbols, 5, start=5)
     await _run_for(Runner(CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=10)), 0.3)
     outs = _features(await bus.read_all("features.v1"))
@@ -62,7 +62,7 @@ async def test_restart_without_a_snapshot_rebuilds_from_the_beginning():
     """A consumer that died before snapshotting re-reads its inputs: same values, duplicates allowed."""
     bus = MemoryBus()
     await _publish_trades(bus, ["AAA"], 4)
-    runner = Runner(CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=10, snapshot_interval_s=999))
+    runner = Runner(CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=10, commit_interval_s=999))
     task = asyncio.create_task(runner.run())
     await asyncio.sleep(0.2)
     task.cancel()  # a crash: no clean shutdown, no snapshot
@@ -124,7 +124,7 @@ async def test_item_snapshots_skip_inputs_each_item_already_reflects():
     await run_until(6)
     await _publish_trades(bus, [a], 3, start=3)
     await run_until(9)  # only a changed: b's changelog record stays at the older offset
-    items = [r.key for r in await bus.read_all("changelog.item-counting.item-counting.v1")]
+    items = [r.key for r in await bus.read_all("changelog.item-counting.item-counting.v2")]
     assert sorted(items) == sorted([f"{partition_for(a.encode(), 6, 0)}/{s}".encode() for s in (a, b, a)])
     await _publish_trades(bus, [b], 2, start=3)
     await run_until(11)

@@ -30,12 +30,12 @@ async def _vectors(bus) -> list[FeatureVector]:
 
 async def test_poison_after_good_inputs_of_its_partition_counts_them_once():
     bus = MemoryBus()
-    runner = Runner(CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=10, snapshot_interval_s=0.01))
+    runner = Runner(CountingProcessor(), bus, RunnerSettings(poll_timeout_ms=10, commit_interval_s=0.01))
     task = asyncio.create_task(runner.run())
     for i in range(3):
         await bus.publish("ticks.v1", b"AAA", encode(trade("AAA", 100.0 + i, i)))
     await wait_for(lambda: _count(bus, "features.v1") == 3, what="the first three counted")
-    await wait_for(lambda: _count(bus, "changelog.counting.counting.v1") > 0, what="a snapshot")
+    await wait_for(lambda: _count(bus, "changelog.counting.counting.v2") > 0, what="a snapshot")
     # one fetch (the memory bus's publish never yields): two good inputs, a poison and garbage in the same partition, then more good ones
     for i in range(3, 5):
         await bus.publish("ticks.v1", b"AAA", encode(trade("AAA", 100.0 + i, i)))

@@ -45,5 +45,5 @@ def test_unknown_topic_names_the_known_ones():
 
 
 def test_changelogs_are_compacted():
-    assert CATALOGUE["changelog.features.features.v1"].config == {"cleanup.policy": "compact"}
+    assert CATALOGUE["changelog.features.features.v2"].config == {"cleanup.policy": "compact"}
     assert CATALOGUE["ticks.v1"].config["cleanup.policy"] == "delete"

@@ -213,7 +213,8 @@ async def test_offline_cli_equals_live_consumer_on_the_memory_bus(tmp_path, caps
     for _ in range(200):
         await asyncio.sleep(0.02)
         if sum(len(p) for p in bus._partitions("features.v1")) and \
-                all(runner._next_offsets.get(tp) == bus.end_offset(tp) for tp in runner._sub.assignment()):
+                all(runner.partitions[tp.partition].inputs[tp.topic].next == bus.end_offset(tp)
+                    for tp in runner.subscription.assignment() if tp.partition in runner.partitions):
             break
     runner.stop.set()
     await asyncio.wait_for(task, 5)

@@ -106,7 +106,7 @@ async def test_live_consumers_and_workflow_replay_agree(tmp_path):
         for _ in range(300):  # until every group has consumed everything and the output stopped growing
             await asyncio.sleep(0.1)
             sizes = tuple([len(await bus.read_all(t)) for t in ("features.v1", "targets.v1", "orders.v1", "fills.v1")])
-            lag = sum([sum((await r._sub.lag()).values()) for r in runners if r._sub is not None])
+            lag = sum([sum((await r.subscription.lag()).values()) for r in runners if r.subscription is not None])
             if lag == 0 and sizes == last and sizes[1] > 0:
                 break
             last = sizes

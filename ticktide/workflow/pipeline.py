@@ -35,7 +35,7 @@ class StageRunner(Runner):
 
     async def open(self) -> None:
         await super().open()
-        self._batches = self._sub.batches(self.settings.max_records, self.settings.poll_timeout_ms)
+        self._batches = self.subscription.batches(self.settings.max_records, self.settings.poll_timeout_ms)
 
     async def drain(self) -> int:
         """Handle batches until a poll comes back empty with no lag; the number of records handled."""
@@ -46,7 +46,7 @@ class StageRunner(Runner):
                 await self.handle(records)
                 n += len(records)
                 continue
-            if not any((await self._sub.lag()).values()):
+            if not any((await self.subscription.lag()).values()):
                 return n
 
 
