@@ -185,10 +185,10 @@ class Checkpoint:
         async def commit_unit(producer, unit: list[PartitionState]) -> None:
             mine = {ps.partition for ps in unit}
             unit_offsets = {tp: off for p in mine for tp, off in offsets[p].items()}
-            for r in records:
-                if r.source is None or r.source.partition in mine:
-                    await producer.publish(self.changelog_topic, r.key, r.value, partition=r.partition)
             try:
+                for r in records:
+                    if r.source is None or r.source.partition in mine:
+                        await producer.publish(self.changelog_topic, r.key, r.value, partition=r.partition)
                 await producer.commit(unit_offsets, self.group, changelog.CHECKPOINT_METADATA)
             except CommitFailed as exc:
                 self.lose(unit, exc)

@@ -32,7 +32,7 @@ from typing import Sequence
 from schemas.events import Health
 from schemas.topics import DLQ, HEALTH, changelog_topic
 from streaming import metrics
-from streaming.bus.base import Bus, Record, Subscription, TopicPartition
+from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPartition
 from streaming.bus.columns import Columns
 from streaming.checkpoint import Checkpoint
 from streaming.codec import encode
@@ -225,6 +225,8 @@ class Runner:
                 await self.batches.handle(part, {ps.partition: ps for ps in states}, publisher)
             except BatchFailed as failed:
                 await self._rewind(failed, states)
+            except CommitFailed as exc:  # exactly-once: a newer producer took these partitions
+                self.checkpoint.lose(await self.checkpoint.abort(states), exc)
         self._children(metrics.PROCESSING_SECONDS, self.name).observe(time.perf_counter() - t0)
 
     def _units(self, batch: Columns | Sequence[Record]):

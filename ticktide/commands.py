@@ -52,6 +52,7 @@ async def _consume(args: argparse.Namespace) -> int:
     settings = RunnerSettings(group=args.group, max_records=args.max_records or profile.max_records,
                               poll_timeout_ms=profile.poll_timeout_ms, duration_s=args.duration,
                               exactly_once=args.exactly_once, instance=args.instance_id or "", freeze_heap=True,
+                              commit_interval_s=args.commit_interval,
                               shutdown_timeout_s=args.shutdown_timeout)
     runner = Runner(processor, bus, settings, stop)
     try:
@@ -209,9 +210,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run "
                    "until SIGTERM/Ctrl-C)")
     p.add_argument("--instance-id", default=None,
-                   help="stable id of this replica (default: the host name); names its Kafka transactional id")
+                   help="name of this replica in its health reports (default: the host name)")
     p.add_argument("--exactly-once", action="store_true",
-                   help="Kafka transactions: outputs and input offsets commit atomically (default: at-least-once)")
+                   help="Kafka transactions: outputs, state and input offsets commit atomically, one transactional "
+                        "producer per input partition fencing its previous owner (default: at-least-once)")
+    p.add_argument("--commit-interval", type=float, default=None, metavar="SECONDS",
+                   help="how often the state and offsets are committed (default: 0.1 with --exactly-once, where "
+                        "read_committed readers wait for it; else 1)")
     add_shutdown_option(p)
     p.set_defaults(func=cmd_consume)
 

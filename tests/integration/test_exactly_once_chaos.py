@@ -145,23 +145,24 @@ async def test_kill_9_right_after_restore_and_mid_transaction(kafka_url, process
     expected = offline_vectors(ticks, tmp_path)
     bus = KafkaBus(kafka_url)
     await bus.ensure_topics(["ticks.v1", "features.v1"])
-    await publish(bus, ticks)
     rng = random.Random(22)
     args = ("consume", "features", "--bus", kafka_url, "--exactly-once", "--instance-id", "chaos")
     # (when, CPU starved): right after the restore, or once outputs flow (a transaction is open)
     rounds = [("restored", False), ("restored", False), ("restored", False), ("emitting", False),
               ("restored", True), ("restored", True), ("restored", True), ("emitting", True)]
+    chunk = len(ticks) // (len(rounds) + 1) + 1  # every instance finds new inputs when it starts
     kills = []
     burners: list[subprocess.Popen] = []
     try:
         for i, (when, starved) in enumerate(rounds):
+            await publish(bus, ticks[i * chunk:(i + 1) * chunk])
             if starved and not burners:
                 burners = burn_cpu()
+            before = len(await committed_vectors(bus))
             proc = processes.start(*args, name=f"chaos-{i}")
             await logged(processes, proc, RESTORED, 180)
             t0 = time.monotonic()
             if when == "emitting":
-                before = len(await committed_vectors(bus))
                 await wait_until(lambda: _more_than(bus, before), 120, interval=0.1, what="new output")
             await asyncio.sleep(rng.uniform(0.0, 1.5))
             proc.send_signal(signal.SIGKILL)
@@ -169,6 +170,7 @@ async def test_kill_9_right_after_restore_and_mid_transaction(kafka_url, process
             kills.append(f"{when}{' starved' if starved else ''} +{time.monotonic() - t0:.2f}s")
     finally:
         stop_burning(burners)
+    await publish(bus, ticks[len(rounds) * chunk:])
     final = processes.start(*args, name="chaos-final")
     await wait_until(lambda: _at_least(bus, len(expected)), 300, interval=1.0, what="every feature vector")
     await asyncio.sleep(2)  # anything still to come (a duplicate) arrives now
@@ -197,14 +199,15 @@ async def test_a_frozen_instance_is_fenced_when_it_comes_back(kafka_url, process
     head = len(ticks) // 4
     await publish(bus, ticks[:head])
     common = ("consume", "features", "--bus", kafka_url, "--exactly-once")
-    a = processes.start(*common, "--instance-id", "zombie-a", name="zombie-a")
+    # a long transaction: whenever a is frozen, it holds processed inputs it has not committed
+    a = processes.start(*common, "--instance-id", "zombie-a", "--commit-interval", "30", name="zombie-a")
     await logged(processes, a, RESTORED, 180)
-    await wait_until(lambda: _at_least(bus, 1), 120, what="output from a")
+    await asyncio.sleep(3)  # a processes the first ticks: its transactions are open
 
-    async def feed() -> None:  # a steady stream, so a holds fetched, uncommitted inputs when frozen
+    async def feed() -> None:  # a steady stream
         for start in range(head, len(ticks), 1000):
             await publish(bus, ticks[start:start + 1000])
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
 
     feeder = asyncio.create_task(feed())
     await asyncio.sleep(2)
