@@ -8,7 +8,10 @@ DURATION ?= 20
 TICKTIDE_CONSTRAINTS ?= constraints.txt
 PIN := $(if $(TICKTIDE_CONSTRAINTS),-c $(TICKTIDE_CONSTRAINTS))
 
-.PHONY: demo test install kafka-start kafka-stop bench bench-pipeline clean
+.PHONY: demo test install kafka-start kafka-stop bench bench-pipeline bench-broker clean
+
+# benchmarks that need a running broker (make kafka-start): bench-pipeline, bench-broker
+BROKER_BENCHES := bench/bench_pipeline.py bench/bench_restore.py bench/bench_producer_memory.py
 
 # PYTHONWARNINGS: setuptools warns about editable installs at length (harmless here)
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -35,12 +38,17 @@ kafka-stop:
 
 bench: install
 	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q $(PIN) -e '.[bench]'
-	for b in $(filter-out bench/bench_pipeline.py,$(wildcard bench/bench_*.py)); do $(VENV)/bin/python $$b || exit 1; done  # bench-pipeline needs a broker
+	for b in $(filter-out $(BROKER_BENCHES),$(wildcard bench/bench_*.py)); do $(VENV)/bin/python $$b || exit 1; done
 
 # end to end on a running broker (make kafka-start): BUS=kafka://host:port, TICKS=500000
 bench-pipeline: install
 	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/pip install -q $(PIN) -e '.[bench]'
 	$(VENV)/bin/python bench/bench_pipeline.py $(if $(BUS),--bus $(BUS)) $(if $(TICKS),--ticks $(TICKS))
+
+# restore time per partition and key count, producer memory over 2 million ticks (BUS=kafka://host:port)
+bench-broker: install
+	$(VENV)/bin/python bench/bench_restore.py $(if $(BUS),--bus $(BUS))
+	$(VENV)/bin/python bench/bench_producer_memory.py $(if $(BUS),--bus $(BUS))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

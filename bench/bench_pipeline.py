@@ -60,7 +60,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONTENDERS = ("passthrough", "bare-features", "ticktide", "ticktide-eos", "quix")
 # ticktide-2: two instances in one group; baseline: `consume features` of another checkout
 # (--baseline-root, e.g. `git archive <commit>` unpacked), for a same-run before/after
-EXTRA = ("ticktide-2", "baseline")
+EXTRA = ("ticktide-2", "baseline", "baseline-eos")
 BASELINE_ROOT: list[str] = []
 
 
@@ -151,9 +151,11 @@ def broker_pid(bootstrap: str) -> int | None:
 
 def command(contender: str, bootstrap: str, prefix: str, group: str, state_dir: str) -> list[str]:
     py = sys.executable
-    if contender == "baseline":
+    if contender.startswith("baseline"):
+        eos = ["--exactly-once", "--instance-id", f"{group}-{uuid.uuid4().hex[:4]}"] if contender == "baseline-eos" \
+            else []
         return [py, "-m", "ticktide.cli", "consume", "features", "--bus", f"kafka://{bootstrap}?prefix={prefix}",
-                "--group", group, "--max-records", "5000"]
+                "--group", group, "--max-records", "5000", *eos]
     if contender.startswith("ticktide"):
         eos = ["--exactly-once"] if contender == "ticktide-eos" else []
         return [py, "-m", "ticktide.cli", "consume", "features", "--bus", f"kafka://{bootstrap}?prefix={prefix}",
@@ -193,7 +195,7 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
         await admin.create_topics([NewTopic(f"{prefix}{sink_name(contender)}", 6, 1)])
         await admin.close()
     log_path = log_dir / f"{contender}-{run_id}.log"
-    root = Path(BASELINE_ROOT[0]) if contender == "baseline" else ROOT
+    root = Path(BASELINE_ROOT[0]) if contender.startswith("baseline") else ROOT
     env = {**os.environ, "PYTHONPATH": str(root)}
     with tempfile.TemporaryDirectory() as state_dir, open(log_path, "wb") as log:
         procs = [subprocess.Popen(command(contender, bootstrap, prefix, group, state_dir), cwd=root, env=env,
@@ -207,7 +209,7 @@ async def run_one(contender: str, bootstrap: str, messages, timeout_s: float, lo
         samples: list[tuple[float, int, float, float]] = []  # time, outputs written, cpu, broker cpu
         broker = broker_pid(bootstrap)
         deadline = time.monotonic() + timeout_s
-        ticktide = contender.startswith("ticktide") or contender == "baseline"
+        ticktide = contender.startswith(("ticktide", "baseline"))
         group_id = prefix + group if ticktide else group  # ticktide prefixes its group ids
         try:
             while True:
@@ -286,8 +288,9 @@ def report(results: list[dict], n: int) -> None:
         vs_pt = f"{med[c] / med['passthrough']:.2f}x" if "passthrough" in med else "-"
         vs_q = f"{med[c] / med['quix']:.2f}x" if "quix" in med else "-"
         print(f"| {c} | {runs} | {med[c]:,.0f} | {cpu:.1f} | {broker:.1f} | {vs_pt} | {vs_q} |")
-    if "baseline" in med and "ticktide" in med:
-        print(f"ticktide / baseline ({BASELINE_ROOT[0]}): {med['ticktide'] / med['baseline']:.2f}x msgs/s")
+    for ours, theirs in (("ticktide", "baseline"), ("ticktide-eos", "baseline-eos")):
+        if theirs in med and ours in med:
+            print(f"{ours} / {theirs} ({BASELINE_ROOT[0]}): {med[ours] / med[theirs]:.2f}x msgs/s")
     if "ticktide-2" in med and "ticktide" in med:
         print(f"two instances in one group / one instance: {med['ticktide-2'] / med['ticktide']:.2f}x "
               f"(ticktide-2's CPU µs/msg is both processes together)")

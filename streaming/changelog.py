@@ -26,6 +26,7 @@ from typing import Iterable
 import msgspec
 
 from streaming.bus.base import Record
+from streaming.processor import Processor
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +46,23 @@ _decoder = msgspec.json.Decoder(Snapshot)
 
 @dataclass
 class Restored:
-    """The latest records of one changelog partition."""
+    """What the records of one changelog partition said, folded as they are read: their states go
+    straight to the processor (a later record of a key replaces an earlier one), only the offsets
+    stay here, so a restore's memory does not grow with the state it reads."""
 
-    whole: Snapshot | None = None
-    items: dict[str, Snapshot] = field(default_factory=dict)
-    instance: Snapshot | None = None
+    whole: dict[str, int] | None = None  # offsets of the partition's whole-state record
+    items: dict[str, dict[str, int]] = field(default_factory=dict)  # item -> offsets of its record
+    instance: dict[str, int] | None = None  # offsets ("topic:partition") of the instance-wide record
+    records: int = 0
 
     def floors(self, topic: str) -> dict[str, int]:
         """Per item, the first offset of ``topic`` its state does not reflect yet."""
-        return {k: s.offsets[topic] for k, s in self.items.items() if topic in s.offsets}
+        return {k: offsets[topic] for k, offsets in self.items.items() if topic in offsets}
 
     def oldest(self, topic: str) -> int | None:
         """The oldest offset of ``topic`` any record reflects; None when one has none (from the start)."""
         records = [self.whole] if self.whole is not None else list(self.items.values())
-        offsets = [s.offsets.get(topic) for s in records]
+        offsets = [r.get(topic) for r in records]
         if not offsets or any(o is None for o in offsets):
             return None
         return min(offsets)
@@ -76,20 +80,23 @@ def instance_offset_key(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
-def read_latest(records: Iterable[Record]) -> dict[int, Restored]:
-    """Fold changelog records (in offset order per partition) into the latest ones per changelog partition."""
-    out: dict[int, Restored] = {}
+def apply(records: Iterable[Record], processor: Processor, restored: dict[int, Restored]) -> None:
+    """Restore the states of ``records`` (in offset order per partition) into ``processor`` and fold
+    their offsets into ``restored`` (per changelog partition)."""
     for record in records:
         try:
             snap = _decoder.decode(record.value)
         except (msgspec.DecodeError, msgspec.ValidationError):
             log.error("unreadable changelog record at %s:%d (skipped)", record.partition, record.offset)
             continue
-        restored = out.setdefault(record.partition, Restored())
+        folded = restored.setdefault(record.partition, Restored())
+        folded.records += 1
         if snap.partition < 0:
-            restored.instance = snap
+            processor.restore(0, snap.state)
+            folded.instance = snap.offsets
         elif snap.item is None:
-            restored.whole = snap
+            processor.restore(snap.partition, snap.state)
+            folded.whole = snap.offsets
         else:
-            restored.items[snap.item] = snap
-    return out
+            processor.restore_item(snap.partition, snap.item, snap.state)
+            folded.items[snap.item] = snap.offsets

@@ -45,16 +45,10 @@ class Recovery:
         t0 = time.monotonic()
         tps = [tp for ps in states for tp in ps.tps()]
         committed = await sub.committed(tps)
+        restored: dict[int, changelog.Restored] = {}
         if self.processor.stateful:
-            wanted = [0] if self.instance_scope else sorted(ps.partition for ps in states)
-            records = await self.bus.read_partitions(self.changelog_topic, wanted, self._progress(wanted),
-                                                     self.stall_timeout_s)
-            restored = changelog.read_latest(records)
-        else:
-            records, restored = [], {}
+            restored = await self.read([0] if self.instance_scope else sorted(ps.partition for ps in states))
         instance = restored.get(0, changelog.Restored()).instance if self.instance_scope else None
-        if instance is not None:
-            self.processor.restore(0, instance.state)
         for ps in states:
             if not self.processor.stateful:  # nothing to rebuild: on from the group's offsets
                 for topic in ps.inputs:
@@ -65,10 +59,6 @@ class Recovery:
                 positions = self._instance_positions(ps, instance, committed)
             else:
                 latest = restored.get(ps.partition, changelog.Restored())
-                if latest.whole is not None:
-                    self.processor.restore(ps.partition, latest.whole.state)
-                for key, snap in latest.items.items():
-                    self.processor.restore_item(ps.partition, key, snap.state)
                 positions = {t: self._position(latest, t, committed.get(TopicPartition(t, ps.partition)))
                              for t in ps.inputs}
             for topic, position in positions.items():
@@ -81,7 +71,16 @@ class Recovery:
             ps.sought()  # same step as the seeks: no await between, so no stale batch slips through
             ps.dirty = False
         log.info("%s: restored %d partitions %s from %d changelog records in %.2fs", self.name, len(states),
-                 sorted(ps.partition for ps in states), len(records), time.monotonic() - t0)
+                 sorted(ps.partition for ps in states), sum(r.records for r in restored.values()),
+                 time.monotonic() - t0)
+
+    async def read(self, partitions: list[int]) -> dict[int, changelog.Restored]:
+        """Read these changelog partitions into the processor; what their records said, per partition."""
+        restored: dict[int, changelog.Restored] = {}
+        async for batch in self.bus.read_partitions(self.changelog_topic, partitions, self._progress(partitions),
+                                                    self.stall_timeout_s):
+            changelog.apply(batch, self.processor, restored)
+        return restored
 
     def _progress(self, partitions: list[int]):
         """Logs a long restore's progress (a restore that makes progress never times out)."""
@@ -101,7 +100,7 @@ class Recovery:
         if committed is not None and committed.metadata == changelog.CHECKPOINT_METADATA:
             start = committed.offset
             if latest.whole is not None:  # a whole state can only be ahead as a whole
-                start = max(start, latest.whole.offsets.get(topic, start))
+                start = max(start, latest.whole.get(topic, start))
             return InputPosition(start=start, committed=committed.offset,
                                  floors={k: f for k, f in floors.items() if f > start})
         start = latest.oldest(topic)
@@ -110,12 +109,12 @@ class Recovery:
                              floors={k: f for k, f in floors.items() if f > (start or 0)})
 
     @staticmethod
-    def _instance_positions(ps: PartitionState, snap: changelog.Snapshot | None,
+    def _instance_positions(ps: PartitionState, offsets: dict[str, int] | None,
                             committed: dict[TopicPartition, Committed]) -> dict[str, InputPosition]:
         out = {}
         for topic in ps.inputs:
             c = committed.get(TopicPartition(topic, ps.partition))
-            reflected = snap.offsets.get(changelog.instance_offset_key(topic, ps.partition)) if snap else None
+            reflected = offsets.get(changelog.instance_offset_key(topic, ps.partition)) if offsets else None
             if c is not None and c.metadata == changelog.CHECKPOINT_METADATA:
                 start = c.offset if reflected is None else max(c.offset, reflected)
                 out[topic] = InputPosition(start=start, committed=c.offset)

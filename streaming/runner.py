@@ -36,6 +36,7 @@ from streaming.bus.base import Bus, CommitFailed, Record, Subscription, TopicPar
 from streaming.bus.columns import Columns
 from streaming.checkpoint import Checkpoint
 from streaming.codec import encode
+from streaming.deadline import bounded
 from streaming.partition import PartitionState, Partitions
 from streaming.processing import BatchFailed, BatchHandler, Counts
 from streaming.processor import Processor
@@ -100,6 +101,7 @@ class Runner:
         self._reported_lag: set[TopicPartition] = set()
         self._outage_seen = False  # the broker went away since the last health report
         self._closing = False
+        self._fetch = None  # the subscription's batches, once fetching began
 
     # -- life cycle -------------------------------------------------------------------
     async def open(self) -> None:
@@ -152,16 +154,13 @@ class Runner:
             self.checkpoint.cancel()  # what the broker never acknowledged stays uncommitted
             left = self._uncommitted()
             if self.subscription is not None:
-                try:
-                    await asyncio.wait_for(self.subscription.close(), max(0.5, self.bound.remaining() * 0.5))
-                except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
+                failed = await bounded(self.subscription.close(), max(0.5, self.bound.remaining() * 0.5))
+                if failed:
                     log.warning("%s: leaving the group did not finish (%s); the broker will expire the "
-                                "membership", self.name, type(exc).__name__)
-            try:
-                await asyncio.wait_for(self.checkpoint.close(list(self.partitions.values()), everything=True),
-                                       max(0.5, self.bound.remaining()))
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - their open transactions time out
-                pass
+                                "membership", self.name, failed)
+            # exactly-once producers: a transaction they could not finish times out on the broker
+            await bounded(self.checkpoint.close(list(self.partitions.values()), everything=True),
+                          max(0.5, self.bound.remaining()))
             log_uncommitted(self.name, left, self.bound, self.settings.exactly_once)
             self.processor.close()
             metrics.UP.labels(self.name).set(0)
@@ -180,17 +179,10 @@ class Runner:
         s = self.settings
         started = time.monotonic()
         due = {"timer": started, "health": started + s.health_interval_s, "lag": started}
-        sub = self.subscription
-        fetch = sub.column_batches if self.processor.columnar else sub.batches
-        async for batch in fetch(s.max_records, s.poll_timeout_ms):
+        async for batch in self._batches():
             marks = self.partitions.seek_marks()  # as they were when this batch was fetched
             async with self._lock:
-                if self._fatal is not None:
-                    raise RuntimeError(f"{self.name}: cannot continue") from self._fatal
-                self.checkpoint.raise_failure()
-                batch = self._current(batch, marks)
-                if len(batch):
-                    await self.handle(batch)
+                await self._step(batch, marks)
                 now = time.monotonic()
                 if now >= due["timer"]:
                     due["timer"] = now + s.timer_interval_s
@@ -201,10 +193,42 @@ class Runner:
                 if now >= due["health"]:
                     due["health"] = now + s.health_interval_s
                     await self._publish_health()
-                if self.checkpoint.due():
-                    await self.checkpoint.commit()
             if self.stop.is_set() or (s.duration_s is not None and now - started >= s.duration_s):
                 break
+
+    async def drain(self) -> int:
+        """Process until every assigned input is read to its end, with the loop's own steps (no
+        timers: the historical workflow replays market time, not the wall clock); the records
+        processed. Everything published on the bus before the call is waited for first."""
+        await self.bus.flush()
+        n = 0
+        batches = self._batches()
+        while not self.partitions or any((await self.subscription.lag()).values()):
+            batch = await batches.__anext__()
+            marks = self.partitions.seek_marks()
+            async with self._lock:
+                n += await self._step(batch, marks)
+        return n
+
+    def _batches(self):
+        """The one fetch of this runner (the loop's and ``drain``'s): columns or Records."""
+        if self._fetch is None:
+            s, sub = self.settings, self.subscription
+            fetch = sub.column_batches if self.processor.columnar else sub.batches
+            self._fetch = fetch(s.max_records, s.poll_timeout_ms)
+        return self._fetch
+
+    async def _step(self, batch: Columns | list[Record], marks: dict[int, int]) -> int:
+        """One fetched batch: processed, then a checkpoint if one is due; the records processed."""
+        if self._fatal is not None:
+            raise RuntimeError(f"{self.name}: cannot continue") from self._fatal
+        self.checkpoint.raise_failure()
+        batch = self._current(batch, marks)
+        if len(batch):
+            await self.handle(batch)
+        if self.checkpoint.due():
+            await self.checkpoint.commit()
+        return len(batch)
 
     def _current(self, batch: Columns | list[Record], marks: dict[int, int]) -> Columns | list[Record]:
         """The records still to process: assigned, not lost, not sought since they were fetched."""

@@ -87,7 +87,7 @@ def _check_snapshot(version: int, config: str, width: int, expected: FeatureConf
         raise ValueError(
             f"features state in the changelog was written with state {old}, this version reads "
             f"{new} (layout 3: EMA/MACD seeded the TA-Lib way, null during warm-up); no migration: "
-            "delete the group's features changelog (changelog.<group>.features.v1) so the state is rebuilt "
+            "delete the group's features changelog (changelog.<group>.features.v2) so the state is rebuilt "
             "from the inputs")
     raise ValueError("features snapshot was written with another FeatureConfig")
 

@@ -87,7 +87,7 @@ def drifted_weights(weights: Mapping[str, float], p0: Mapping[str, float],
 
 
 def deviation(target: Mapping[str, float], current: Mapping[str, float]) -> float:
-    keys = set(target) | set(current)
+    keys = sorted(set(target) | set(current))  # one summation order in every process (set order follows the hash seed)
     return sum(abs(current.get(s, 0.0) - target.get(s, 0.0)) for s in keys)
 
 

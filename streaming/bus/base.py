@@ -182,10 +182,10 @@ class Bus(Protocol):
     def subscribe(self, topics: Sequence[str], group: str, on_assign: RebalanceHook | None = None,
                   on_revoke: RebalanceHook | None = None, from_beginning: bool = True) -> Subscription: ...
 
-    async def read_partitions(self, topic: str, partitions: Sequence[int], progress: Progress | None = None,
-                              stall_timeout_s: float = 60.0) -> list[Record]:
-        """Every record now in the given partitions of ``topic`` (read_committed), outside any
-        group; fails only when no record arrives for ``stall_timeout_s``."""
+    def read_partitions(self, topic: str, partitions: Sequence[int], progress: Progress | None = None,
+                        stall_timeout_s: float = 60.0) -> AsyncIterator[list[Record]]:
+        """Every record now in the given partitions of ``topic`` (read_committed), outside any group,
+        in batches as they arrive; fails only when no record arrives for ``stall_timeout_s``."""
 
     async def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Record]:
         """Every record now in ``topic`` (all partitions): for tools and tests."""
@@ -194,5 +194,8 @@ class Bus(Protocol):
         """Create missing topics with the catalogue's partitions and configs."""
 
     async def missing_topics(self, names: Sequence[str]) -> list[str]: ...
+
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete these topics (those that exist): a backtest's own, when it ends."""
 
     async def close(self) -> None: ...

@@ -15,6 +15,8 @@ import collections
 import logging
 from typing import Any, Sequence
 
+from streaming.bus.base import DeliveryFailed
+
 log = logging.getLogger("ticktide.bus")
 
 # ~1 minute of a busy feed (a few hundred to a thousand ticks per second)
@@ -42,6 +44,7 @@ class BufferedBus:
         self._drained.set()
         self._drain_task: asyncio.Task | None = None
         self._full_logged = False
+        self._failed: BaseException | None = None  # a delivery failure the bus was told to raise
         self.high_water = 0  # most messages buffered at once
         settings = getattr(bus, "settings", None)  # kafka:// only: how long a message may wait for the broker
         if settings is not None:
@@ -64,6 +67,8 @@ class BufferedBus:
                       headers: Sequence[tuple[str, bytes]] = (), partition: int | None = None) -> None:
         if self._drain_task is None:
             await self.start()
+        if self._failed is not None:
+            raise self._failed
         while len(self._queue) >= self.capacity:
             if not self._full_logged:
                 self._full_logged = True
@@ -71,6 +76,8 @@ class BufferedBus:
                             self.capacity)
             self._room.clear()
             await self._room.wait()
+            if self._failed is not None:
+                raise self._failed
         self._queue.append((topic, key, value, tuple(headers), partition))
         self.high_water = max(self.high_water, len(self._queue))
         self._drained.clear()
@@ -90,6 +97,11 @@ class BufferedBus:
                 await self.bus.publish(topic, key, value, headers, partition)
             except asyncio.CancelledError:
                 raise
+            except DeliveryFailed as exc:  # on_delivery_failure=fail: the publisher stops, it does not retry
+                self._failed = exc
+                self._room.set()
+                self._drained.set()
+                return
             except Exception as exc:  # noqa: BLE001 - the broker refused it for now: same message again
                 log.debug("publish to %s failed (%s); retrying", topic, type(exc).__name__)
                 await asyncio.sleep(RETRY_DELAY_S)
@@ -103,6 +115,8 @@ class BufferedBus:
     async def flush(self) -> None:
         """Wait until the buffer is empty and the bus acknowledged everything."""
         await self._drained.wait()
+        if self._failed is not None:
+            raise self._failed
         await self.bus.flush()
 
     def pending(self) -> int:
@@ -136,8 +150,8 @@ class BufferedBus:
     def subscribe(self, *args, **kwargs):
         return self.bus.subscribe(*args, **kwargs)
 
-    async def read_partitions(self, *args, **kwargs):
-        return await self.bus.read_partitions(*args, **kwargs)
+    def read_partitions(self, *args, **kwargs):
+        return self.bus.read_partitions(*args, **kwargs)
 
     async def read_all(self, topic: str, timeout_s: float = 5.0):
         return await self.bus.read_all(topic, timeout_s)
@@ -147,3 +161,6 @@ class BufferedBus:
 
     async def missing_topics(self, names: Sequence[str]) -> list[str]:
         return await self.bus.missing_topics(names)
+
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        await self.bus.delete_topics(names)

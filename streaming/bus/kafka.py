@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Sequence
+from typing import AsyncIterator, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -24,7 +24,7 @@ from schemas.topics import lookup, replication_for
 from streaming import connectivity, metrics
 from streaming.bus.base import Acks, DeliveryFailed, Progress, RebalanceHook, Record
 from streaming.bus.kafka_sender import Sender
-from streaming.bus.kafka_settings import KafkaSettings
+from streaming.bus.kafka_settings import KafkaSettings, retrying
 from streaming.bus.kafka_subscription import KafkaSubscription, to_record
 from streaming.bus.kafka_transactions import KafkaTransactionalProducer
 
@@ -36,12 +36,9 @@ FAILURE_LOG_INTERVAL_S = 60.0
 
 
 class KafkaBus:
-    def __init__(self, url: str, fail_on_delivery_error: bool = False) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
         self.settings = KafkaSettings.from_url(url)
-        # a failed delivery: True raises it from the next publish (a producer that must not go on
-        # losing data); False counts and logs it, and the next flush raises it
-        self.fail_on_delivery_error = fail_on_delivery_error
         self._sender: Sender | None = None
         self.watch = connectivity.watch_for(self.settings.bootstrap, self.settings.security.get("ssl_context"))
         self._watching = False
@@ -93,7 +90,7 @@ class KafkaBus:
     async def _ready(self) -> Sender:
         if self._sender is None:
             await self.start()
-        if self.fail_on_delivery_error:
+        if self.settings.on_delivery_failure == "fail":
             self._raise_failure()
         return self._sender
 
@@ -139,9 +136,9 @@ class KafkaBus:
         """The partitions of ``topic`` on the broker (none when it does not exist)."""
         admin = await self._admin()
         physical = self.settings.physical(topic)
-        if physical not in await admin.list_topics():  # a metadata request for it alone could create it
+        if physical not in await retrying(admin.list_topics):  # a metadata request for it alone could create it
             return []
-        for info in await admin.describe_topics([physical]):
+        for info in await retrying(lambda: admin.describe_topics([physical])):
             if info.get("error_code", 0) == 0:
                 return sorted(p["partition"] for p in info.get("partitions", ()))
         return []
@@ -149,7 +146,7 @@ class KafkaBus:
     async def ensure_topics(self, names: Sequence[str]) -> None:
         s = self.settings
         admin = await self._admin()
-        existing = set(await admin.list_topics())
+        existing = set(await retrying(admin.list_topics))
         new = []
         default_rf = default_isr = None
         for name in names:
@@ -173,8 +170,15 @@ class KafkaBus:
 
     async def missing_topics(self, names: Sequence[str]) -> list[str]:
         """The topics of ``names`` that do not exist on the broker."""
-        existing = set(await (await self._admin()).list_topics())
+        existing = set(await retrying((await self._admin()).list_topics))
         return [n for n in names if self.settings.physical(n) not in existing]
+
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        admin = await self._admin()
+        existing = set(await retrying(admin.list_topics))
+        doomed = [p for p in dict.fromkeys(self.settings.physical(n) for n in names) if p in existing]
+        if doomed:
+            await retrying(lambda: admin.delete_topics(doomed))
 
     @staticmethod
     async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str]) -> None:
@@ -184,15 +188,17 @@ class KafkaBus:
             await asyncio.sleep(0.1)
 
     async def read_partitions(self, topic: str, partitions: Sequence[int], progress: Progress | None = None,
-                              stall_timeout_s: float = 60.0) -> list[Record]:
+                              stall_timeout_s: float = 60.0) -> AsyncIterator[list[Record]]:
         s = self.settings
         physical = s.physical(topic)
-        consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, client_id=s.client_id, enable_auto_commit=False,
-                                    isolation_level=s.isolation_level, **s.security)
         known = set(await self.partitions_of(topic))
         tps = [KafkaTP(physical, p) for p in sorted(set(partitions)) if p in known]
         if not tps:
-            return []
+            return
+        # big fetches: a restore reads whole partitions, the default 1 MiB per partition per fetch caps it
+        consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, client_id=s.client_id, enable_auto_commit=False,
+                                    isolation_level=s.isolation_level, max_partition_fetch_bytes=16 << 20,
+                                    fetch_max_bytes=64 << 20, **s.security)
         await consumer.start()
         try:
             consumer.assign(tps)
@@ -200,26 +206,28 @@ class KafkaBus:
             ends = await consumer.end_offsets(tps)  # read_committed: the last stable offsets
             starts = await consumer.beginning_offsets(tps)
             total = sum(max(0, ends[tp] - starts[tp]) for tp in tps)
-            out: list[Record] = []
+            done = 0
             last_progress = time.monotonic()
             while not await _at_end(consumer, ends):
                 got = await consumer.getmany(timeout_ms=200, max_records=10_000)
-                n = sum(len(v) for v in got.values())
-                if n:
+                batch = [to_record(r, s) for tp_records in got.values() for r in tp_records]
+                if batch:
                     last_progress = time.monotonic()
-                    for tp_records in got.values():
-                        out.extend(to_record(r, s) for r in tp_records)
+                    done += len(batch)
+                    yield batch
                     if progress is not None:
-                        progress(len(out), total)
+                        progress(done, total)
                 elif time.monotonic() - last_progress > stall_timeout_s:
                     raise TimeoutError(f"reading {topic} partitions {[tp.partition for tp in tps]} made no "
-                                       f"progress for {stall_timeout_s:.0f} s ({len(out):,} of ~{total:,} records)")
-            return out
+                                       f"progress for {stall_timeout_s:.0f} s ({done:,} of ~{total:,} records)")
         finally:
             await consumer.stop()
 
     async def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Record]:
-        return await self.read_partitions(topic, await self.partitions_of(topic), stall_timeout_s=timeout_s)
+        out: list[Record] = []
+        async for batch in self.read_partitions(topic, await self.partitions_of(topic), stall_timeout_s=timeout_s):
+            out.extend(batch)
+        return out
 
     async def close(self) -> None:
         if self._admin_client is not None:

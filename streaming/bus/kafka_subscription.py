@@ -14,7 +14,7 @@ from aiokafka.structs import TopicPartition as KafkaTP
 
 from streaming.bus.base import CommitFailed, Committed, Record, RebalanceHook, TopicPartition
 from streaming.bus.columns import Columns
-from streaming.bus.kafka_settings import KafkaSettings
+from streaming.bus.kafka_settings import KafkaSettings, retrying
 from streaming.bus.memory import _call
 
 log = logging.getLogger("streaming.bus.kafka")
@@ -125,8 +125,9 @@ class KafkaSubscription:
             s = self.settings
             self._admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, client_id=s.client_id, **s.security)
             await self._admin.start()
-        got = await self._admin.list_consumer_group_offsets(self.settings.physical(self.group),
-                                                            partitions=[self._physical(tp) for tp in tps])
+        admin = self._admin
+        got = await retrying(lambda: admin.list_consumer_group_offsets(
+            self.settings.physical(self.group), partitions=[self._physical(tp) for tp in tps]))
         out: dict[TopicPartition, Committed] = {}
         for ktp, meta in got.items():
             if meta.offset is not None and meta.offset >= 0:
@@ -135,9 +136,15 @@ class KafkaSubscription:
         return out
 
     async def lag(self) -> dict[TopicPartition, int]:
+        """Exact: the partitions' end offsets asked of the broker now (read_committed: the last stable
+        offset), not the high watermark of the last fetch, which lags behind what was just written."""
         out: dict[TopicPartition, int] = {}
-        for tp in self._consumer.assignment():
-            high = self._consumer.highwater(tp)
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return out
+        ends = await self._consumer.end_offsets(assigned)
+        for tp in assigned:
+            high = ends.get(tp)
             if high is None:
                 continue
             try:

@@ -76,6 +76,10 @@ class MemoryBus:
     async def missing_topics(self, names: Sequence[str]) -> list[str]:
         return []  # every topic exists on first use (with the catalogue's partitions)
 
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        for name in names:
+            self._logs.pop(name, None)
+
     async def start(self) -> None:
         return None
 
@@ -161,9 +165,11 @@ class MemoryBus:
             self.force_rebalance(sub.group)
 
     async def read_partitions(self, topic: str, partitions: Sequence[int], progress: Progress | None = None,
-                              stall_timeout_s: float = 60.0) -> list[Record]:
+                              stall_timeout_s: float = 60.0) -> AsyncIterator[list[Record]]:
         logs = self._partitions(topic)
-        return [r for p in partitions if p < len(logs) for r in logs[p]]
+        for p in partitions:
+            if p < len(logs) and logs[p]:
+                yield list(logs[p])
 
     async def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Record]:
         return [r for log in self._partitions(topic) for r in log]

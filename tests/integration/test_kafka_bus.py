@@ -127,3 +127,45 @@ async def test_a_consumer_creates_the_topics_it_writes_with_the_catalogues_parti
     finally:
         await runner.close()
         await bus.close()
+
+
+async def test_a_failed_delivery_is_counted_logged_once_and_raised(kafka_url, caplog):
+    """The broker refuses a message (larger than the topic's max.message.bytes): counted at once,
+    one ERROR line however many fail, raised by the next flush; with on_delivery_failure=fail the
+    next publish raises it, and a buffered publisher stops instead of retrying forever."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from streaming.bus.base import DeliveryFailed
+    from streaming.bus.buffered import BufferedBus
+    from streaming.bus.kafka import PUBLISH_FAILURES
+
+    bus = KafkaBus(kafka_url)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bus.settings.bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(bus.settings.physical("small.v1"), 1, 1,
+                                        topic_configs={"max.message.bytes": "2000"})])
+    await admin.close()
+    before = PUBLISH_FAILURES.labels("small.v1")._value.get()
+    for _ in range(5):
+        await bus.publish("small.v1", None, b"x" * 5000)
+        await asyncio.sleep(0.1)  # each in a request of its own
+    with pytest.raises(DeliveryFailed):
+        await bus.flush()
+    assert PUBLISH_FAILURES.labels("small.v1")._value.get() == before + 5
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "small.v1" in r.getMessage()]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    await bus.publish("small.v1", None, b"fits")
+    await bus.flush()  # the failure was raised once; the bus goes on
+    assert [r.value for r in await bus.read_all("small.v1")] == [b"fits"]
+    await bus.close()
+
+    strict = BufferedBus(KafkaBus(kafka_url + "&on_delivery_failure=fail"), capacity=100)
+    await strict.start()
+    await strict.publish("small.v1", None, b"y" * 5000)
+    with pytest.raises(DeliveryFailed):
+        for _ in range(200):  # the failure arrives with the broker's answer
+            await strict.publish("small.v1", None, b"fits")
+            await asyncio.sleep(0.05)
+    with pytest.raises(DeliveryFailed):
+        await strict.flush()
+    await strict.close()

@@ -236,4 +236,4 @@ async def test_a_consumer_restarted_on_a_layout_2_changelog_stops_with_the_reaso
     proc = FeaturesProcessor()
     with pytest.raises(RuntimeError) as err:
         await asyncio.wait_for(Runner(proc, bus, RunnerSettings(duration_s=2.0, poll_timeout_ms=20)).run(), 10)
-    assert "layout2" in str(err.value.__cause__) and "changelog.<group>.features.v1" in str(err.value.__cause__)
+    assert "layout2" in str(err.value.__cause__) and "changelog.<group>.features.v2" in str(err.value.__cause__)

@@ -1,12 +1,12 @@
 """Replay daily bars through the live consumers on a bus, one stage at a time.
 
 The stages are the very processors ``ticktide consume`` runs (features,
-portfolio, execution, risk), each driven by the same ``Runner`` (decode,
-process, dead letters, publish, commit, snapshots): ``StageRunner`` only adds
-``open``/``drain``/``close`` so the workflow can run a stage until it has
-consumed everything on its inputs. For every day: publish the day's bars to
-bars.v1, then drain features, portfolio, execution and risk in that order, so
-the run is deterministic and two runs give the same results.
+portfolio, execution, risk), each driven by the same ``Runner`` and its own
+steps (decode, process, dead letters, publish, checkpoints): ``Runner.drain``
+runs them until a stage has read its inputs to their end (exact end offsets,
+on Kafka too), without the loop's wall-clock timers. For every day: publish the
+day's bars to bars.v1, then drain features, portfolio, execution and risk in
+that order, so the run is deterministic and two runs give the same results.
 """
 
 from __future__ import annotations
@@ -22,32 +22,12 @@ import msgspec
 import pandas as pd
 
 from schemas.events import Fill, Order, RebalanceReport, RiskUpdate, TargetPortfolio, Alert, FeatureVector
-from schemas.topics import ALERTS, BARS, DLQ, FEATURES, FILLS, ORDERS, REBALANCES, RISK, TARGETS
+from schemas.topics import ALERTS, BARS, DLQ, FEATURES, FILLS, HEALTH, ORDERS, REBALANCES, RISK, TARGETS
 from streaming import metrics
 from streaming.bus import open_bus
 from streaming.codec import decode, encode, key_for
 from streaming.runner import Runner, RunnerSettings
 from ticktide.workflow.data import PriceData, bars_for_day
-
-
-class StageRunner(Runner):
-    """A Runner driven step by step: ``open`` subscribes, ``drain`` handles until caught up."""
-
-    async def open(self) -> None:
-        await super().open()
-        self._batches = self.subscription.batches(self.settings.max_records, self.settings.poll_timeout_ms)
-
-    async def drain(self) -> int:
-        """Handle batches until a poll comes back empty with no lag; the number of records handled."""
-        n = 0
-        while True:
-            records = await self._batches.__anext__()
-            if records:
-                await self.handle(records)
-                n += len(records)
-                continue
-            if not any((await self.subscription.lag()).values()):
-                return n
 
 
 @dataclass
@@ -60,6 +40,10 @@ class Collected:
     risk: list[RiskUpdate] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: int = 0
+
+
+TOPICS_USED = [BARS.name, FEATURES.name, TARGETS.name, REBALANCES.name, ORDERS.name, FILLS.name, RISK.name,
+               ALERTS.name, DLQ.name, HEALTH.name]
 
 
 def job_bus_url(url: str, run_id: str) -> str:
@@ -123,12 +107,11 @@ async def _replay(data: PriceData, close: pd.DataFrame, processors: list, bus_ur
         bus_url = f"memory://workflow-{run_id}"
     bus = _open(job_bus_url(bus_url, run_id))
     await bus.start()
-    await bus.ensure_topics([BARS.name, FEATURES.name, TARGETS.name, REBALANCES.name, ORDERS.name,
-                             FILLS.name, RISK.name, ALERTS.name, DLQ.name])
+    await bus.ensure_topics(TOPICS_USED)
     settings = lambda p: RunnerSettings(group=f"workflow-{run_id}-{p.name}", max_records=5000,  # noqa: E731
                                         poll_timeout_ms=0 if bus_url.startswith("memory://") else 200,
                                         instance=f"workflow-{p.name}")
-    stages = [StageRunner(p, bus, settings(p)) for p in processors]
+    stages = [Runner(p, bus, settings(p)) for p in processors]
     try:
         for s in stages:
             await s.open()
@@ -157,4 +140,9 @@ async def _replay(data: PriceData, close: pd.DataFrame, processors: list, bus_ur
     finally:
         for s in stages:
             await s.close()
-        await bus.close()
+        try:  # a backtest leaves nothing behind on a shared broker
+            await bus.delete_topics(list(dict.fromkeys(
+                [*TOPICS_USED, *(t for s in stages for t in (*s.processor.inputs, *s.processor.outputs)),
+                 *(s.changelog.name for s in stages if s.processor.stateful)])))
+        finally:
+            await bus.close()
