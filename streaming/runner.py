@@ -45,6 +45,8 @@ from streaming.stopping import StopBound, Uncommitted, describe, log_uncommitted
 
 log = logging.getLogger(__name__)
 
+LAG_TIMEOUT_S = 3.0
+
 
 @dataclass
 class RunnerSettings:
@@ -360,10 +362,19 @@ class Runner:
     def _broker_reason(self) -> str:
         return self.bus.watch.reason() if self.bus.watch is not None else ""
 
+    async def _lag(self) -> dict[TopicPartition, int]:
+        """The lag for metrics and health: asked of the broker, but never allowed to hold the loop (a
+        broker going away answers nothing): empty when it does not answer within a few seconds."""
+        try:
+            return await asyncio.wait_for(self.subscription.lag(), LAG_TIMEOUT_S)
+        except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - a number for a gauge, not a failure
+            log.debug("%s: no lag (%s: %s)", self.name, type(exc).__name__, exc)
+            return {}
+
     async def _report_lag(self) -> None:
         if self.subscription is None or self._broker_reason():
             return  # no number while the broker is away (the listener removed the old ones)
-        for tp, lag in (await self.subscription.lag()).items():
+        for tp, lag in (await self._lag()).items():
             self._children(metrics.CONSUMER_LAG, self.group, tp.topic, str(tp.partition)).set(lag)
             self._reported_lag.add(tp)
 
@@ -382,7 +393,7 @@ class Runner:
         health = Health(
             component=self.name, instance=self.instance, status=status, reason=reason, ts_proc=time.time_ns(),
             events_in=c.inputs, events_out=c.outputs, errors=c.errors, error_rate=error_rate,
-            queue_size=sum((await self.subscription.lag()).values()) if self.subscription else 0,
+            queue_size=sum((await self._lag()).values()) if self.subscription else 0,
             throughput=(c.outputs - out_then) / max(now - then, 1e-9),
         )
         await self.bus.publish(HEALTH.name, self.name.encode(), encode(health))
